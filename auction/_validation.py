@@ -1,0 +1,70 @@
+"""Input checks shared by the mechanisms: each failure names the argument and what is allowed."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class AuctionError(ValueError):
+    """Raised for bad auction input (shapes, signs, unknown mechanism names)."""
+
+
+def as_bid_matrix(bids: object) -> np.ndarray:
+    """Return ``bids`` as a float64 (auctions, bidders) array of finite, non-negative values."""
+    arr = np.asarray(bids, dtype=np.float64)
+    if arr.ndim != 2 or arr.shape[1] == 0:
+        raise AuctionError(
+            f"bids must have shape (auctions, bidders) with at least one bidder, got {arr.shape}"
+        )
+    if not np.isfinite(arr).all() or (arr < 0).any():
+        raise AuctionError("bids must be finite and >= 0 (per-click amounts)")
+    return arr
+
+
+def as_quality(quality: object, shape: tuple[int, int]) -> np.ndarray | None:
+    """Broadcast ``quality`` to ``shape``; every entry must be finite and > 0."""
+    if quality is None:
+        return None
+    arr = np.asarray(quality, dtype=np.float64)
+    try:
+        arr = np.broadcast_to(arr, shape)
+    except ValueError:
+        raise AuctionError(
+            f"quality must broadcast to the bids' shape {shape}, got {arr.shape}"
+        ) from None
+    if not np.isfinite(arr).all() or (arr <= 0).any():
+        raise AuctionError("quality must be finite and > 0 (e.g. a predicted CTR)")
+    return arr
+
+
+def as_reserve(reserve: object, n_auctions: int) -> np.ndarray:
+    """Return the reserve per auction, shape (auctions,), finite and >= 0."""
+    arr = np.asarray(reserve, dtype=np.float64)
+    if arr.ndim > 1 or (arr.ndim == 1 and arr.shape[0] != n_auctions):
+        raise AuctionError(
+            f"reserve must be a scalar or one value per auction ({n_auctions}), got {arr.shape}"
+        )
+    if not np.isfinite(arr).all() or (arr < 0).any():
+        raise AuctionError("reserve must be finite and >= 0 (a per-click price)")
+    return np.broadcast_to(arr, (n_auctions,))
+
+
+def as_slot_ctrs(slot_ctrs: object) -> np.ndarray:
+    """Return slot CTRs as a (slots,) array: finite, positive and non-increasing."""
+    if slot_ctrs is None:
+        return np.ones(1)
+    arr = np.asarray(slot_ctrs, dtype=np.float64)
+    if arr.ndim != 1 or arr.shape[0] == 0:
+        raise AuctionError(f"slot_ctrs must be a non-empty 1-D sequence, got shape {arr.shape}")
+    if not np.isfinite(arr).all() or (arr <= 0).any():
+        raise AuctionError("slot_ctrs must be finite and > 0")
+    if (np.diff(arr) > 0).any():
+        raise AuctionError("slot_ctrs must be non-increasing (top slot first)")
+    return arr
+
+
+def as_rng(rng: np.random.Generator | int | np.random.SeedSequence | None) -> np.random.Generator:
+    """Accept a Generator, a seed or a SeedSequence; ``None`` draws fresh OS entropy."""
+    if isinstance(rng, np.random.Generator):
+        return rng
+    return np.random.default_rng(rng)

@@ -1,0 +1,169 @@
+"""Experiment configuration: TOML files validated into typed objects.
+
+Unknown keys and bad values raise :class:`ConfigError` naming the key (dotted path) and what is
+allowed, before any work starts. Every section has defaults, so an empty file is a valid config
+(the embedded defaults) and a file only overrides what it names.
+
+Example:
+    >>> cfg = parse_config({"seed": 7, "auction": {"mechanism": "gsp", "slot_ctrs": [1, 0.5]}})
+    >>> cfg.auction.mechanism, cfg.seed
+    ('gsp', 7)
+"""
+
+from __future__ import annotations
+
+import itertools
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class ConfigError(ValueError):
+    """A config file or value is invalid; the message names the key and the allowed values."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AuctionSection(_Section):
+    """The exchange's mechanism, run on the device for every impression."""
+
+    mechanism: Literal["second_price", "gsp", "vcg", "first_price"] = "second_price"
+    slot_ctrs: list[float] = Field(default_factory=lambda: [1.0], min_length=1, max_length=20)
+    reserve: float = Field(0.0, ge=0.0, description="per-click reserve price")
+
+    @model_validator(mode="after")
+    def _check_slots(self) -> AuctionSection:
+        ctrs = self.slot_ctrs
+        if any(not 0.0 < c <= 1.0 for c in ctrs):
+            raise ValueError("slot_ctrs: each CTR must be in (0, 1]")
+        if any(b > a for a, b in itertools.pairwise(ctrs)):
+            raise ValueError("slot_ctrs: must be non-increasing (top slot first)")
+        if self.mechanism in ("second_price", "first_price") and len(ctrs) > 1:
+            raise ValueError(
+                f"slot_ctrs: mechanism {self.mechanism!r} has one slot; use 'gsp' or 'vcg'"
+            )
+        return self
+
+
+class TruthfulnessSection(_Section):
+    """Settings of ``fedadagent auction``: random instances probed for profitable misreports."""
+
+    bidders: int = Field(4, ge=1, le=64)
+    instances: int = Field(200, ge=1, le=100_000)
+    grid: int = Field(41, ge=3, le=1001, description="misreports per bidder: a grid on [0, 2v]")
+    value_low: float = Field(0.0, ge=0.0)
+    value_high: float = Field(1.0, gt=0.0)
+    simulate_auctions: int = Field(100_000, ge=1, le=10_000_000)
+
+    @model_validator(mode="after")
+    def _check_values(self) -> TruthfulnessSection:
+        if self.value_high <= self.value_low:
+            raise ValueError("value_high: must be greater than value_low")
+        return self
+
+
+class MarketSection(_Section):
+    """Size and length of the simulated market."""
+
+    users: int = Field(200, ge=1, le=1_000_000)
+    advertisers: int = Field(20, ge=1, le=10_000)
+    categories: int = Field(8, ge=1, le=1_000)
+    steps: int = Field(20, ge=1, le=100_000)
+    impressions_per_user: int = Field(5, ge=1, le=1_000)
+    base_ctr: float = Field(0.05, gt=0.0, le=1.0, description="CTR of a perfectly matched ad")
+
+
+class AdvertiserSection(_Section):
+    """How advertisers value clicks, what they can spend and how they bid."""
+
+    value_mean: float = Field(1.0, gt=0.0, description="mean value per click")
+    value_sigma: float = Field(0.5, ge=0.0, le=3.0, description="lognormal sigma")
+    budget_per_step: float = Field(5.0, gt=0.0, description="budget per step, per advertiser")
+    strategies: dict[Literal["truthful", "shading", "paced", "bandit"], float] = Field(
+        default_factory=lambda: {"truthful": 0.25, "shading": 0.25, "paced": 0.25, "bandit": 0.25}
+    )
+    shading: float = Field(0.8, gt=0.0, le=1.0, description="factor of shading bidders")
+
+    @model_validator(mode="after")
+    def _check_mix(self) -> AdvertiserSection:
+        weights = list(self.strategies.values())
+        if not weights or any(w < 0 for w in weights) or sum(weights) <= 0:
+            raise ValueError("strategies: shares must be >= 0 with a positive sum")
+        return self
+
+
+class ExperimentConfig(_Section):
+    """Top level of a config file."""
+
+    name: str = Field("experiment", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    seed: int = Field(0, ge=0, le=2**63 - 1)
+    output_dir: str = "runs"
+    auction: AuctionSection = Field(default_factory=AuctionSection)
+    truthfulness: TruthfulnessSection = Field(default_factory=TruthfulnessSection)
+    market: MarketSection = Field(default_factory=MarketSection)
+    advertisers: AdvertiserSection = Field(default_factory=AdvertiserSection)
+
+
+def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
+    model: type[BaseModel] = ExperimentConfig
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        if field is None or not (
+            isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)
+        ):
+            return []
+        model = field.annotation
+    return sorted(model.model_fields)
+
+
+def _describe(error: dict[str, Any]) -> str:
+    loc = tuple(error["loc"])
+    key = ".".join(str(p) for p in loc) or "<root>"
+    if error["type"] == "extra_forbidden":
+        allowed = ", ".join(_allowed_keys(loc))
+        return f"unknown key '{key}'; allowed here: {allowed}"
+    msg = error["msg"].removeprefix("Value error, ")
+    return f"'{key}': {msg} (got {error.get('input')!r})"
+
+
+def parse_config(data: dict[str, Any]) -> ExperimentConfig:
+    """Validate a config mapping; raise ConfigError listing every problem."""
+    try:
+        return ExperimentConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = "\n  ".join(_describe(e) for e in exc.errors())
+        raise ConfigError(f"invalid config:\n  {problems}") from None
+
+
+def load_config(
+    path: str | Path | None = None, overrides: dict[str, Any] | None = None
+) -> ExperimentConfig:
+    """Load a TOML file (``None``: the embedded defaults) and apply dotted-key overrides.
+
+    Args:
+        path: TOML file.
+        overrides: ``{"auction.reserve": 0.1}`` style overrides (e.g. from a sweep or ``-c``).
+    """
+    data: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file not found: {p}")
+        try:
+            data = tomllib.loads(p.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{p}: not valid TOML: {exc}") from None
+    for dotted, value in (overrides or {}).items():
+        *parents, leaf = dotted.split(".")
+        node = data
+        for part in parents:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"override '{dotted}': '{part}' is not a section")
+            node = child
+        node[leaf] = value
+    return parse_config(data)
