@@ -1,0 +1,1 @@
+"""The agent economy: config, seeding, run folders, world, market loop, CLI, metrics."""
