@@ -28,7 +28,7 @@ def test_unknown_key_names_key_and_allowed_keys():
 
 
 def test_unknown_top_level_key():
-    with pytest.raises(ConfigError, match="unknown key 'sed'.*seed"):
+    with pytest.raises(ConfigError, match=r"unknown key 'sed'.*seed"):
         parse_config({"sed": 1})
 
 
