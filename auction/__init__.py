@@ -8,12 +8,23 @@ Example:
     [5.0]
 """
 
+from . import bidders, collusion, truthfulness
 from ._validation import AuctionError
+from .bidders import (
+    BudgetedOutcome,
+    Exp3Bidder,
+    PacingBidder,
+    ShadingBidder,
+    TruthfulBidder,
+    make_bidder,
+    run_budgeted_auctions,
+)
 from .combinatorial import CombinatorialOutcome, combinatorial_vcg
 from .engine import run_auction, run_auctions
 from .mechanisms import MECHANISMS
 from .outcome import AuctionOutcome, BatchOutcome
 from .reserve import myerson_reserve, virtual_value
+from .truthfulness import RegretReport, ex_post_regret
 from .welfare import WelfareReport, expected_clicks, welfare
 
 __all__ = [
@@ -21,13 +32,25 @@ __all__ = [
     "AuctionError",
     "AuctionOutcome",
     "BatchOutcome",
+    "BudgetedOutcome",
     "CombinatorialOutcome",
+    "Exp3Bidder",
+    "PacingBidder",
+    "RegretReport",
+    "ShadingBidder",
+    "TruthfulBidder",
     "WelfareReport",
+    "bidders",
+    "collusion",
     "combinatorial_vcg",
+    "ex_post_regret",
     "expected_clicks",
+    "make_bidder",
     "myerson_reserve",
     "run_auction",
     "run_auctions",
+    "run_budgeted_auctions",
+    "truthfulness",
     "virtual_value",
     "welfare",
 ]

@@ -14,8 +14,6 @@ import numpy as np
 from .config import ExperimentConfig
 from .seeding import RunSeeds
 
-STRATEGIES = ("truthful", "shading", "paced", "bandit")
-
 
 @dataclass(frozen=True)
 class World:
