@@ -1,0 +1,1 @@
+"""graphs package (see shared/DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""incentives package (see shared/DESIGN.md)."""
