@@ -1,0 +1,418 @@
+"""Gossip averaging over a social graph: synchronous, randomized pairwise, and push-sum.
+
+Every protocol drives each node's value toward the mean of all initial values, using only
+messages between neighbours. Failures are part of the model:
+
+- ``churn``: each round, each node is offline with this probability (it neither sends nor
+  receives); ``offline``: nodes that never come online.
+- ``drop``: each link (sync, pairwise) or message (push-sum) fails with this probability;
+  a failed exchange changes neither side, so sums (and the mean) are preserved.
+- ``delay`` (sync): each message arrives ``0..delay`` rounds late; nodes then agree on a
+  value near, not exactly at, the mean.
+- ``noise``: a hook ``noise(values, rng) -> values`` applied to everything a node sends
+  (local differential privacy); its own value stays exact.
+
+``sync``: ``x <- W x`` with Metropolis weights (links that fail fold back to the diagonal).
+``pairwise``: each round a random matching of the available links averages its pairs.
+``push_sum`` (Kempe et al. 2003): on a (strongly connected) digraph, every node keeps a
+(sum, weight) pair and splits both equally among itself and its out-neighbours; its estimate
+is sum / weight. Undelivered shares stay with the sender.
+
+Example:
+    >>> import networkx as nx, numpy as np
+    >>> trace = gossip_average(nx.cycle_graph(6), np.arange(6.0), rounds=200, rng=0)
+    >>> bool(trace.relative_errors[-1] < 1e-9), round(float(trace.final.mean()), 9)
+    (True, 2.5)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import networkx as nx
+import numpy as np
+from scipy import sparse
+from scipy.sparse.csgraph import connected_components
+
+from ._errors import GraphError
+from .mixing import edge_arrays, metropolis_edge_weights
+from .noise import NoiseHook
+
+Protocol = Literal["sync", "pairwise", "push_sum"]
+Record = Literal["all", "last", "errors"]
+PROTOCOLS = ("sync", "pairwise", "push_sum")
+# Refuse record="all" beyond this many stored values; use record="errors" or "last".
+_MAX_RECORDED = 200_000_000
+
+
+@dataclass(frozen=True)
+class GossipTrace:
+    """What a gossip run did.
+
+    Attributes:
+        values: (rounds + 1, n, ...) every node's estimate per round (``record="all"``),
+            else None.
+        final: (n, ...) estimates after the last round.
+        errors: (rounds + 1,) Frobenius distance of the estimates to the true mean.
+        mean: (...) the true mean of the initial values.
+        messages: (rounds,) messages sent per round (including ones that were dropped).
+        bytes: (rounds,) payload bytes sent per round.
+        connected: (rounds,) the links available that round connected every node.
+        union_connected: the links that delivered at least once connect every node
+            (strongly, for push-sum): the condition for reaching the mean eventually.
+        protocol: the protocol run.
+    """
+
+    values: np.ndarray | None
+    final: np.ndarray
+    errors: np.ndarray
+    mean: np.ndarray
+    messages: np.ndarray
+    bytes: np.ndarray
+    connected: np.ndarray
+    union_connected: bool
+    protocol: str
+
+    @property
+    def relative_errors(self) -> np.ndarray:
+        """(rounds + 1,) errors divided by the initial error (0 if that is 0)."""
+        e0 = self.errors[0]
+        return self.errors / e0 if e0 > 0 else np.zeros_like(self.errors)
+
+    def rounds_to(self, tol: float) -> int | None:
+        """First round whose relative error is <= tol, or None."""
+        hit = np.flatnonzero(self.relative_errors <= tol)
+        return int(hit[0]) if hit.size else None
+
+    def report(self, tol: float = 1e-6) -> dict[str, Any]:
+        """Convergence summary, saying why when the mean was not reached."""
+        reached = self.rounds_to(tol)
+        disconnected = int((~self.connected).sum())
+        flat = self.final.reshape(self.final.shape[0], -1).astype(np.float64)
+        e0 = self.errors[0] if self.errors[0] > 0 else 1.0
+        disagreement = float(np.sqrt(((flat - flat.mean(axis=0)) ** 2).sum()) / e0)
+        if reached is not None:
+            note = f"reached relative error {tol:g} after {reached} rounds"
+        elif disagreement <= tol:
+            note = (
+                "nodes agree, but on a value off the true mean (delayed or noised messages "
+                "do not preserve the sum)"
+            )
+        elif not self.union_connected:
+            note = (
+                "cannot converge: the links that ever delivered a message leave the graph "
+                "disconnected, so some nodes never hear from the others"
+            )
+        else:
+            note = (
+                f"not converged yet: the graph stayed connected through the run but "
+                f"{disconnected} of {self.connected.size} rounds were disconnected; "
+                "run more rounds"
+            )
+        return {
+            "protocol": self.protocol,
+            "converged": reached is not None,
+            "rounds_to_tol": reached,
+            "final_relative_error": float(self.relative_errors[-1]),
+            "final_disagreement": disagreement,
+            "disconnected_rounds": disconnected,
+            "union_connected": self.union_connected,
+            "messages": int(self.messages.sum()),
+            "bytes": int(self.bytes.sum()),
+            "note": note,
+        }
+
+
+class _Run:
+    """Shared state of one gossip run: failures, accounting, recording."""
+
+    def __init__(
+        self,
+        n: int,
+        rounds: int,
+        *,
+        churn: float,
+        offline: np.ndarray,
+        drop: float,
+        rng: np.random.Generator,
+        payload_bytes: int,
+    ) -> None:
+        self.n, self.churn, self.offline, self.drop, self.rng = n, churn, offline, drop, rng
+        self.payload_bytes = payload_bytes
+        self.messages = np.zeros(rounds, dtype=np.int64)
+        self.bytes = np.zeros(rounds, dtype=np.int64)
+        self.connected = np.zeros(rounds, dtype=bool)
+
+    @property
+    def static(self) -> bool:
+        return self.churn == 0 and self.drop == 0 and not self.offline.any()
+
+    def online(self) -> np.ndarray:
+        up = ~self.offline
+        if self.churn > 0:
+            up = up & (self.rng.random(self.n) >= self.churn)
+        return up
+
+    def survives(self, m: int) -> np.ndarray:
+        if self.drop == 0:
+            return np.ones(m, dtype=bool)
+        return self.rng.random(m) >= self.drop
+
+    def is_connected(self, src: np.ndarray, dst: np.ndarray, strong: bool = False) -> bool:
+        adj = sparse.coo_matrix((np.ones(src.size), (src, dst)), shape=(self.n, self.n))
+        k, _ = connected_components(adj, directed=strong, connection="strong")
+        return k == 1
+
+
+def _as_values(G: nx.Graph, values: object) -> np.ndarray:
+    x = np.asarray(values)
+    if x.ndim == 0 or x.shape[0] != G.number_of_nodes():
+        raise GraphError(
+            f"values must have one row per node ({G.number_of_nodes()}), got shape {x.shape}"
+        )
+    if not np.issubdtype(x.dtype, np.floating):
+        x = x.astype(np.float64)
+    if not np.isfinite(x).all():
+        raise GraphError("values must be finite")
+    return x
+
+
+def _sync_step(
+    run: _Run,
+    x: np.ndarray,
+    src: np.ndarray,
+    dst: np.ndarray,
+    w: np.ndarray,
+    sent_history: list[np.ndarray],
+    delay: int,
+    static_op: tuple[sparse.csr_matrix, np.ndarray] | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One synchronous round; returns the new values and the mask of links that delivered."""
+    n = run.n
+    if static_op is not None and delay == 0:
+        A, deg = static_op
+        active = np.ones(src.size, dtype=bool)
+        return x - deg[:, None] * x + A @ sent_history[0], active
+    up = run.online()
+    active = up[src] & up[dst] & run.survives(src.size)
+    s, d, ww = src[active], dst[active], w[active]
+    deg = np.bincount(s, ww, minlength=n) + np.bincount(d, ww, minlength=n)
+    out = x - deg[:, None] * x
+    rows, cols = np.concatenate([s, d]), np.concatenate([d, s])
+    weights = np.concatenate([ww, ww])
+    # Each directed message carries its own delay; a late message uses an older sent value.
+    lag = run.rng.integers(0, delay + 1, size=rows.size) if delay else np.zeros(rows.size, int)
+    for tau in np.unique(lag):
+        k = lag == tau
+        A = sparse.csr_matrix((weights[k], (rows[k], cols[k])), shape=(n, n))
+        out += A @ sent_history[min(int(tau), len(sent_history) - 1)]
+    return out, active
+
+
+def gossip_average(
+    G: nx.Graph,
+    values: np.ndarray,
+    rounds: int,
+    *,
+    protocol: Protocol = "sync",
+    rng: np.random.Generator | int | None = None,
+    churn: float = 0.0,
+    offline: list | None = None,
+    drop: float = 0.0,
+    delay: int = 0,
+    noise: NoiseHook | None = None,
+    record: Record = "all",
+) -> GossipTrace:
+    """Average ``values`` over ``G`` by gossip for ``rounds`` rounds.
+
+    Args:
+        G: social graph; a ``networkx.DiGraph`` is allowed for ``push_sum`` only.
+        values: (n,) or (n, d, ...) float, one row per node in ``list(G)`` order
+            (e.g. flattened adapter weights).
+        rounds: number of rounds, >= 0.
+        protocol: ``"sync"`` | ``"pairwise"`` | ``"push_sum"``.
+        rng: seed or Generator for failures, matchings and noise.
+        churn: per-round probability that a node is offline, in [0, 1).
+        offline: nodes that are never online (e.g. departed users).
+        drop: per-link (per-message for push-sum) failure probability, in [0, 1).
+        delay: sync only: messages arrive up to this many rounds late.
+        noise: hook applied to every value a node sends (local DP); sync and pairwise.
+        record: ``"all"`` keeps every round's values (the default, for analysis);
+            ``"errors"`` / ``"last"`` keep only errors and final values (large d).
+
+    Returns:
+        GossipTrace with ``.values`` (rounds + 1, n, ...) (``record="all"``), ``.errors``,
+        message and byte counts and a connectivity report.
+    """
+    if protocol not in PROTOCOLS:
+        raise GraphError(f"unknown protocol {protocol!r}; allowed: {', '.join(PROTOCOLS)}")
+    if record not in ("all", "last", "errors"):
+        raise GraphError(f"record must be 'all', 'last' or 'errors', got {record!r}")
+    if int(rounds) != rounds or rounds < 0:
+        raise GraphError(f"rounds must be an integer >= 0, got {rounds}")
+    for name, p in (("churn", churn), ("drop", drop)):
+        if not 0 <= p < 1:
+            raise GraphError(f"{name} must be a probability in [0, 1), got {p}")
+    if int(delay) != delay or delay < 0:
+        raise GraphError(f"delay must be an integer >= 0, got {delay}")
+    if delay and protocol != "sync":
+        raise GraphError("delay is modelled for protocol='sync' only")
+    if noise is not None and protocol == "push_sum":
+        raise GraphError("noise hooks apply to 'sync' and 'pairwise' (push-sum mass would drift)")
+    if G.is_directed() and protocol != "push_sum":
+        raise GraphError(f"protocol {protocol!r} needs an undirected graph; use 'push_sum'")
+
+    x0 = _as_values(G, values)
+    n, shape = x0.shape[0], x0.shape[1:]
+    x = x0.reshape(n, -1).copy()
+    if record == "all" and (rounds + 1) * x.size > _MAX_RECORDED:
+        raise GraphError(
+            f"record='all' would store {(rounds + 1) * x.size:,} values; use record='errors'"
+        )
+    gen = np.random.default_rng(rng)
+    nodes = list(G)
+    index = {v: i for i, v in enumerate(nodes)}
+    off = np.zeros(n, dtype=bool)
+    for v in offline or []:
+        if v not in index:
+            raise GraphError(f"offline node {v!r} is not in the graph")
+        off[index[v]] = True
+    run = _Run(
+        n,
+        rounds,
+        churn=churn,
+        offline=off,
+        drop=drop,
+        rng=gen,
+        payload_bytes=x.shape[1] * x.dtype.itemsize,
+    )
+    mean = x.astype(np.float64).mean(axis=0)
+
+    def error(est: np.ndarray) -> float:
+        return float(np.sqrt(((est - mean) ** 2).sum()))
+
+    history = [x0.copy()] if record == "all" else None
+    errors = np.empty(rounds + 1)
+    errors[0] = error(x)
+    step = {"sync": _run_sync, "pairwise": _run_pairwise, "push_sum": _run_push_sum}[protocol]
+    union_connected = step(G, run, x, rounds, delay, noise, errors, error, history, shape)
+    return GossipTrace(
+        values=None if history is None else np.stack(history),
+        final=history[-1] if history is not None else _last(run, shape),
+        errors=errors,
+        mean=mean.reshape(shape),
+        messages=run.messages,
+        bytes=run.bytes,
+        connected=run.connected,
+        union_connected=union_connected,
+        protocol=protocol,
+    )
+
+
+def _last(run: _Run, shape: tuple[int, ...]) -> np.ndarray:
+    return run.final.reshape((run.n, *shape))
+
+
+def _finish(run: _Run, est: np.ndarray, t: int, errors, error, history, shape) -> None:
+    errors[t + 1] = error(est)
+    if history is not None:
+        history.append(est.reshape((run.n, *shape)).copy())
+    run.final = est
+
+
+def _run_sync(G, run, x, rounds, delay, noise, errors, error, history, shape) -> bool:
+    _, src, dst = edge_arrays(G)
+    w = metropolis_edge_weights(run.n, src, dst)
+    static_op = None
+    if run.static:
+        A = sparse.csr_matrix(
+            (np.concatenate([w, w]), (np.concatenate([src, dst]), np.concatenate([dst, src]))),
+            shape=(run.n, run.n),
+        ).astype(x.dtype)
+        deg = np.asarray(A.sum(axis=1)).ravel().astype(x.dtype)
+        static_op = (A, deg)
+        run.connected[:] = run.is_connected(src, dst)
+    delivered = np.zeros(src.size, dtype=bool)
+    sent: list[np.ndarray] = []
+    for t in range(rounds):
+        sent.insert(0, x if noise is None else noise(x, run.rng))
+        del sent[delay + 1 :]
+        x, active = _sync_step(run, x, src, dst, w, sent, delay, static_op)
+        delivered |= active
+        if static_op is None:
+            run.connected[t] = run.is_connected(src[active], dst[active])
+        run.messages[t] = 2 * int(active.sum())
+        run.bytes[t] = run.messages[t] * run.payload_bytes
+        _finish(run, x, t, errors, error, history, shape)
+    if rounds == 0:
+        run.final = x
+    return run.is_connected(src[delivered], dst[delivered]) if rounds else False
+
+
+def _run_pairwise(G, run, x, rounds, delay, noise, errors, error, history, shape) -> bool:
+    _, src, dst = edge_arrays(G)
+    delivered = np.zeros(src.size, dtype=bool)
+    if run.static:
+        run.connected[:] = run.is_connected(src, dst)
+    for t in range(rounds):
+        up = run.online()
+        active = up[src] & up[dst] & run.survives(src.size)
+        if not run.static:
+            run.connected[t] = run.is_connected(src[active], dst[active])
+        # A random matching: an available link is chosen when its random priority is the
+        # largest among all available links at both of its ends.
+        prio = np.where(active, run.rng.random(src.size), -1.0)
+        best = np.full(run.n, -1.0)
+        np.maximum.at(best, src, prio)
+        np.maximum.at(best, dst, prio)
+        chosen = active & (prio == best[src]) & (prio == best[dst])
+        i, j = src[chosen], dst[chosen]
+        sent = x if noise is None else noise(x, run.rng)
+        xi, xj = (x[i] + sent[j]) / 2, (x[j] + sent[i]) / 2
+        x = x.copy()
+        x[i], x[j] = xi, xj
+        delivered |= chosen
+        run.messages[t] = 2 * int(chosen.sum())
+        run.bytes[t] = run.messages[t] * run.payload_bytes
+        _finish(run, x, t, errors, error, history, shape)
+    if rounds == 0:
+        run.final = x
+    return run.is_connected(src[delivered], dst[delivered]) if rounds else False
+
+
+def _run_push_sum(G, run, x, rounds, delay, noise, errors, error, history, shape) -> bool:
+    _, src, dst = edge_arrays(G)
+    if not G.is_directed():
+        src, dst = np.concatenate([src, dst]), np.concatenate([dst, src])
+    share = 1.0 / (np.bincount(src, minlength=run.n) + 1.0)  # self + out-neighbours
+    s = x.astype(np.float64)
+    weight = np.ones(run.n)
+    delivered = np.zeros(src.size, dtype=bool)
+    static = run.static
+    if static:
+        frac0 = share[src]
+        leave0 = np.bincount(src, frac0, minlength=run.n)
+        P0 = sparse.csr_matrix((frac0, (dst, src)), shape=(run.n, run.n))
+        run.connected[:] = run.is_connected(src, dst, strong=True)
+    for t in range(rounds):
+        if static:
+            sending = ok = np.ones(src.size, dtype=bool)
+            leave, P = leave0, P0
+        else:
+            up = run.online()
+            sending = up[src]
+            ok = sending & up[dst] & run.survives(src.size)
+            run.connected[t] = run.is_connected(src[ok], dst[ok], strong=True)
+            frac = np.where(ok, share[src], 0.0)
+            leave = np.bincount(src, frac, minlength=run.n)
+            P = sparse.csr_matrix((frac, (dst, src)), shape=(run.n, run.n))
+        s = s * (1.0 - leave)[:, None] + P @ s
+        weight = weight * (1.0 - leave) + P @ weight
+        delivered |= ok
+        run.messages[t] = int(sending.sum())
+        run.bytes[t] = run.messages[t] * (run.payload_bytes + 8)  # + the weight
+        _finish(run, (s / weight[:, None]).astype(x.dtype), t, errors, error, history, shape)
+    if rounds == 0:
+        run.final = x
+    return run.is_connected(src[delivered], dst[delivered], strong=True) if rounds else False
