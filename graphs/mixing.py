@@ -114,7 +114,7 @@ def predicted_rounds(W: np.ndarray | sparse.spmatrix, tol: float) -> float:
 
 
 def predicted_rounds_for(
-    W: np.ndarray | sparse.spmatrix, x0: np.ndarray, tol: float, *, modes: int = 16
+    W: np.ndarray | sparse.spmatrix, x0: np.ndarray, tol: float, *, modes: int = 64
 ) -> float:
     """Rounds for this start ``x0`` to reach relative error ``tol``, from W's eigenmodes.
 

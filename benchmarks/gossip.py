@@ -1,0 +1,136 @@
+"""Gossip: rounds to 1e-6 relative error, measured vs predicted; wall time of big sync rounds.
+
+Part 1: five graph families at n = 100, 1,000, 10,000; synchronous Metropolis gossip from a
+random start. Two predictions from the spectrum: the worst-case bound
+``ceil(log(tol) / log(SLEM))`` (true for every start) and the start-specific one from the
+slowest eigenmodes (``graphs.predicted_rounds_for``). Part 2: one synchronous round of
+1,000 nodes x 100,000 float32 values per node (sparse matrix products, no per-edge loops).
+
+    bash .ci/env python benchmarks/gossip.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks._report import print_table, write_json
+from graphs import (
+    barabasi_albert,
+    gossip_average,
+    metropolis_matrix,
+    powerlaw_cluster,
+    predicted_rounds,
+    predicted_rounds_for,
+    slem,
+    stochastic_block,
+    torus,
+    watts_strogatz,
+)
+
+TOL = 1e-6
+FAMILIES = {
+    "torus": lambda n, r: torus(round(math.sqrt(n))),
+    "watts_strogatz": lambda n, r: watts_strogatz(n, 6, 0.1, rng=r),
+    "barabasi_albert": lambda n, r: barabasi_albert(n, 3, rng=r),
+    "sbm_4_blocks": lambda n, r: stochastic_block([n // 4] * 4, 12 / (n // 4), 0.5 / n, rng=r),
+    "powerlaw_cluster": lambda n, r: powerlaw_cluster(n, 3, 0.3, rng=r),
+}
+
+
+def rounds_table(sizes: list[int]) -> list[dict]:
+    rows = []
+    for name, make in FAMILIES.items():
+        for n in sizes:
+            G = make(n, 0)
+            W = metropolis_matrix(G)
+            x0 = np.random.default_rng(1).normal(size=G.number_of_nodes())
+            lam = slem(W)
+            bound = predicted_rounds(W, TOL)
+            start = predicted_rounds_for(W, x0, TOL)
+            cap = int(min(bound * 1.2 + 10, 200_000))
+            start_t = time.perf_counter()
+            trace = gossip_average(G, x0, cap, record="errors")
+            seconds = time.perf_counter() - start_t
+            measured = trace.rounds_to(TOL)
+            rows.append(
+                {
+                    "family": name,
+                    "n": G.number_of_nodes(),
+                    "edges": G.number_of_edges(),
+                    "slem": lam,
+                    "measured": measured,
+                    "predicted_start": start,
+                    "predicted_bound": bound,
+                    "err_vs_start_pct": None
+                    if measured is None
+                    else 100 * abs(measured - start) / start,
+                    "ms_per_round": 1000 * seconds / cap,
+                }
+            )
+            print(rows[-1], flush=True)
+    return rows
+
+
+def big_round(n: int, d: int, rounds: int) -> dict:
+    G = watts_strogatz(n, 10, 0.1, rng=0)
+    x = np.random.default_rng(0).standard_normal((n, d), dtype=np.float32)
+    # Time 1 round and 1 + rounds rounds: the difference is the rounds alone, without the
+    # one-off setup (validation, the mean, the initial error).
+    start = time.perf_counter()
+    gossip_average(G, x, 1, record="last")
+    one = time.perf_counter() - start
+    start = time.perf_counter()
+    trace = gossip_average(G, x, 1 + rounds, record="last")
+    per_round = (time.perf_counter() - start - one) / rounds
+    return {
+        "nodes": n,
+        "values_per_node": d,
+        "dtype": "float32",
+        "edges": G.number_of_edges(),
+        "seconds_per_round": per_round,
+        "bytes_per_round": int(trace.bytes[0]),
+        "relative_error_after": float(trace.relative_errors[-1]),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="n = 100, 1,000 and d = 10,000")
+    args = parser.parse_args()
+    sizes = [100, 1000] if args.quick else [100, 1000, 10_000]
+    rows = rounds_table(sizes)
+    print_table(
+        rows,
+        [
+            "family",
+            "n",
+            "slem",
+            "measured",
+            "predicted_start",
+            "predicted_bound",
+            "err_vs_start_pct",
+            "ms_per_round",
+        ],
+    )
+    within = [r for r in rows if r["measured"] is not None and r["err_vs_start_pct"] <= 10]
+    big = big_round(1000, 10_000 if args.quick else 100_000, rounds=3)
+    print_table([big], list(big))
+    verdict = {
+        "within_10pct_of_prediction": f"{len(within)}/{len(rows)}",
+        "bound_holds": all(r["measured"] <= r["predicted_bound"] for r in rows if r["measured"]),
+        "sync_round_under_2s": big["seconds_per_round"] < 2.0,
+    }
+    print(verdict)
+    path = write_json("gossip", {"quick": args.quick, "rows": rows, "big_round": big, **verdict})
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
