@@ -227,3 +227,61 @@ def apply_layer(
     compress = np.einsum("mj,jde,me->md", pi * layer.gamma, layer.C, Z)
     out = Z + eta * (expand - compress)
     return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+def to_payload(stats: LayerStats, scheme: str, rank: int | None = None) -> dict[str, np.ndarray]:
+    """The arrays a client sends for ``scheme`` (float32 on the wire, counts as int64).
+
+    HM: its own ``E`` and ``C``; CM: rank-r factors of its Gram matrices.
+    """
+    base = {"counts": stats.counts.astype(np.int64), "m": np.array([stats.m], dtype=np.int64)}
+    if scheme == "hm":
+        return {**base, "E": stats.E.astype(np.float32), "C": stats.C.astype(np.float32)}
+    if scheme == "cm":
+        f, fj = stats.factor(rank)
+        return {**base, "F": f.astype(np.float32), "FJ": fj.astype(np.float32)}
+    raise LoLaFLError(f"scheme must be 'hm' or 'cm', got {scheme!r}")
+
+
+def from_payload(payload: dict[str, np.ndarray], eps2: float) -> LayerStats:
+    """Rebuild the statistics the server needs from what a client sent."""
+    counts = np.asarray(payload["counts"], dtype=np.int64)
+    m = int(np.asarray(payload["m"]).ravel()[0])
+    if "E" in payload:
+        E = np.asarray(payload["E"], dtype=np.float64)
+        C = np.asarray(payload["C"], dtype=np.float64)
+        d, J = E.shape[0], counts.size
+        zeros = np.zeros(d)
+        return LayerStats(
+            m, counts, eps2, E, C, zeros, np.eye(d), np.zeros((J, d)), np.zeros((J, d, d))
+        )
+    if "F" not in payload:
+        raise LoLaFLError("payload must hold either E and C (hm) or F and FJ (cm)")
+    f = np.asarray(payload["F"], dtype=np.float64)
+    fj = np.asarray(payload["FJ"], dtype=np.float64)
+    d = f.shape[0]
+    J = counts.size
+
+    def eig_from_factor(factor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        u, s, _ = np.linalg.svd(factor, full_matrices=True)
+        vals = np.zeros(d)
+        vals[: s.size] = s**2
+        return vals, u
+
+    gram_vals, gram_vecs = eig_from_factor(f)
+    class_vals = np.zeros((J, d))
+    class_vecs = np.zeros((J, d, d))
+    for j in range(J):
+        class_vals[j], class_vecs[j] = eig_from_factor(fj[j])
+    nan = np.full((d, d), np.nan)  # HM matrices are not sent under CM
+    return LayerStats(
+        m,
+        counts,
+        eps2,
+        nan,
+        np.full((J, d, d), np.nan),
+        gram_vals,
+        gram_vecs,
+        class_vals,
+        class_vecs,
+    )
