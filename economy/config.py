@@ -77,6 +77,25 @@ class MarketSection(_Section):
     base_ctr: float = Field(0.05, gt=0.0, le=1.0, description="CTR of a perfectly matched ad")
 
 
+class SocialSection(_Section):
+    """The social graph and the gossip of interest trends between devices."""
+
+    communities: int = Field(4, ge=1, le=1_000, description="user communities (SBM blocks)")
+    avg_degree: float = Field(8.0, gt=0.0, le=1_000.0)
+    homophily: float = Field(
+        0.9, ge=0.0, le=1.0, description="share of a user's ties inside its community"
+    )
+    taste_concentration: float = Field(
+        5.0, gt=0.0, description="how closely users follow their community's taste"
+    )
+    gossip_rounds: int = Field(2, ge=0, le=1_000, description="trend gossip rounds per step")
+    trend_private: bool = Field(True, description="add local-DP noise to trend messages")
+    trend_epsilon: float = Field(2.0, gt=0.0, description="local-DP epsilon per trend message")
+    trend_weight: float = Field(
+        0.5, ge=0.0, le=1.0, description="weight of the friends' trend in the device's prior"
+    )
+
+
 class AdvertiserSection(_Section):
     """How advertisers value clicks, what they can spend and how they bid."""
 
@@ -106,6 +125,7 @@ class ExperimentConfig(_Section):
     truthfulness: TruthfulnessSection = Field(default_factory=TruthfulnessSection)
     market: MarketSection = Field(default_factory=MarketSection)
     advertisers: AdvertiserSection = Field(default_factory=AdvertiserSection)
+    social: SocialSection = Field(default_factory=SocialSection)
 
 
 def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:

@@ -25,12 +25,23 @@ class CategoryCTR:
     ) -> None:
         self._clicks = np.zeros((users, categories))
         self._views = np.zeros((users, categories))
-        self._a = prior_ctr * prior_strength
+        self._prior = np.full((users, categories), float(prior_ctr))
         self._n = prior_strength
 
     def predict(self, users: np.ndarray) -> np.ndarray:
         """(len(users), categories) predicted CTR."""
-        return (self._clicks[users] + self._a) / (self._views[users] + self._n)
+        a = self._prior[users] * self._n
+        return (self._clicks[users] + a) / (self._views[users] + self._n)
+
+    def set_prior(self, prior_ctr: np.ndarray) -> None:
+        """(users, categories) prior mean CTR, e.g. from friends' trends."""
+        self._prior = np.clip(np.asarray(prior_ctr, dtype=float), 1e-6, 1.0)
+
+    def interest_summary(self) -> np.ndarray:
+        """(users, categories) each user's share of own clicks per category (rows sum <= 1):
+        what the device shares, noised, with friends."""
+        total = self._clicks.sum(axis=1, keepdims=True)
+        return np.divide(self._clicks, total, out=np.zeros_like(self._clicks), where=total > 0)
 
     def observe(self, users: np.ndarray, categories: np.ndarray, clicks: np.ndarray) -> None:
         """Record impressions ``(users[i], categories[i])`` and whether each was clicked."""

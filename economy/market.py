@@ -20,6 +20,7 @@ import numpy as np
 
 from auction import BatchOutcome
 from auction.bidders import BaseBidder, make_bidder, run_budgeted_auctions
+from graphs import spread_trends
 
 from .config import ExperimentConfig
 from .ctr_estimator import CategoryCTR
@@ -42,6 +43,8 @@ class StepMetrics:
     social_welfare: float
     user_welfare: float
     budget_spent_share: float
+    gossip_bytes: int
+    epsilon_per_agent: float
     fast_path_us_per_impression: float
 
 
@@ -62,6 +65,38 @@ def _per_bidder(outcome: BatchOutcome, per_slot: np.ndarray) -> np.ndarray:
     return out
 
 
+def share_trends(
+    world: World, cfg: ExperimentConfig, estimator: CategoryCTR, rng: np.random.Generator
+) -> tuple[int, float]:
+    """Devices gossip noised interest summaries with friends; the result becomes their prior.
+
+    A few rounds of gossip average each summary over the user's neighbourhood (homophily makes
+    that informative); every message carries Laplace noise for ``trend_epsilon``-local DP.
+
+    Returns:
+        (bytes sent, epsilon spent per agent: rounds x epsilon, basic composition).
+    """
+    soc = cfg.social
+    if soc.gossip_rounds == 0 or soc.trend_weight == 0:
+        return 0, 0.0
+    trace = spread_trends(
+        world.graph,
+        estimator.interest_summary(),
+        soc.gossip_rounds,
+        epsilon=soc.trend_epsilon if soc.trend_private else None,
+        rng=rng,
+        record="last",
+    )
+    trend = np.clip(trace.final, 0.0, None)
+    total = trend.sum(axis=1, keepdims=True)
+    c = trend.shape[1]
+    trend = np.where(total > 0, trend / np.where(total > 0, total, 1.0), 1.0 / c)
+    prior = (1 - soc.trend_weight) * world.base_ctr + soc.trend_weight * world.base_ctr * c * trend
+    estimator.set_prior(prior)
+    spent = soc.gossip_rounds * soc.trend_epsilon if soc.trend_private else 0.0
+    return int(trace.bytes.sum()), spent
+
+
 def market_step(
     step: int,
     world: World,
@@ -69,6 +104,8 @@ def market_step(
     bidders: list[BaseBidder],
     estimator: CategoryCTR,
     rng: np.random.Generator,
+    gossip_rng: np.random.Generator,
+    epsilon_so_far: float,
 ) -> StepMetrics:
     """Run one step of the market and let devices and advertisers learn from it."""
     users = rng.permutation(np.repeat(np.arange(world.n_users), cfg.market.impressions_per_user))
@@ -107,6 +144,7 @@ def market_step(
     for a, bidder in enumerate(bidders):
         bidder.update(won=won[:, a], payments=cost[:, a], clicks=clicked[:, a])
 
+    gossip_bytes, epsilon = share_trends(world, cfg, estimator, gossip_rng)
     spent = cost.sum(axis=0)
     value_of_clicks = world.values * clicked.sum(axis=0)
     expected_relevance = np.take_along_axis(true_ctr, shown, axis=1) * outcome.slot_ctrs
@@ -122,6 +160,8 @@ def market_step(
         social_welfare=float(value_of_clicks.sum()),
         user_welfare=float(expected_relevance[filled].sum()),
         budget_spent_share=float(spent.sum() / (world.budgets.sum())),
+        gossip_bytes=gossip_bytes,
+        epsilon_per_agent=epsilon_so_far + epsilon,
         fast_path_us_per_impression=fast_path / n_imp * 1e6,
     )
 
@@ -143,10 +183,12 @@ def simulate(cfg: ExperimentConfig) -> list[StepMetrics]:
         for a in range(world.n_advertisers)
     ]
     estimator = CategoryCTR(world.n_users, cfg.market.categories, prior_ctr=cfg.market.base_ctr)
-    rng = seeds.generator("market")
-    return [
-        market_step(step, world, cfg, bidders, estimator, rng) for step in range(cfg.market.steps)
-    ]
+    rng, gossip_rng = seeds.generator("market"), seeds.generator("gossip")
+    metrics: list[StepMetrics] = []
+    for step in range(cfg.market.steps):
+        so_far = metrics[-1].epsilon_per_agent if metrics else 0.0
+        metrics.append(market_step(step, world, cfg, bidders, estimator, rng, gossip_rng, so_far))
+    return metrics
 
 
 def run_market(cfg: ExperimentConfig) -> Path:
@@ -170,6 +212,7 @@ def summarize(cfg: ExperimentConfig, metrics: list[StepMetrics]) -> dict:
         for key in ("impressions", "clicks", "revenue", "advertiser_surplus", "social_welfare")
     }
     totals["user_welfare"] = float(sum(m.user_welfare for m in metrics))
+    totals["gossip_bytes"] = float(sum(m.gossip_bytes for m in metrics))
     slots = sum(m.filled_slots for m in metrics)
     return {
         "name": cfg.name,
@@ -179,4 +222,5 @@ def summarize(cfg: ExperimentConfig, metrics: list[StepMetrics]) -> dict:
         "ctr": totals["clicks"] / slots if slots else 0.0,
         "ctr_first_step": metrics[0].ctr,
         "ctr_last_step": metrics[-1].ctr,
+        "epsilon_per_agent": metrics[-1].epsilon_per_agent,
     }

@@ -6,6 +6,7 @@ import csv
 import json
 
 import numpy as np
+import pytest
 
 from economy.cli import main
 from economy.config import parse_config
@@ -78,3 +79,25 @@ def test_cli_auction_report_finds_gsp_deviation(tmp_path):
     assert main(args) == 0
     (run,) = tmp_path.iterdir()
     assert json.loads((run / "report.json").read_text())["truthfulness"]["max_regret"] > 0
+
+
+def test_trend_gossip_accounting():
+    cfg = parse_config({**SMALL, "social": {"gossip_rounds": 3, "trend_epsilon": 0.5}})
+    metrics = simulate(cfg)
+    assert all(m.gossip_bytes > 0 for m in metrics)
+    assert metrics[-1].epsilon_per_agent == pytest.approx(cfg.market.steps * 3 * 0.5)
+    off = parse_config({**SMALL, "social": {"gossip_rounds": 0}})
+    assert all(m.gossip_bytes == 0 and m.epsilon_per_agent == 0 for m in simulate(off))
+
+
+def test_world_has_homophilous_social_graph():
+    from economy.seeding import RunSeeds
+    from economy.world import make_world
+    from graphs import homophily
+
+    cfg = parse_config({"market": {"users": 300}, "social": {"homophily": 0.95}})
+    world = make_world(cfg, RunSeeds(0))
+    G = world.graph
+    assert G.number_of_nodes() == 300
+    assert 4 < 2 * G.number_of_edges() / 300 < 12  # about avg_degree = 8
+    assert homophily(G) > 0.8
