@@ -143,6 +143,11 @@ class _Run:
         self.messages = np.zeros(rounds, dtype=np.int64)
         self.bytes = np.zeros(rounds, dtype=np.int64)
         self.connected = np.zeros(rounds, dtype=bool)
+        self.errors = np.empty(rounds + 1)
+        self.error: Any = None
+        self.history: list[np.ndarray] | None = None
+        self.shape: tuple[int, ...] = ()
+        self.final: np.ndarray | None = None
 
     @property
     def static(self) -> bool:
@@ -158,6 +163,29 @@ class _Run:
         if self.drop == 0:
             return np.ones(m, dtype=bool)
         return self.rng.random(m) >= self.drop
+
+    def end_round(self, t: int, est: np.ndarray, messages: int, message_bytes: int) -> None:
+        """Account round ``t``'s messages and record the estimates after it."""
+        self.messages[t] = messages
+        self.bytes[t] = messages * message_bytes
+        self.errors[t + 1] = self.error(est)
+        if self.history is not None:
+            self.history.append(est.reshape((self.n, *self.shape)).copy())
+        self.final = est
+
+    def end_run(
+        self,
+        x: np.ndarray,
+        src: np.ndarray,
+        dst: np.ndarray,
+        delivered: np.ndarray,
+        strong: bool = False,
+    ) -> bool:
+        """Whether the links that ever delivered connect every node (False for 0 rounds)."""
+        if self.messages.size == 0:
+            self.final = x
+            return False
+        return self.is_connected(src[delivered], dst[delivered], strong=strong)
 
     def is_connected(self, src: np.ndarray, dst: np.ndarray, strong: bool = False) -> bool:
         adj = sparse.coo_matrix((np.ones(src.size), (src, dst)), shape=(self.n, self.n))
@@ -324,15 +352,15 @@ def gossip_average(
     def error(est: np.ndarray) -> float:
         return _distance(est, mean)
 
-    history = [x0.copy()] if record == "all" else None
-    errors = np.empty(rounds + 1)
-    errors[0] = error(x)
+    run.history = [x0.copy()] if record == "all" else None
+    run.error, run.shape = error, shape
+    run.errors[0] = error(x)
     step = {"sync": _run_sync, "pairwise": _run_pairwise, "push_sum": _run_push_sum}[protocol]
-    union_connected = step(G, run, x, rounds, delay, noise, errors, error, history, shape)
+    union_connected = step(G, run, x, rounds, delay, noise)
     return GossipTrace(
-        values=None if history is None else np.stack(history),
-        final=history[-1] if history is not None else _last(run, shape),
-        errors=errors,
+        values=None if run.history is None else np.stack(run.history),
+        final=run.final.reshape((n, *shape)),
+        errors=run.errors,
         mean=mean.reshape(shape),
         messages=run.messages,
         bytes=run.bytes,
@@ -342,18 +370,9 @@ def gossip_average(
     )
 
 
-def _last(run: _Run, shape: tuple[int, ...]) -> np.ndarray:
-    return run.final.reshape((run.n, *shape))
-
-
-def _finish(run: _Run, est: np.ndarray, t: int, errors, error, history, shape) -> None:
-    errors[t + 1] = error(est)
-    if history is not None:
-        history.append(est.reshape((run.n, *shape)).copy())
-    run.final = est
-
-
-def _run_sync(G, run, x, rounds, delay, noise, errors, error, history, shape) -> bool:
+def _run_sync(
+    G: nx.Graph, run: _Run, x: np.ndarray, rounds: int, delay: int, noise: NoiseHook | None
+) -> bool:
     _, src, dst = edge_arrays(G)
     w = metropolis_edge_weights(run.n, src, dst)
     static_W = None
@@ -369,15 +388,13 @@ def _run_sync(G, run, x, rounds, delay, noise, errors, error, history, shape) ->
         delivered |= active
         if static_W is None:
             run.connected[t] = run.is_connected(src[active], dst[active])
-        run.messages[t] = 2 * int(active.sum())
-        run.bytes[t] = run.messages[t] * run.payload_bytes
-        _finish(run, x, t, errors, error, history, shape)
-    if rounds == 0:
-        run.final = x
-    return run.is_connected(src[delivered], dst[delivered]) if rounds else False
+        run.end_round(t, x, 2 * int(active.sum()), run.payload_bytes)
+    return run.end_run(x, src, dst, delivered)
 
 
-def _run_pairwise(G, run, x, rounds, delay, noise, errors, error, history, shape) -> bool:
+def _run_pairwise(
+    G: nx.Graph, run: _Run, x: np.ndarray, rounds: int, delay: int, noise: NoiseHook | None
+) -> bool:
     _, src, dst = edge_arrays(G)
     delivered = np.zeros(src.size, dtype=bool)
     if run.static:
@@ -400,15 +417,13 @@ def _run_pairwise(G, run, x, rounds, delay, noise, errors, error, history, shape
         x = x.copy()
         x[i], x[j] = xi, xj
         delivered |= chosen
-        run.messages[t] = 2 * int(chosen.sum())
-        run.bytes[t] = run.messages[t] * run.payload_bytes
-        _finish(run, x, t, errors, error, history, shape)
-    if rounds == 0:
-        run.final = x
-    return run.is_connected(src[delivered], dst[delivered]) if rounds else False
+        run.end_round(t, x, 2 * int(chosen.sum()), run.payload_bytes)
+    return run.end_run(x, src, dst, delivered)
 
 
-def _run_push_sum(G, run, x, rounds, delay, noise, errors, error, history, shape) -> bool:
+def _run_push_sum(
+    G: nx.Graph, run: _Run, x: np.ndarray, rounds: int, delay: int, noise: NoiseHook | None
+) -> bool:
     _, src, dst = edge_arrays(G)
     if not G.is_directed():
         src, dst = np.concatenate([src, dst]), np.concatenate([dst, src])
@@ -437,9 +452,6 @@ def _run_push_sum(G, run, x, rounds, delay, noise, errors, error, history, shape
         s = s * (1.0 - leave)[:, None] + P @ s
         weight = weight * (1.0 - leave) + P @ weight
         delivered |= ok
-        run.messages[t] = int(sending.sum())
-        run.bytes[t] = run.messages[t] * (run.payload_bytes + 8)  # + the weight
-        _finish(run, (s / weight[:, None]).astype(x.dtype), t, errors, error, history, shape)
-    if rounds == 0:
-        run.final = x
-    return run.is_connected(src[delivered], dst[delivered], strong=True) if rounds else False
+        estimate = (s / weight[:, None]).astype(x.dtype)
+        run.end_round(t, estimate, int(sending.sum()), run.payload_bytes + 8)  # + the weight
+    return run.end_run(x, src, dst, delivered, strong=True)

@@ -21,23 +21,22 @@ from ._errors import GraphError
 NoiseHook = Callable[[np.ndarray, np.random.Generator], np.ndarray]
 
 
+def _additive(draw: Callable[[np.random.Generator, tuple[int, ...]], np.ndarray]) -> NoiseHook:
+    def hook(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return values + draw(rng, values.shape).astype(values.dtype)
+
+    return hook
+
+
 def gaussian_noise(sigma: float) -> NoiseHook:
     """Add N(0, sigma^2) to every value sent (the Gaussian mechanism)."""
     if not sigma >= 0:
         raise GraphError(f"sigma must be >= 0, got {sigma}")
-
-    def hook(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        return values + rng.normal(0.0, sigma, size=values.shape).astype(values.dtype)
-
-    return hook
+    return _additive(lambda rng, shape: rng.normal(0.0, sigma, size=shape))
 
 
 def laplace_noise(scale: float) -> NoiseHook:
     """Add Laplace(0, scale) to every value sent (sensitivity / epsilon for epsilon-LDP)."""
     if not scale >= 0:
         raise GraphError(f"scale must be >= 0, got {scale}")
-
-    def hook(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        return values + rng.laplace(0.0, scale, size=values.shape).astype(values.dtype)
-
-    return hook
+    return _additive(lambda rng, shape: rng.laplace(0.0, scale, size=shape))
