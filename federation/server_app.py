@@ -1,0 +1,131 @@
+"""The federated ServerApp: a strategy chosen by run config, checkpoints, resume, accounting.
+
+Each round the global arrays are checkpointed (``checkpoint-dir``); with ``resume = true`` a
+run continues from the last checkpoint instead of round 0. The per-round client metrics
+(train loss, bytes up, NDCG@10, Precision@10) and the totals are written to ``output`` (JSON).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from flwr.app import Array, ArrayRecord, ConfigRecord, Context, MetricRecord
+from flwr.serverapp import Grid, ServerApp
+
+from .accounting import array_bytes
+from .settings import settings
+from .strategies import make_strategy
+from .task import ClickTask
+
+
+def _atomic(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_checkpoint(folder: Path, server_round: int, arrays: dict[str, np.ndarray]) -> Path:
+    """Write ``round-<r>.npz`` atomically and point ``latest.json`` at it."""
+    path = folder / f"round-{server_round:05d}.npz"
+
+    def write_npz(tmp: str) -> None:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
+
+    _atomic(path, write_npz)
+    _atomic(
+        folder / "latest.json",
+        lambda tmp: Path(tmp).write_text(json.dumps({"round": server_round, "file": path.name})),
+    )
+    return path
+
+
+def load_checkpoint(folder: Path) -> tuple[int, dict[str, np.ndarray]] | None:
+    """(round, arrays) of the latest checkpoint, or None."""
+    latest = folder / "latest.json"
+    if not latest.is_file():
+        return None
+    info = json.loads(latest.read_text())
+    with np.load(folder / info["file"]) as data:
+        return int(info["round"]), {k: data[k] for k in data.files}
+
+
+def run_server(grid: Grid, cfg: dict[str, Any]) -> dict[str, Any]:
+    """Run (or resume) the configured rounds; returns the summary it also writes."""
+    task = ClickTask(seed=int(cfg["seed"]))
+    arrays, done = task.initial_arrays(), 0
+    folder = Path(cfg["checkpoint-dir"]) if cfg["checkpoint-dir"] else None
+    if folder is not None and cfg["resume"]:
+        found = load_checkpoint(folder)
+        if found is not None:
+            done, arrays = found
+    total = int(cfg["num-server-rounds"])
+    strategy = make_strategy(
+        cfg["strategy"],
+        num_nodes=int(cfg["num-nodes"]),
+        fraction_train=float(cfg["fraction-train"]),
+        num_malicious=int(cfg["num-malicious"]),
+        dp=cfg["dp"],
+        noise_multiplier=float(cfg["noise-multiplier"]),
+        clipping_norm=float(cfg["clipping-norm"]),
+        **({"proximal_mu": float(cfg["proximal-mu"])} if cfg["strategy"] == "fedprox" else {}),
+    )
+
+    def checkpoint(server_round: int, record: ArrayRecord) -> MetricRecord | None:
+        if folder is not None and server_round > 0:
+            save_checkpoint(folder, done + server_round, {k: a.numpy() for k, a in record.items()})
+        return None
+
+    result = None
+    if total > done:
+        result = strategy.start(
+            grid,
+            ArrayRecord({k: Array(v) for k, v in arrays.items()}),
+            num_rounds=total - done,
+            train_config=ConfigRecord(dict(cfg)),
+            evaluate_config=ConfigRecord(dict(cfg)),
+            evaluate_fn=checkpoint,
+        )
+        arrays = {k: a.numpy() for k, a in result.arrays.items()}
+    summary = {
+        "rounds_done": total,
+        "resumed_from": done,
+        "model_bytes": array_bytes(arrays),
+        "train": {} if result is None else _rounds(result.train_metrics_clientapp, done),
+        "evaluate": {} if result is None else _rounds(result.evaluate_metrics_clientapp, done),
+    }
+    if cfg["output"]:
+        _atomic(
+            Path(cfg["output"]),
+            lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=2, sort_keys=True)),
+        )
+    return summary
+
+
+def _rounds(per_round: dict[int, MetricRecord], offset: int) -> dict[str, dict[str, float]]:
+    return {str(r + offset): {k: float(v) for k, v in m.items()} for r, m in per_round.items()}
+
+
+def make_server_app(**overrides: Any) -> ServerApp:
+    """A ServerApp with the run config plus ``overrides`` (for ``run_simulation`` in tests)."""
+    server = ServerApp()
+
+    @server.main()
+    def main(grid: Grid, context: Context) -> None:
+        run_server(grid, settings({**dict(context.run_config), **overrides}))
+
+    return server
+
+
+app = make_server_app()

@@ -1,0 +1,79 @@
+"""The federated training apps in Flower's Simulation Engine (Ray): train, checkpoint, resume."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from federation import FederationError
+from federation.client_app import app as client_app
+from federation.server_app import load_checkpoint, make_server_app, save_checkpoint
+from federation.settings import settings
+from federation.task import ClickTask, ndcg_precision_at_k
+
+
+def simulate(tmp_path, name: str, nodes: int = 4, **overrides):
+    from flwr.simulation import run_simulation
+
+    out = tmp_path / f"{name}.json"
+    run_simulation(
+        server_app=make_server_app(**{"num-nodes": nodes, "output": str(out), **overrides}),
+        client_app=client_app,
+        num_supernodes=nodes,
+        backend_config={"client_resources": {"num_cpus": 0.5}},
+    )
+    return json.loads(out.read_text())
+
+
+@pytest.mark.slow
+def test_two_rounds_four_clients_checkpoint_and_resume(tmp_path):
+    ckpt = tmp_path / "ckpt"
+    full = simulate(tmp_path, "full", **{"num-server-rounds": 2, "checkpoint-dir": str(ckpt)})
+    assert sorted(full["evaluate"]) == ["1", "2"]
+    assert full["evaluate"]["2"]["ndcg@10"] > 0.7
+    assert full["train"]["1"]["bytes-up"] == pytest.approx(full["model_bytes"])
+    assert load_checkpoint(ckpt)[0] == 2
+    # Resume: a 3-round run that starts from the round-2 checkpoint runs only round 3.
+    more = simulate(
+        tmp_path,
+        "resumed",
+        **{"num-server-rounds": 3, "checkpoint-dir": str(ckpt), "resume": True},
+    )
+    assert more["resumed_from"] == 2 and sorted(more["evaluate"]) == ["3"]
+    assert load_checkpoint(ckpt)[0] == 3
+
+
+def test_checkpoint_round_trip(tmp_path):
+    arrays = {"W": np.ones((2, 2), np.float32), "b": np.zeros(1, np.float32)}
+    save_checkpoint(tmp_path, 4, arrays)
+    r, back = load_checkpoint(tmp_path)
+    assert r == 4 and np.array_equal(back["W"], arrays["W"])
+    assert load_checkpoint(tmp_path / "none") is None
+
+
+def test_click_task_learns_and_fedprox_pulls_toward_global():
+    task = ClickTask(seed=1)
+    data = task.load(1, 3)
+    start = task.initial_arrays()
+    before = task.evaluate(start, data)["ndcg@10"]
+    free, _, _ = task.train(start, data, epochs=2, lr=2.0)
+    prox, _, _ = task.train(start, data, epochs=2, lr=2.0, proximal_mu=0.3)
+    assert task.evaluate(free, data)["ndcg@10"] > before + 0.2
+    assert np.linalg.norm(prox["W"] - start["W"]) < np.linalg.norm(free["W"] - start["W"])
+
+
+def test_ndcg_precision_perfect_and_reversed():
+    rel = np.array([[3.0, 2.0, 1.0, 0.0]])
+    assert ndcg_precision_at_k(rel, rel, k=2) == (1.0, 1.0)
+    ndcg, precision = ndcg_precision_at_k(-rel, rel, k=2)
+    assert ndcg < 0.3 and precision == 0.0
+
+
+def test_settings_reject_unknown_and_bad_values():
+    with pytest.raises(FederationError, match="unknown run-config keys"):
+        settings({"rounds": 3})
+    with pytest.raises(FederationError, match="strategy = 'sgd'"):
+        settings({"strategy": "sgd"})
+    assert settings({"lolafl-layers": 2})["strategy"] == "fedavg"  # other apps' keys pass
