@@ -15,6 +15,7 @@ from flwr.clientapp import ClientApp
 
 from .accounting import array_bytes
 from .poisoning import attack, flip_labels, malicious_partitions
+from .selection import simulated_profile
 from .settings import DEFAULTS, settings
 from .task import ClickTask
 
@@ -58,11 +59,20 @@ def train(msg: Message, context: Context) -> Message:
             rng=[int(cfg["seed"]), server_round, pid],
         )
     sent = array_bytes(new)
+    device = simulated_profile(pid, server_round, int(cfg["seed"]))
     content = RecordDict(
         {
             "arrays": ArrayRecord({k: Array(v) for k, v in new.items()}),
             "metrics": MetricRecord(
-                {"num-examples": m, "bytes-up": sent, "malicious": int(bad), **metrics}
+                {
+                    "num-examples": m,
+                    "bytes-up": sent,
+                    "malicious": int(bad),
+                    "battery": device.battery,
+                    "charging": int(device.charging),
+                    "tier": device.tier,
+                    **metrics,
+                }
             ),
         }
     )

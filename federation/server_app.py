@@ -18,6 +18,7 @@ from flwr.app import Array, ArrayRecord, ConfigRecord, Context, MetricRecord
 from flwr.serverapp import Grid, ServerApp
 
 from .accounting import array_bytes
+from .selection import EnergyAwareSelection
 from .settings import settings
 from .strategies import make_strategy
 from .task import ClickTask
@@ -81,6 +82,14 @@ def run_server(grid: Grid, cfg: dict[str, Any]) -> dict[str, Any]:
         clipping_norm=float(cfg["clipping-norm"]),
         **({"proximal_mu": float(cfg["proximal-mu"])} if cfg["strategy"] == "fedprox" else {}),
     )
+
+    if int(cfg["clients-per-round"]) > 0:
+        strategy = EnergyAwareSelection(
+            strategy,
+            int(cfg["clients-per-round"]),
+            fairness_floor=float(cfg["fairness-floor"]),
+            seed=int(cfg["seed"]),
+        )
 
     def checkpoint(server_round: int, record: ArrayRecord) -> MetricRecord | None:
         if folder is not None and server_round > 0:

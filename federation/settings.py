@@ -27,6 +27,8 @@ DEFAULTS: dict[str, Any] = {
     "attack-scale": 1.0,
     "num-malicious": 0,
     "num-nodes": 2,
+    "clients-per-round": 0,
+    "fairness-floor": 0.2,
     "seed": 0,
     "checkpoint-dir": "",
     "resume": False,

@@ -45,6 +45,24 @@ def test_two_rounds_four_clients_checkpoint_and_resume(tmp_path):
     assert load_checkpoint(ckpt)[0] == 3
 
 
+@pytest.mark.slow
+def test_energy_aware_selection_and_sign_flip_in_simulation(tmp_path):
+    out = simulate(
+        tmp_path,
+        "robust",
+        nodes=5,
+        **{
+            "num-server-rounds": 2,
+            "clients-per-round": 3,
+            "strategy": "median",
+            "attack": "sign_flip",
+            "attack-fraction": 0.2,
+            "attack-scale": 5.0,
+        },
+    )
+    assert out["evaluate"]["2"]["ndcg@10"] > 0.7  # the median shrugs off one flipped client
+
+
 def test_checkpoint_round_trip(tmp_path):
     arrays = {"W": np.ones((2, 2), np.float32), "b": np.zeros(1, np.float32)}
     save_checkpoint(tmp_path, 4, arrays)
