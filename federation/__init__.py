@@ -10,19 +10,30 @@ Example:
 
 from ._errors import FederationError
 from .accounting import CommLedger, array_bytes
+from .gossip_fallback import FallbackHistory, decentralized_rounds
 from .poisoning import ATTACKS, attack, flip_labels, malicious_partitions
+from .selection import DeviceProfile, EnergyAwareSelection, select_nodes
 from .strategies import DP_MODES, ROBUST, STRATEGIES, make_strategy
+from .task import ClickTask, Task, ndcg_precision_at_k
 
 __all__ = [
     "ATTACKS",
     "DP_MODES",
     "ROBUST",
     "STRATEGIES",
+    "ClickTask",
     "CommLedger",
+    "DeviceProfile",
+    "EnergyAwareSelection",
+    "FallbackHistory",
+    "Task",
     "FederationError",
     "array_bytes",
     "attack",
+    "decentralized_rounds",
     "flip_labels",
     "make_strategy",
     "malicious_partitions",
+    "ndcg_precision_at_k",
+    "select_nodes",
 ]
