@@ -1,5 +1,7 @@
 """Contribution valuation, token rewards and a tamper-evident ledger (numpy + sqlite3 only).
 
+``incentives.flower.ValuedStrategy`` (imports Flower) values and pays each federated round.
+
 Example:
     >>> from incentives import shapley_values
     >>> shapley_values(lambda s: float(len(s) >= 2), 3).round(4).tolist()
