@@ -62,6 +62,24 @@ def load_checkpoint(folder: Path) -> tuple[int, dict[str, np.ndarray]] | None:
         return int(info["round"]), {k: data[k] for k in data.files}
 
 
+def round_epsilons(cfg: dict[str, Any]) -> list[float]:
+    """User-level epsilon after each round under the config's DP mode (empty without DP).
+
+    Each round samples ``fraction-train`` of the clients and adds Gaussian noise with the
+    configured multiplier to the clipped sum: ``agents.privacy.epsilon(z, q, rounds, delta)``.
+    """
+    z = float(cfg["noise-multiplier"])
+    if cfg["dp"] == "none" or z <= 0:
+        return []
+    from agents.privacy import epsilon
+
+    q = float(cfg["fraction-train"])
+    if int(cfg["clients-per-round"]) > 0:
+        q = int(cfg["clients-per-round"]) / int(cfg["num-nodes"])
+    total = int(cfg["num-server-rounds"])
+    return [epsilon(z, q, r, float(cfg["dp-delta"])) for r in range(1, total + 1)]
+
+
 def run_server(grid: Grid, cfg: dict[str, Any]) -> dict[str, Any]:
     """Run (or resume) the configured rounds; returns the summary it also writes."""
     task = ClickTask(seed=int(cfg["seed"]))
@@ -111,6 +129,7 @@ def run_server(grid: Grid, cfg: dict[str, Any]) -> dict[str, Any]:
         "rounds_done": total,
         "resumed_from": done,
         "model_bytes": array_bytes(arrays),
+        "epsilon_per_round": round_epsilons(cfg),
         "train": {} if result is None else _rounds(result.train_metrics_clientapp, done),
         "evaluate": {} if result is None else _rounds(result.evaluate_metrics_clientapp, done),
     }

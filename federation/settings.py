@@ -22,6 +22,7 @@ DEFAULTS: dict[str, Any] = {
     "dp": "none",
     "noise-multiplier": 0.0,
     "clipping-norm": 1.0,
+    "dp-delta": 1e-5,
     "attack": "none",
     "attack-fraction": 0.0,
     "attack-scale": 1.0,

@@ -89,6 +89,25 @@ def test_ndcg_precision_perfect_and_reversed():
     assert ndcg < 0.3 and precision == 0.0
 
 
+def test_epsilon_per_round_equals_the_accountant():
+    from agents.privacy import epsilon
+    from federation.server_app import round_epsilons
+
+    cfg = settings(
+        {
+            "dp": "central-fixed",
+            "noise-multiplier": 1.2,
+            "fraction-train": 0.5,
+            "num-nodes": 10,
+            "num-server-rounds": 3,
+        }
+    )
+    eps = round_epsilons(cfg)
+    assert eps == [epsilon(1.2, 0.5, r, 1e-5) for r in (1, 2, 3)]
+    assert eps[0] < eps[1] < eps[2]
+    assert round_epsilons(settings({})) == []
+
+
 def test_settings_reject_unknown_and_bad_values():
     with pytest.raises(FederationError, match="unknown run-config keys"):
         settings({"rounds": 3})
