@@ -134,3 +134,33 @@ def test_honesty_duplicate_does_not_pay_double():
     solo = shapley_values(_fl_round([a, b]), 2)
     duped = shapley_values(_fl_round([a, b, a]), 3)
     assert duped[0] + duped[2] < 2 * solo[0]  # two copies share, not double, the credit
+
+
+def _fl_round_weighted(updates, weights):
+    target = np.array([1.0, -2.0, 0.5])
+    evaluate = lambda p: -float(np.sum((p["w"] - target) ** 2))  # noqa: E731
+    return fl_utility({"w": np.zeros(3)}, [{"w": u} for u in updates], weights, evaluate)
+
+
+def test_honesty_scaled_update_does_not_pay_more():
+    target = np.array([1.0, -2.0, 0.5])
+    rng = np.random.default_rng(1)
+    others = [target + 0.2 * rng.normal(size=3) for _ in range(3)]
+    mine = target + 0.2 * rng.normal(size=3)
+    honest = shapley_values(_fl_round_weighted([*others, mine], [1.0] * 4), 4)[3]
+    scaled = shapley_values(_fl_round_weighted([*others, 3 * mine], [1.0] * 4), 4)[3]
+    assert scaled < honest
+
+
+def test_honesty_sybil_split_is_a_known_weakness():
+    target = np.array([1.0, -2.0, 0.5])
+    rng = np.random.default_rng(2)
+    others = [target + 0.3 * rng.normal(size=3) for _ in range(3)]
+    noise = rng.normal(size=(2, 3))
+    whole = target + 0.3 * noise.mean(axis=0)  # the mean of both halves' noise: all the data
+    halves = [target + 0.3 * noise[0], target + 0.3 * noise[1]]
+    honest = shapley_values(_fl_round_weighted([*others, whole], [1.0, 1.0, 1.0, 2.0]), 4)[3]
+    split = shapley_values(_fl_round_weighted([*others, *halves], [1.0] * 5), 5)[3:].sum()
+    # Shapley values are not sybil-proof (Ohta et al. 2008): splitting one client's data over
+    # two identities earns ~1.5x here. Recorded as a limitation; a defence is future work.
+    assert honest < split < 2 * honest
