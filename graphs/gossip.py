@@ -10,7 +10,8 @@ messages between neighbours. Failures are part of the model:
 - ``delay`` (sync): each message arrives ``0..delay`` rounds late; nodes then agree on a
   value near, not exactly at, the mean.
 - ``noise``: a hook ``noise(values, rng) -> values`` applied to everything a node sends
-  (local differential privacy); its own value stays exact.
+  (local differential privacy); its own value stays exact. It gets the (n, D) rows of all
+  nodes at once and is called once per round: each node broadcasts one noised copy.
 
 ``sync``: ``x <- W x`` with Metropolis weights (links that fail fold back to the diagonal).
 ``pairwise``: each round a random matching of the available links averages its pairs.
@@ -56,7 +57,7 @@ class GossipTrace:
         final: (n, ...) estimates after the last round.
         errors: (rounds + 1,) Frobenius distance of the estimates to the true mean.
         mean: (...) the true mean of the initial values.
-        messages: (rounds,) messages sent per round (including ones that were dropped).
+        messages: (rounds,) messages sent per round, including ones lost to ``drop``.
         bytes: (rounds,) payload bytes sent per round.
         connected: (rounds,) the links available that round connected every node.
         union_connected: the links that delivered at least once connect every node
@@ -238,36 +239,44 @@ def _as_values(G: nx.Graph, values: object) -> np.ndarray:
 
 
 def _sync_step(
-    run: _Run,
     x: np.ndarray,
     src: np.ndarray,
     dst: np.ndarray,
     w: np.ndarray,
+    active: np.ndarray,
     sent_history: list[np.ndarray],
-    delay: int,
+    lag: np.ndarray | None,
     static_W: sparse.csr_matrix | None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """One synchronous round; returns the new values and the mask of links that delivered."""
-    n = run.n
-    if static_W is not None and delay == 0 and sent_history[0] is x:
-        return _apply(static_W, x), np.ones(src.size, dtype=bool)
-    if static_W is not None:
-        active = np.ones(src.size, dtype=bool)
-    else:
-        up = run.online()
-        active = up[src] & up[dst] & run.survives(src.size)
+) -> np.ndarray:
+    """One synchronous round over the ``active`` links; ``lag`` (2m,) delays each message."""
+    n = x.shape[0]
+    if static_W is not None and lag is None and sent_history[0] is x:
+        return _apply(static_W, x)
     s, d, ww = src[active], dst[active], w[active]
     deg = np.bincount(s, ww, minlength=n) + np.bincount(d, ww, minlength=n)
     out = x * (1.0 - deg).astype(x.dtype)[:, None]
     rows, cols = np.concatenate([s, d]), np.concatenate([d, s])
     weights = np.concatenate([ww, ww]).astype(x.dtype)
     # Each directed message carries its own delay; a late message uses an older sent value.
-    lag = run.rng.integers(0, delay + 1, size=rows.size) if delay else np.zeros(rows.size, int)
+    if lag is None:
+        lag = np.zeros(rows.size, dtype=np.int64)
     for tau in np.unique(lag):
         k = lag == tau
         A = sparse.csr_matrix((weights[k], (rows[k], cols[k])), shape=(n, n))
         out += _apply(A, sent_history[min(int(tau), len(sent_history) - 1)])
-    return out, active
+    return out
+
+
+def _send(x: np.ndarray, noise: NoiseHook | None, rng: np.random.Generator) -> np.ndarray:
+    """What the nodes send this round: one (noised) copy of each row, broadcast to neighbours."""
+    if noise is None:
+        return x
+    sent = np.asarray(noise(x, rng))
+    if sent.shape != x.shape:
+        raise GraphError(
+            f"noise must return an array of the shape it was given {x.shape}, got {sent.shape}"
+        )
+    return sent.astype(x.dtype, copy=False)
 
 
 def gossip_average(
@@ -376,19 +385,26 @@ def _run_sync(
     _, src, dst = edge_arrays(G)
     w = metropolis_edge_weights(run.n, src, dst)
     static_W = None
+    every = np.ones(src.size, dtype=bool)
     if run.static:
         static_W = metropolis_matrix(G).astype(x.dtype).tocsr()
         run.connected[:] = run.is_connected(src, dst)
     delivered = np.zeros(src.size, dtype=bool)
     sent: list[np.ndarray] = []
     for t in range(rounds):
-        sent.insert(0, x if noise is None else noise(x, run.rng))
+        sent.insert(0, _send(x, noise, run.rng))
         del sent[delay + 1 :]
-        x, active = _sync_step(run, x, src, dst, w, sent, delay, static_W)
-        delivered |= active
         if static_W is None:
+            up = run.online()
+            linked = up[src] & up[dst]  # both ends online: they exchange, maybe lost to drops
+            active = linked & run.survives(src.size)
             run.connected[t] = run.is_connected(src[active], dst[active])
-        run.end_round(t, x, 2 * int(active.sum()), run.payload_bytes)
+        else:
+            linked = active = every
+        lag = run.rng.integers(0, delay + 1, size=2 * int(active.sum())) if delay else None
+        x = _sync_step(x, src, dst, w, active, sent, lag, static_W)
+        delivered |= active
+        run.end_round(t, x, 2 * int(linked.sum()), run.payload_bytes)
     return run.end_run(x, src, dst, delivered)
 
 
@@ -412,7 +428,7 @@ def _run_pairwise(
         np.maximum.at(best, dst, prio)
         chosen = active & (prio == best[src]) & (prio == best[dst])
         i, j = src[chosen], dst[chosen]
-        sent = x if noise is None else noise(x, run.rng)
+        sent = _send(x, noise, run.rng)
         xi, xj = (x[i] + sent[j]) / 2, (x[j] + sent[i]) / 2
         x = x.copy()
         x[i], x[j] = xi, xj

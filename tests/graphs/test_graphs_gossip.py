@@ -100,6 +100,7 @@ def strongly_connected_digraphs(draw):
     return D
 
 
+@settings(max_examples=40)
 @given(strongly_connected_digraphs(), st.integers(0, 1000))
 def test_push_sum_converges_to_exact_mean(D, seed):
     x = np.random.default_rng(seed).normal(size=len(D))
@@ -149,6 +150,70 @@ def test_message_and_byte_counts():
     push = gossip_average(G, x, 2, protocol="push_sum")
     assert push.messages.tolist() == [20, 20]
     assert push.bytes.tolist() == [20 * (16 + 8)] * 2
+
+
+@settings(max_examples=25)
+@given(
+    connected_graphs(),
+    st.sampled_from(["sync", "pairwise", "push_sum"]),
+    st.sampled_from([np.float32, np.float64]),
+    st.integers(1, 4),
+    st.floats(0.0, 0.5),
+    st.integers(0, 1000),
+)
+def test_bytes_are_messages_times_payload(G, protocol, dtype, d, drop, seed):
+    x = np.ones((len(G), d), dtype=dtype)
+    trace = gossip_average(G, x, 5, protocol=protocol, drop=drop, rng=seed)
+    extra = 8 if protocol == "push_sum" else 0  # push-sum also sends its weight (float64)
+    itemsize = np.dtype(dtype).itemsize
+    np.testing.assert_array_equal(trace.bytes, trace.messages * (d * itemsize + extra))
+
+
+@settings(max_examples=25)
+@given(connected_graphs(), st.floats(0.0, 0.5), st.integers(0, 1000))
+def test_sync_counts_messages_lost_to_drops(G, drop, seed):
+    trace = gossip_average(G, np.zeros(len(G)), 5, drop=drop, rng=seed)
+    assert (trace.messages == 2 * G.number_of_edges()).all()
+
+
+@settings(max_examples=25)
+@given(
+    connected_graphs(),
+    st.sampled_from(["sync", "pairwise", "push_sum"]),
+    st.floats(0.0, 0.4),
+    st.integers(0, 2),
+    st.integers(0, 1000),
+)
+def test_record_modes_agree(G, protocol, churn, delay, seed):
+    delay = delay if protocol == "sync" else 0
+    x = np.random.default_rng(seed).normal(size=(len(G), 2))
+    kw = {"protocol": protocol, "churn": churn, "delay": delay, "rng": seed}
+    full = gossip_average(G, x, 20, **kw)
+    assert full.values.shape == (21, len(G), 2)
+    np.testing.assert_array_equal(full.values[0], x)
+    np.testing.assert_array_equal(full.values[-1], full.final)
+    for record in ("errors", "last"):
+        small = gossip_average(G, x, 20, record=record, **kw)
+        assert small.values is None
+        np.testing.assert_array_equal(small.final, full.final)
+        np.testing.assert_array_equal(small.errors, full.errors)
+
+
+def test_record_all_refuses_huge_histories():
+    x = np.zeros((1000, 1000))
+    with pytest.raises(GraphError, match="record='errors'"):  # 201 x 1e6 values > 2e8
+        gossip_average(nx.path_graph(1000), x, 200)
+
+
+def test_float32_stays_float32_under_noise():
+    x = np.ones((6, 3), dtype=np.float32)
+    trace = gossip_average(nx.cycle_graph(6), x, 3, noise=gaussian_noise(0.1), rng=0)
+    assert trace.values.dtype == np.float32 and trace.final.dtype == np.float32
+
+
+def test_noise_hook_must_keep_the_shape():
+    with pytest.raises(GraphError, match="noise must return"):
+        gossip_average(nx.path_graph(3), np.zeros(3), 1, noise=lambda v, rng: v[:1])
 
 
 def test_same_seed_same_trace():
