@@ -17,7 +17,9 @@ import numpy as np
 from flwr.app import Array, ArrayRecord, ConfigRecord, Context, MetricRecord
 from flwr.serverapp import Grid, ServerApp
 
+from ._errors import FederationError
 from .accounting import array_bytes
+from .async_buffer import run_async
 from .selection import EnergyAwareSelection
 from .settings import settings
 from .strategies import make_strategy
@@ -90,6 +92,8 @@ def run_server(grid: Grid, cfg: dict[str, Any]) -> dict[str, Any]:
         if found is not None:
             done, arrays = found
     total = int(cfg["num-server-rounds"])
+    if cfg["mode"] == "async":
+        return _run_async_server(grid, cfg, arrays, folder)
     strategy = make_strategy(
         cfg["strategy"],
         num_nodes=int(cfg["num-nodes"]),
@@ -132,6 +136,39 @@ def run_server(grid: Grid, cfg: dict[str, Any]) -> dict[str, Any]:
         "epsilon_per_round": round_epsilons(cfg),
         "train": {} if result is None else _rounds(result.train_metrics_clientapp, done),
         "evaluate": {} if result is None else _rounds(result.evaluate_metrics_clientapp, done),
+    }
+    if cfg["output"]:
+        _atomic(
+            Path(cfg["output"]),
+            lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=2, sort_keys=True)),
+        )
+    return summary
+
+
+def _run_async_server(
+    grid: Grid, cfg: dict[str, Any], arrays: dict[str, np.ndarray], folder: Path | None
+) -> dict[str, Any]:
+    """Buffered asynchronous aggregation (``mode = "async"``); see ``async_buffer``."""
+    import time
+
+    want = int(cfg["num-nodes"])
+    deadline = time.monotonic() + 120
+    while len(list(grid.get_node_ids())) < want:
+        if time.monotonic() > deadline:
+            raise FederationError(f"fewer than {want} nodes connected within 120 s")
+        time.sleep(0.5)
+    concurrency = int(cfg["concurrency"]) or want
+    out = run_async(grid, {**cfg, "concurrency": concurrency}, arrays)
+    final = {k: v.astype(np.float32) for k, v in out["arrays"].items()}
+    if folder is not None:
+        save_checkpoint(folder, out["version"], final)
+    summary = {
+        "mode": "async",
+        "versions": out["version"],
+        "staleness": out["staleness"],
+        "mean_staleness": float(np.mean(out["staleness"])) if out["staleness"] else 0.0,
+        "model_bytes": array_bytes(final),
+        "final_arrays": {k: v.tolist() for k, v in final.items()},
     }
     if cfg["output"]:
         _atomic(

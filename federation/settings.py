@@ -13,6 +13,7 @@ from .poisoning import ATTACKS
 from .strategies import DP_MODES, STRATEGIES
 
 DEFAULTS: dict[str, Any] = {
+    "mode": "sync",
     "num-server-rounds": 3,
     "strategy": "fedavg",
     "fraction-train": 1.0,
@@ -30,12 +31,20 @@ DEFAULTS: dict[str, Any] = {
     "num-nodes": 2,
     "clients-per-round": 0,
     "fairness-floor": 0.2,
+    "buffer-size": 2,
+    "concurrency": 0,
+    "server-lr": 1.0,
     "seed": 0,
     "checkpoint-dir": "",
     "resume": False,
     "output": "",
 }
-_CHOICES = {"strategy": tuple(STRATEGIES), "dp": DP_MODES, "attack": ATTACKS}
+_CHOICES = {
+    "mode": ("sync", "async"),
+    "strategy": tuple(STRATEGIES),
+    "dp": DP_MODES,
+    "attack": ATTACKS,
+}
 # Keys that belong to other apps sharing the run config (LoLaFL) are left alone.
 _FOREIGN_PREFIXES = ("lolafl-",)
 

@@ -63,6 +63,38 @@ def test_energy_aware_selection_and_sign_flip_in_simulation(tmp_path):
     assert out["evaluate"]["2"]["ndcg@10"] > 0.7  # the median shrugs off one flipped client
 
 
+@pytest.mark.slow
+def test_buffered_async_aggregation(tmp_path):
+    out = simulate(
+        tmp_path,
+        "async",
+        **{"mode": "async", "num-server-rounds": 4, "buffer-size": 2, "concurrency": 4},
+    )
+    assert out["versions"] == 4 and len(out["staleness"]) >= 8
+    assert max(out["staleness"]) >= 1  # some updates arrived after the model moved on
+    task = ClickTask(seed=0)
+    data = task.load(0, 4)
+    final = {k: np.array(v, np.float32) for k, v in out["final_arrays"].items()}
+    assert (
+        task.evaluate(final, data)["ndcg@10"]
+        > task.evaluate(task.initial_arrays(), data)["ndcg@10"] + 0.2
+    )
+
+
+def test_staleness_weights():
+    from federation.async_buffer import BufferedAggregator, staleness_weight
+
+    assert staleness_weight(0) == 1.0 and staleness_weight(3) == 0.5
+    agg = BufferedAggregator({"w": np.zeros(1)}, buffer_size=1)
+    agg.add({"w": np.ones(1)}, base_version=0)  # version 1: w = 1
+    agg.add({"w": np.full(1, 3.0)}, base_version=0)  # stale by 1: delta 3 from version 0
+    assert agg.version == 2
+    assert agg.arrays["w"][0] == pytest.approx(1 + 3 / np.sqrt(2))  # stale: weighed down
+    agg.forget_before(2)
+    with pytest.raises(FederationError, match="unknown"):
+        agg.add({"w": np.ones(1)}, base_version=0)
+
+
 def test_checkpoint_round_trip(tmp_path):
     arrays = {"W": np.ones((2, 2), np.float32), "b": np.zeros(1, np.float32)}
     save_checkpoint(tmp_path, 4, arrays)
