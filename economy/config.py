@@ -96,6 +96,22 @@ class SocialSection(_Section):
     )
 
 
+class FederatedSection(_Section):
+    """Federated rounds of the devices' shared click model, valued and paid in tokens."""
+
+    every: int = Field(5, ge=0, le=100_000, description="steps between rounds (0: off)")
+    clients_per_round: int = Field(8, ge=1, le=16, description="devices sampled per round")
+    local_epochs: int = Field(1, ge=1, le=100)
+    lr: float = Field(2.0, gt=0.0, le=100.0)
+    window: int = Field(5, ge=1, le=1_000, description="steps of impression logs kept")
+    weight: float = Field(
+        0.2, ge=0.0, le=1.0, description="weight of the global model in the device's estimate"
+    )
+    valuation: Literal["exact", "gtg", "tmc", "loo"] = "gtg"
+    valuation_budget: int = Field(64, ge=2, le=100_000, description="utility evaluations")
+    revenue_share: float = Field(0.05, ge=0.0, le=1.0, description="of auction revenue")
+
+
 class AdvertiserSection(_Section):
     """How advertisers value clicks, what they can spend and how they bid."""
 
@@ -126,6 +142,7 @@ class ExperimentConfig(_Section):
     market: MarketSection = Field(default_factory=MarketSection)
     advertisers: AdvertiserSection = Field(default_factory=AdvertiserSection)
     social: SocialSection = Field(default_factory=SocialSection)
+    federated: FederatedSection = Field(default_factory=FederatedSection)
 
 
 def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:

@@ -21,9 +21,11 @@ import numpy as np
 from auction import BatchOutcome
 from auction.bidders import BaseBidder, make_bidder, run_budgeted_auctions
 from graphs import spread_trends
+from incentives import Ledger
 
 from .config import ExperimentConfig
 from .ctr_estimator import CategoryCTR
+from .federated_ctr import FederatedCTR
 from .rundir import atomic_write, create_run_dir, write_json
 from .seeding import RunSeeds
 from .world import World, make_world
@@ -45,6 +47,9 @@ class StepMetrics:
     budget_spent_share: float
     gossip_bytes: int
     epsilon_per_agent: float
+    fed_clients: int
+    fed_tokens: float
+    token_gini: float
     fast_path_us_per_impression: float
 
 
@@ -106,6 +111,7 @@ def market_step(
     rng: np.random.Generator,
     gossip_rng: np.random.Generator,
     epsilon_so_far: float,
+    fed: FederatedCTR | None = None,
 ) -> StepMetrics:
     """Run one step of the market and let devices and advertisers learn from it."""
     users = rng.permutation(np.repeat(np.arange(world.n_users), cfg.market.impressions_per_user))
@@ -121,6 +127,10 @@ def market_step(
         [b.bid(np.full(n_imp, v)) for b, v in zip(bidders, world.values, strict=True)], 1
     )
     quality = estimator.predict(users)[:, world.ad_category]
+    history = estimator.interest_summary()[users]  # the device's own click shares, on-device
+    if fed is not None and cfg.federated.weight > 0:
+        shared = fed.predict(history)[:, world.ad_category]
+        quality = (1 - cfg.federated.weight) * quality + cfg.federated.weight * shared
     result = run_budgeted_auctions(
         bids,
         np.array([b.budget.remaining for b in bidders]),
@@ -139,6 +149,10 @@ def market_step(
     shown = np.where(filled, outcome.winners, 0)
     rows, slots = np.nonzero(filled)
     estimator.observe(users[rows], world.ad_category[shown[rows, slots]], clicks[rows, slots])
+    if fed is not None:
+        fed.log(
+            users[rows], history[rows], world.ad_category[shown[rows, slots]], clicks[rows, slots]
+        )
     won = _per_bidder(outcome, np.ones(outcome.prices.shape)) > 0
     clicked = _per_bidder(outcome, clicks.astype(float))
     for a, bidder in enumerate(bidders):
@@ -146,6 +160,10 @@ def market_step(
 
     gossip_bytes, epsilon = share_trends(world, cfg, estimator, gossip_rng)
     spent = cost.sum(axis=0)
+    every = cfg.federated.every
+    fed_round = {"fed_clients": 0, "fed_tokens": 0.0}
+    if fed is not None and every and (step + 1) % every == 0:
+        fed_round = fed.round(step, revenue=float(spent.sum()))
     value_of_clicks = world.values * clicked.sum(axis=0)
     expected_relevance = np.take_along_axis(true_ctr, shown, axis=1) * outcome.slot_ctrs
     n_filled = int(filled.sum())
@@ -162,12 +180,18 @@ def market_step(
         budget_spent_share=float(spent.sum() / (world.budgets.sum())),
         gossip_bytes=gossip_bytes,
         epsilon_per_agent=epsilon_so_far + epsilon,
+        fed_clients=fed_round["fed_clients"],
+        fed_tokens=fed_round["fed_tokens"],
+        token_gini=fed.token_gini if fed is not None else 0.0,
         fast_path_us_per_impression=fast_path / n_imp * 1e6,
     )
 
 
-def simulate(cfg: ExperimentConfig) -> list[StepMetrics]:
-    """Run the whole market in memory; the same config and seed give the same metrics."""
+def simulate(cfg: ExperimentConfig, ledger_path: str | Path = ":memory:") -> list[StepMetrics]:
+    """Run the whole market; the same config and seed give the same metrics.
+
+    Token rewards of the federated rounds go to the ledger at ``ledger_path``.
+    """
     seeds = RunSeeds(cfg.seed)
     world = make_world(cfg, seeds)
     m = cfg.market
@@ -184,17 +208,31 @@ def simulate(cfg: ExperimentConfig) -> list[StepMetrics]:
     ]
     estimator = CategoryCTR(world.n_users, cfg.market.categories, prior_ctr=cfg.market.base_ctr)
     rng, gossip_rng = seeds.generator("market"), seeds.generator("gossip")
+    fed = None
+    if cfg.federated.every:
+        fed = FederatedCTR(
+            cfg.federated,
+            world.n_users,
+            m.categories,
+            m.base_ctr,
+            Ledger(ledger_path),
+            seeds.generator("federated"),
+        )
     metrics: list[StepMetrics] = []
     for step in range(cfg.market.steps):
         so_far = metrics[-1].epsilon_per_agent if metrics else 0.0
-        metrics.append(market_step(step, world, cfg, bidders, estimator, rng, gossip_rng, so_far))
+        metrics.append(
+            market_step(step, world, cfg, bidders, estimator, rng, gossip_rng, so_far, fed)
+        )
+    if fed is not None:
+        fed.ledger.close()
     return metrics
 
 
 def run_market(cfg: ExperimentConfig) -> Path:
     """Simulate and write ``metrics.csv`` and ``summary.json`` into a new run folder."""
     run_dir = create_run_dir(cfg)
-    metrics = simulate(cfg)
+    metrics = simulate(cfg, ledger_path=run_dir / "ledger.db")
     rows = [asdict(m) for m in metrics]
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
@@ -213,6 +251,7 @@ def summarize(cfg: ExperimentConfig, metrics: list[StepMetrics]) -> dict:
     }
     totals["user_welfare"] = float(sum(m.user_welfare for m in metrics))
     totals["gossip_bytes"] = float(sum(m.gossip_bytes for m in metrics))
+    totals["fed_tokens"] = float(sum(m.fed_tokens for m in metrics))
     slots = sum(m.filled_slots for m in metrics)
     return {
         "name": cfg.name,
@@ -223,4 +262,6 @@ def summarize(cfg: ExperimentConfig, metrics: list[StepMetrics]) -> dict:
         "ctr_first_step": metrics[0].ctr,
         "ctr_last_step": metrics[-1].ctr,
         "epsilon_per_agent": metrics[-1].epsilon_per_agent,
+        "token_gini": metrics[-1].token_gini,
+        "federated_rounds": sum(1 for m in metrics if m.fed_clients),
     }

@@ -33,6 +33,8 @@ from .utility import CachedUtility, Utility
 
 METHODS = ("exact", "permutation", "tmc", "gtg", "loo", "banzhaf")
 MAX_EXACT = 16
+# A sampler stops after this many permutations without a new coalition (rule cannot fire).
+_STALL_PERMUTATIONS = 1000
 
 
 @dataclass(frozen=True)
@@ -96,7 +98,7 @@ def _sampled(
     v_all, v_none = u(everyone), u(frozenset())
     scale = abs(v_all - v_none)
     mean, m2 = np.zeros(n), np.zeros(n)
-    k = 0
+    k = last_new = last_count = 0
 
     def marginals(perm: np.ndarray) -> np.ndarray:
         marg = np.zeros(n)
@@ -127,6 +129,14 @@ def _sampled(
         state = {"permutations": k, "evaluations": u.evaluations, "stderr": float(stderr.max())}
         if stopping.done(**state):
             return mean, stderr, k, stopping.converged(**state)
+        # Guards against rules that can never fire: every coalition is known (the cache
+        # then gives the exact values), or no new coalition for many permutations.
+        if n <= MAX_EXACT and u.evaluations >= 1 << n:
+            return _exact(u, n, banzhaf=False), np.zeros(n), k, True
+        if u.evaluations > last_count:
+            last_count, last_new = u.evaluations, k
+        elif k - last_new > _STALL_PERMUTATIONS:
+            return mean, stderr, k, False
 
 
 def _banzhaf_sampled(

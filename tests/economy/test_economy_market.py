@@ -54,7 +54,8 @@ def test_cli_run_writes_run_folder(tmp_path, capsys):
     args += ["-c", "market.steps=3"]
     assert main(args) == 0
     (run,) = tmp_path.iterdir()
-    assert {p.name for p in run.iterdir()} == {"config.toml", "metrics.csv", "summary.json"}
+    assert {p.name for p in run.iterdir()} >= {"config.toml", "metrics.csv", "summary.json"}
+    assert (run / "ledger.db").is_file()
     rows = list(csv.DictReader((run / "metrics.csv").open()))
     assert len(rows) == 3
     assert json.loads((run / "summary.json").read_text())["steps"] == 3
@@ -101,3 +102,18 @@ def test_world_has_homophilous_social_graph():
     assert G.number_of_nodes() == 300
     assert 4 < 2 * G.number_of_edges() / 300 < 12  # about avg_degree = 8
     assert homophily(G) > 0.8
+
+
+def test_federated_rounds_pay_tokens_into_a_valid_ledger(tmp_path):
+    from incentives import Ledger
+
+    cfg = parse_config({**SMALL, "federated": {"every": 2, "clients_per_round": 4}})
+    metrics = simulate(cfg, ledger_path=tmp_path / "ledger.db")
+    rounds = [m for m in metrics if m.fed_clients]
+    assert len(rounds) == cfg.market.steps // 2
+    ledger = Ledger(tmp_path / "ledger.db")
+    assert ledger.verify().ok
+    paid = sum(ledger.balances().values())
+    assert paid == pytest.approx(sum(m.fed_tokens for m in metrics), abs=1e-3)
+    # rewards never exceed the revenue share of the steps that funded them
+    assert all(m.fed_tokens <= cfg.federated.revenue_share * m.revenue + 1e-9 for m in rounds)

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from incentives import (
     IncentiveError,
+    MaxEvaluations,
     MaxPermutations,
     fl_utility,
     shapley_values,
@@ -83,11 +84,11 @@ def test_symmetry_and_null_player(n, seed):
 
 @pytest.mark.parametrize("method", ["permutation", "tmc", "gtg"])
 def test_monte_carlo_converges_to_exact(method):
-    costs = [1.0, 2.0, 4.0, 5.0, 7.0, 9.0]
-    exact = shapley_values(airport(costs), 6)
-    res = valuate(airport(costs), 6, method=method, rng=0, stopping=MaxPermutations(3000))
-    np.testing.assert_allclose(res.values, exact, atol=0.15)  # stated tolerance
-    assert res.permutations == 3000 and res.n_evaluations <= 2**6
+    costs = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0]
+    exact = shapley_values(airport(costs), 12)
+    res = valuate(airport(costs), 12, method=method, rng=0, stopping=MaxPermutations(300))
+    np.testing.assert_allclose(res.values, exact, atol=0.3)  # stated tolerance (max value 3.1)
+    assert res.permutations == 300 and res.n_evaluations < 2**12
 
 
 def test_gtg_skips_a_round_without_gain():
@@ -164,3 +165,11 @@ def test_honesty_sybil_split_is_a_known_weakness():
     # Shapley values are not sybil-proof (Ohta et al. 2008): splitting one client's data over
     # two identities earns ~1.5x here. Recorded as a limitation; a defence is future work.
     assert honest < split < 2 * honest
+
+
+def test_budget_larger_than_the_game_still_stops():
+    # 3 players have 8 coalitions: a budget of 64 evaluations can never be reached, and
+    # once all are cached the values are exact.
+    res = valuate(glove, 3, method="tmc", stopping=MaxEvaluations(64), rng=0)
+    np.testing.assert_allclose(res.values, [2 / 3, 1 / 6, 1 / 6])  # exact from the cache
+    assert res.converged and res.n_evaluations == 8
