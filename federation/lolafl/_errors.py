@@ -1,4 +1,4 @@
-"""The error type of LoLaFL."""
+"""The error type of this package."""
 
 
 class LoLaFLError(ValueError):

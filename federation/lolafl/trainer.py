@@ -1,152 +1,125 @@
-"""Layer-wise LoLaFL training (one federated round per layer), the classifier, partitions.
+"""The layer-wise federated protocol, run in one process: one round per layer plus the head.
 
-Example:
-    >>> rng = np.random.default_rng(0)
-    >>> Z = rng.normal(size=(60, 4)) + np.repeat(np.eye(4)[:2] * 3, 30, axis=0)
-    >>> Z /= np.linalg.norm(Z, axis=1, keepdims=True)
-    >>> y = np.repeat([0, 1], 30)
-    >>> model, _ = train_federated([(Z[::2], y[::2]), (Z[1::2], y[1::2])], 2, layers=2)
-    >>> float((model.predict(Z) == y).mean()) > 0.9
-    True
+Round t (t = 1..L+1): each client applies layer t-1 (if any) to its features with its own
+labels, computes that layer's statistics and uploads the message of the scheme; the server
+aggregates them into layer t and broadcasts it. The (L+1)-th layer is the classifier head.
+The Flower apps run the same two steps (:func:`client_round`, ``aggregate_messages``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from ._errors import LoLaFLError
-from .layer import LayerParams, LayerStats, aggregate, apply_layer, layer_statistics
-
-FLOAT_BYTES = 4  # statistics travel as float32
-
-
-def normalize_rows(Z: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit norm (LoLaFL's input space)."""
-    Z = np.asarray(Z, dtype=np.float64)
-    norms = np.linalg.norm(Z, axis=1, keepdims=True)
-    if (norms == 0).any():
-        raise LoLaFLError("feature rows must be non-zero to be normalized")
-    return Z / norms
+from ._validation import as_labels, normalize_rows
+from .aggregation import aggregate_messages
+from .layer import LayerParams, apply_layer
+from .messages import CMMessage, HMMessage
+from .model import LoLaFLModel
+from .settings import LoLaFLSettings
+from .statistics import layer_statistics
 
 
-def payload_bytes(stats: LayerStats, scheme: str, rank: int | None = None) -> int:
-    """Bytes a client uploads for one layer: HM sends E_k and each present C_jk (d x d);
-    CM sends rank-r factors (d x r) of its Gram matrix and of each present class's."""
-    d, present = stats.d, int((stats.counts > 0).sum())
-    per_matrix = d * d if scheme == "hm" else d * (d if rank is None else min(rank, d))
-    return (1 + present) * per_matrix * FLOAT_BYTES + stats.counts.size * 8
+@dataclass(frozen=True)
+class RoundLog:
+    """Cost of one round.
+
+    Attributes:
+        round: 1-based round number (round L+1 builds the head).
+        uplink_values: scalars each client uploaded, in client order.
+        downlink_values: scalars the server broadcast (the layer it built).
+        client_seconds: wall seconds each client computed (apply previous layer + statistics).
+        server_seconds: wall seconds the server aggregated.
+    """
+
+    round: int
+    uplink_values: tuple[int, ...]
+    downlink_values: int
+    client_seconds: tuple[float, ...]
+    server_seconds: float
 
 
-def layer_bytes(layer: LayerParams) -> int:
-    """Bytes the server broadcasts for one layer (E, every C_j, gamma)."""
-    return (layer.E.size + layer.C.size + layer.gamma.size) * FLOAT_BYTES
+@dataclass(frozen=True)
+class FitResult:
+    """A trained model and the cost of each round that built it."""
+
+    model: LoLaFLModel
+    rounds: tuple[RoundLog, ...]
 
 
-@dataclass
-class LoLaFLModel:
-    """A trained white-box network: L layers plus a compression head for classification."""
-
-    layers: list[LayerParams]
-    head: LayerParams
-    eta: float
-    lam: float
-
-    def transform(self, Z: np.ndarray) -> np.ndarray:
-        """(m, d) features after every layer (soft class membership at inference)."""
-        Z = normalize_rows(Z)
-        for layer in self.layers:
-            Z = apply_layer(Z, layer, eta=self.eta, lam=self.lam)
-        return Z
-
-    def predict(self, Z: np.ndarray) -> np.ndarray:
-        """(m,) class with the smallest ``||C_j z||`` (z closest to class j's subspace)."""
-        F = self.transform(Z)
-        norms = np.linalg.norm(np.einsum("jde,me->mjd", self.head.C, F), axis=2)
-        norms[:, self.head.gamma == 0] = np.inf
-        return norms.argmin(axis=1)
-
-
-@dataclass
-class TrainHistory:
-    """Per round (layer): bytes up (all clients) and down (broadcast to all clients)."""
-
-    bytes_up: list[int] = field(default_factory=list)
-    bytes_down: list[int] = field(default_factory=list)
-
-
-def train_federated(
-    clients: list[tuple[np.ndarray, np.ndarray]],
+def client_round(
+    features: np.ndarray,
+    labels: np.ndarray,
+    layer: LayerParams | None,
     num_classes: int,
-    *,
-    layers: int = 4,
-    eps2: float = 0.5,
-    eta: float = 0.5,
-    lam: float = 500.0,
-    scheme: str = "hm",
-    rank: int | None = None,
-) -> tuple[LoLaFLModel, TrainHistory]:
-    """Build ``layers`` layers, one federated round each, plus the classifier head.
+    settings: LoLaFLSettings,
+) -> tuple[np.ndarray, HMMessage | CMMessage]:
+    """One client's round: apply the previous ``layer`` (if any), then build the uplink.
 
     Args:
-        clients: per client, (features (m_k, d), labels (m_k,)).
+        features: (m_k, d) float, the client's current features, unit-norm rows.
+        labels: (m_k,) int class per row.
+        layer: the layer the server broadcast last round; None in round 1.
         num_classes: J.
-        layers: L, the number of rounds (one layer per round) before the head.
-        eps2, eta, lam: distortion, step size, membership sharpness.
-        scheme, rank: aggregation (see ``aggregate``).
+        settings: the run's hyperparameters.
+
+    Returns:
+        The client's new features (m_k, d) and its message for this round.
     """
-    if layers < 0:
-        raise LoLaFLError(f"layers must be >= 0, got {layers}")
-    feats = [normalize_rows(Z) for Z, _ in clients]
-    labels = [np.asarray(y, dtype=np.int64) for _, y in clients]
-    history = TrainHistory()
-    built: list[LayerParams] = []
-    for _ in range(layers + 1):  # the last round builds the classifier head
-        stats = [
-            layer_statistics(Z, y, num_classes, eps2) for Z, y in zip(feats, labels, strict=True)
-        ]
-        layer = aggregate(stats, scheme=scheme, rank=rank)
-        history.bytes_up.append(sum(payload_bytes(s, scheme, rank) for s in stats))
-        history.bytes_down.append(layer_bytes(layer) * len(clients))
-        built.append(layer)
-        if len(built) <= layers:
-            feats = [
-                apply_layer(Z, layer, eta=eta, labels=y) for Z, y in zip(feats, labels, strict=True)
-            ]
-    return LoLaFLModel(layers=built[:-1], head=built[-1], eta=eta, lam=lam), history
+    if layer is not None:
+        features = apply_layer(features, layer, settings.eta, labels=labels)
+    stats = layer_statistics(features, labels, num_classes, settings.eps2)
+    return features, stats.message(settings.scheme, settings.rank)
 
 
-def dirichlet_partition(
-    labels: np.ndarray,
-    num_clients: int,
-    alpha: float,
-    *,
-    rng: np.random.Generator | int | None = None,
-) -> list[np.ndarray]:
-    """Split sample indices across clients with class shares ~ Dirichlet(alpha).
+def fit(
+    clients: Sequence[tuple[np.ndarray, np.ndarray]],
+    num_classes: int,
+    settings: LoLaFLSettings | None = None,
+) -> FitResult:
+    """Build a LoLaFL network over ``clients`` in L+1 rounds, with no backpropagation.
 
-    Small ``alpha`` (0.1) gives each client few classes (non-IID); large (100) is near IID.
-    Every client gets at least one sample.
+    Args:
+        clients: per client ``(features (m_k, d), labels (m_k,))``; features are normalized
+            row-wise first. One client is centralized training.
+        num_classes: J; every class must occur at some client.
+        settings: hyperparameters (defaults: :class:`LoLaFLSettings`).
+
+    Example: ``fit([(Z1, y1), (Z2, y2)], 3).model.predict(Z_test)``.
     """
-    if num_clients < 1:
-        raise LoLaFLError(f"num_clients must be >= 1, got {num_clients}")
-    if not alpha > 0:
-        raise LoLaFLError(f"alpha must be > 0, got {alpha}")
-    y = np.asarray(labels)
-    if y.size < num_clients:
-        raise LoLaFLError(f"{y.size} samples cannot fill {num_clients} clients")
-    gen = np.random.default_rng(rng)
-    parts: list[list[int]] = [[] for _ in range(num_clients)]
-    for c in np.unique(y):
-        idx = gen.permutation(np.flatnonzero(y == c))
-        shares = gen.dirichlet(np.full(num_clients, alpha))
-        cuts = (np.cumsum(shares)[:-1] * idx.size).astype(int)
-        for k, chunk in enumerate(np.split(idx, cuts)):
-            parts[k].extend(chunk.tolist())
-    # Give empty clients one sample from the largest client, so every client can train.
-    for k in range(num_clients):
-        if not parts[k]:
-            donor = max(range(num_clients), key=lambda i: len(parts[i]))
-            parts[k].append(parts[donor].pop())
-    return [np.sort(np.array(p, dtype=np.int64)) for p in parts]
+    settings = settings or LoLaFLSettings()
+    if not clients:
+        raise LoLaFLError("clients must hold at least one (features, labels) pair")
+    features = [normalize_rows(Z) for Z, _ in clients]
+    labels = [
+        as_labels(y, Z.shape[0], num_classes) for Z, (_, y) in zip(features, clients, strict=True)
+    ]
+    layers: list[LayerParams] = []
+    rounds: list[RoundLog] = []
+    for t in range(1, settings.num_layers + 2):
+        previous = layers[-1] if layers else None
+        messages, seconds = [], []
+        for k in range(len(clients)):
+            start = time.perf_counter()
+            features[k], msg = client_round(features[k], labels[k], previous, num_classes, settings)
+            seconds.append(time.perf_counter() - start)
+            messages.append(msg)
+        start = time.perf_counter()
+        layer = aggregate_messages(messages)
+        server_seconds = time.perf_counter() - start
+        layers.append(layer)
+        rounds.append(
+            RoundLog(
+                round=t,
+                uplink_values=tuple(msg.num_values for msg in messages),
+                downlink_values=layer.num_values,
+                client_seconds=tuple(seconds),
+                server_seconds=server_seconds,
+            )
+        )
+    model = LoLaFLModel.from_layers(layers, settings)
+    return FitResult(model=model, rounds=tuple(rounds))
