@@ -1,1 +1,61 @@
-"""agents package (see shared/DESIGN.md)."""
+"""On-device agents: shared models with per-agent LoRA, private context, ad scoring, DP training.
+
+Example:
+    >>> from agents import Ad, Agent, load_model
+    >>> agent = Agent(load_model("tiny-encoder"))
+    >>> _ = agent.context.add("purchase", "trail running shoes", time=0.0)
+    >>> agent.choose_ad([Ad("a1", "running shoes", 1.0)], reserve=0.5).winner
+    'a1'
+"""
+
+from . import privacy
+from ._errors import AgentError, BudgetExhaustedError, ModelNotFoundError
+from .agent import Ad, Agent, Decision, LocalUpdate
+from .context import Budget, Event, Impression, PrivateContext
+from .lora import (
+    adapter_state,
+    enable_lora,
+    load_state,
+    save_state,
+    state_nbytes,
+    state_version,
+    target_modules,
+)
+from .models import Backbone, builtin_names, load_model
+from .privacy import epsilon, noise_multiplier_for, randomized_response
+from .scoring import Explanation, predict_ctr
+from .training import Plan, TrainResult, plan, train
+
+__all__ = [
+    "Ad",
+    "Agent",
+    "AgentError",
+    "Backbone",
+    "Budget",
+    "BudgetExhaustedError",
+    "Decision",
+    "Event",
+    "Explanation",
+    "Impression",
+    "LocalUpdate",
+    "ModelNotFoundError",
+    "Plan",
+    "PrivateContext",
+    "TrainResult",
+    "adapter_state",
+    "builtin_names",
+    "enable_lora",
+    "epsilon",
+    "load_model",
+    "load_state",
+    "noise_multiplier_for",
+    "plan",
+    "predict_ctr",
+    "privacy",
+    "randomized_response",
+    "save_state",
+    "state_nbytes",
+    "state_version",
+    "target_modules",
+    "train",
+]

@@ -1,0 +1,300 @@
+"""The on-device agent: private context, own adapter + head, local auction, local DP training.
+
+Many agents share one :class:`~agents.models.Backbone`; an agent holds only its adapter + head
+state (fp32 arrays), its private context and small caches. Before it uses the model it swaps
+its adapter in (a no-op when the active adapter has the same version).
+
+Only three things leave an agent: the auction decision (winner id, per-click price, and an
+explanation made of local event ids and numbers), a click report (optionally through
+randomized response), and a DP-SGD-trained update with its epsilon.
+
+Example:
+    >>> from agents.models import load_model
+    >>> agent = Agent(load_model("tiny-encoder"))
+    >>> _ = agent.context.add("view", "red dress", time=0.0)
+    >>> ads = [Ad("a1", "a red dress for summer", 2.0), Ad("a2", "coffee beans", 1.0)]
+    >>> agent.choose_ad(ads).winner in ("a1", "a2")
+    True
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+import auction
+
+from . import privacy
+from ._errors import AgentError, BudgetExhaustedError
+from .context import Budget, Event, PrivateContext
+from .lora import (
+    activate,
+    adapter_parameters,
+    check_state,
+    enable_lora,
+    initial_adapter,
+    state_nbytes,
+    state_version,
+)
+from .models import Backbone
+from .scoring import (
+    HEAD_KEYS,
+    Explanation,
+    context_vector,
+    explain,
+    initial_head,
+    predict_ctr,
+)
+from .training import RngLike, plan, train
+
+# Quality must be > 0 for the auction; float32 sigmoids of very negative logits round to 0.
+_MIN_QUALITY = 1e-12
+
+
+@dataclass(frozen=True)
+class Ad:
+    """An ad candidate: id, text, per-click bid (>= 0) and category."""
+
+    ad_id: str
+    text: str
+    bid: float
+    category: str = ""
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What ``choose_ad`` returns: the winning ad id (None if no bid cleared the reserve), its
+    per-click price, and the explanation of the winner's score (event ids and numbers only)."""
+
+    winner: str | None
+    price: float
+    explanation: Explanation | None
+
+
+@dataclass(frozen=True)
+class LocalUpdate:
+    """A local training run, as federation sends it.
+
+    ``delta`` is new minus old adapter + head state (fp32 arrays), ``nbytes`` its size,
+    ``epsilon`` the privacy spent at ``delta_dp``.
+    """
+
+    delta: dict[str, np.ndarray]
+    num_examples: int
+    steps: int
+    epsilon: float
+    delta_dp: float
+    nbytes: int
+
+
+class Agent:
+    """One user's agent on a shared backbone.
+
+    Args:
+        backbone: the shared model (LoRA is enabled on it with ``rank`` if it is not yet).
+        context: the user's private context (a new empty one by default).
+        state: adapter + head state to start from (default: the backbone's initial adapter and
+            a cosine-similarity head).
+        epsilon_budget: total epsilon this agent may spend on training (default unlimited).
+        delta: delta of all its DP guarantees.
+        rank: LoRA rank, if the backbone has no LoRA yet.
+    """
+
+    def __init__(
+        self,
+        backbone: Backbone,
+        context: PrivateContext | None = None,
+        *,
+        state: Mapping[str, np.ndarray] | None = None,
+        epsilon_budget: float = math.inf,
+        delta: float = 1e-5,
+        rank: int = 8,
+    ) -> None:
+        if not epsilon_budget > 0:
+            raise AgentError(f"epsilon_budget must be > 0, got {epsilon_budget}")
+        if backbone.lora is None:
+            enable_lora(backbone, rank=rank)
+        self.backbone = backbone
+        self._context = context if context is not None else PrivateContext()
+        self.budget = Budget(float(epsilon_budget))
+        self.delta = delta
+        self._shapes = {n: tuple(p.shape) for n, p in adapter_parameters(backbone).items()}
+        self._shapes.update({k: v.shape for k, v in initial_head(backbone.dim).items()})
+        self._ctx_key: tuple[str, int] | None = None
+        self._ctx: tuple[list[Event], np.ndarray, np.ndarray, np.ndarray] = ([], *[np.zeros(0)] * 3)
+        self.load_state(
+            state
+            if state is not None
+            else {**initial_adapter(backbone), **initial_head(backbone.dim)}
+        )
+
+    @property
+    def context(self) -> PrivateContext:
+        """The private context (local only)."""
+        return self._context
+
+    @property
+    def version(self) -> str:
+        """Content hash of the adapter: the key of cached embeddings."""
+        return self._version
+
+    @property
+    def can_contribute(self) -> bool:
+        """False once the agent's epsilon budget is spent: it stops sending updates."""
+        return self.budget.remaining > 0
+
+    def state(self) -> dict[str, np.ndarray]:
+        """A copy of the adapter + head state as fp32 arrays (what federation carries)."""
+        return {k: v.copy() for k, v in self._state.items()}
+
+    def load_state(self, state: Mapping[str, np.ndarray]) -> None:
+        """Replace the adapter + head (e.g. with the aggregated global one)."""
+        check_state(state, self._shapes)
+        self._state = {k: np.array(v, dtype=np.float32) for k, v in state.items()}
+        self._adapter = {k: v for k, v in self._state.items() if k not in HEAD_KEYS}
+        self._version = state_version(self._adapter)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the adapter + head state."""
+        return state_nbytes(self._state)
+
+    def _context_parts(self) -> tuple[list[Event], np.ndarray, np.ndarray, np.ndarray]:
+        """Scored events, their embeddings (m, d), weights (m,) and the context vector (d,).
+
+        Recomputed when the context or the adapter changed (embeddings come from the
+        backbone's cache, so only new event texts run through the model).
+        """
+        key = (self._version, self._context.version)
+        if key != self._ctx_key:
+            activate(self.backbone, self._adapter, self._version)
+            events = self._context.scored_events()
+            emb = self.backbone.embed([e.text for e in events])
+            weights = self._context.weights(events)
+            self._ctx = (events, emb, weights, context_vector(emb, weights))
+            self._ctx_key = key
+        return self._ctx
+
+    def predict_ctr(self, ad_texts: Sequence[str]) -> np.ndarray:
+        """(n,) predicted click probability of each ad text for this user."""
+        _, _, _, cvec = self._context_parts()
+        activate(self.backbone, self._adapter, self._version)
+        return predict_ctr(cvec, self.backbone.embed(list(ad_texts)), self._state)
+
+    def choose_ad(
+        self,
+        candidates: Sequence[Ad],
+        *,
+        reserve: float = 0.0,
+        mechanism: str = "second_price",
+        rng: RngLike = None,
+    ) -> Decision:
+        """Score ``candidates`` and run the auction locally with quality = predicted CTR.
+
+        Returns only the winner, its per-click price and the explanation; the context, the
+        scores of the other ads and the bids stay here.
+        """
+        if len(candidates) == 0:
+            raise AgentError("candidates must hold at least one Ad")
+        if not all(isinstance(c, Ad) for c in candidates):
+            raise AgentError("candidates must be Ad instances")
+        events, emb, weights, cvec = self._context_parts()
+        activate(self.backbone, self._adapter, self._version)
+        ads = self.backbone.embed([c.text for c in candidates])
+        ctr = predict_ctr(cvec, ads, self._state)
+        outcome = auction.run_auction(
+            np.array([c.bid for c in candidates], dtype=float),
+            mechanism=mechanism,
+            reserve=reserve,
+            quality=np.maximum(ctr, _MIN_QUALITY),
+            rng=rng,
+        )
+        if len(outcome.winners) == 0:
+            return Decision(None, 0.0, None)
+        w = int(outcome.winners[0])
+        why = explain(emb, weights, [e.event_id for e in events], ads[w], self._state)
+        return Decision(candidates[w].ad_id, float(outcome.prices[0]), why)
+
+    def audit(self, explanation: Explanation) -> list[Event]:
+        """The context events an explanation points to (for the user, on the device)."""
+        by_id = {e.event_id: e for e in self._context.events}
+        return [by_id[i] for i in explanation.event_ids if i in by_id]
+
+    def report_click(
+        self, clicked: int, epsilon_rr: float | None = None, rng: RngLike = None
+    ) -> int:
+        """The click to send: as is, or through ``epsilon_rr``-randomized response."""
+        if clicked not in (0, 1):
+            raise AgentError(f"clicked must be 0 or 1, got {clicked}")
+        if epsilon_rr is None:
+            return int(clicked)
+        return int(privacy.randomized_response(np.array([clicked]), epsilon_rr, rng)[0])
+
+    def train_local(
+        self,
+        *,
+        epochs: float = 1.0,
+        batch_size: int = 16,
+        lr: float = 5e-3,
+        max_grad_norm: float = 1.0,
+        noise_multiplier: float = 1.0,
+        target_epsilon: float | None = None,
+        accountant: str = "rdp",
+        rng: RngLike = None,
+    ) -> LocalUpdate:
+        """Fine-tune adapter + head on the local click log with DP-SGD, then adopt the result.
+
+        Rows of a sensitive domain are used only if that domain's budget can pay the run's
+        epsilon, and then it pays; the agent's own budget always pays. The spent epsilons add
+        up across runs (basic composition).
+
+        Raises:
+            BudgetExhaustedError: the run would cost more than the agent's remaining budget.
+        """
+        knobs = {
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "max_grad_norm": max_grad_norm,
+            "noise_multiplier": noise_multiplier,
+            "target_epsilon": target_epsilon,
+            "delta": self.delta,
+            "accountant": accountant,
+        }
+        budgets, rows = self._context.budgets, list(self._context.clicks)
+        while True:  # drop rows of domains that cannot pay; the set only shrinks
+            cost = plan(len(rows), **knobs).epsilon
+            kept = [
+                r
+                for r in rows
+                if r.category not in budgets or budgets[r.category].remaining >= cost
+            ]
+            if len(kept) == len(rows):
+                break
+            rows = kept
+        if cost > self.budget.remaining:
+            raise BudgetExhaustedError(
+                f"training would spend epsilon {cost:.3g}, the agent has "
+                f"{self.budget.remaining:.3g} left: it stops contributing"
+            )
+        _, _, _, cvec = self._context_parts()
+        fit = train(
+            self.backbone,
+            self._state,
+            np.repeat(cvec[None], len(rows), 0),
+            [r.text for r in rows],
+            np.array([r.clicked for r in rows], dtype=int),
+            lr=lr,
+            rng=rng,
+            **knobs,
+        )
+        self.budget.spend(fit.plan.epsilon, "agent budget")
+        for domain in {r.category for r in rows} & set(self._context.budgets):
+            self._context.budgets[domain].spend(fit.plan.epsilon, f"sensitive domain {domain!r}")
+        delta = {k: fit.state[k] - self._state[k] for k in self._state}
+        self.load_state(fit.state)
+        return LocalUpdate(
+            delta, len(rows), fit.plan.steps, fit.plan.epsilon, self.delta, state_nbytes(delta)
+        )

@@ -1,0 +1,167 @@
+"""LoRA on a shared backbone: target modules per architecture, adapter state as fp32 arrays.
+
+``enable_lora`` wraps the backbone's model in peft once. An adapter state is a plain
+``dict[str, np.ndarray]`` of fp32 arrays keyed by parameter name (what Flower's ``ArrayRecord``
+carries); ``activate`` copies one into the shared model, so swapping agents costs a copy of the
+adapter, not a model load. ``state_version`` hashes a state: equal states share cached
+embeddings.
+
+Example:
+    >>> from agents.models import load_model
+    >>> bb = load_model("tiny-encoder")
+    >>> state = enable_lora(bb, rank=2)
+    >>> sorted(state)[0]
+    'encoder.layer.0.attention.self.query.lora_A.default.weight'
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ._errors import AgentError
+from .models import Backbone
+
+State = dict[str, np.ndarray]
+
+
+def target_modules(model: torch.nn.Module) -> list[str]:
+    """Attention projections to adapt, from peft's table for the model's architecture.
+
+    Falls back to the query/value projections found by name, and errors if there are none.
+    """
+    from peft.utils import constants
+
+    table = constants.TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING
+    found = table.get(model.config.model_type)
+    if found:
+        return list(found)
+    linear = {
+        n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)
+    }
+    guess = sorted(linear & {"query", "value", "q_proj", "v_proj", "q_lin", "v_lin", "c_attn"})
+    if not guess:
+        raise AgentError(
+            f"no LoRA target modules known for model_type {model.config.model_type!r}; "
+            f"its linear layers are {sorted(linear)}"
+        )
+    return guess
+
+
+def enable_lora(backbone: Backbone, *, rank: int = 8, alpha: float = 16.0, seed: int = 0) -> State:
+    """Wrap ``backbone.model`` with LoRA (once) and return the initial adapter state.
+
+    The initial state is peft's (A random with ``seed``, B zero), so a fresh adapter leaves
+    the model's outputs unchanged. Calling again with the same rank returns the current state;
+    a different rank is an error (one shared model has one adapter shape).
+    """
+    if int(rank) != rank or rank < 1:
+        raise AgentError(f"rank must be an integer >= 1, got {rank}")
+    if backbone.lora is not None:
+        if backbone.lora.r != rank or backbone.lora.lora_alpha != alpha:
+            raise AgentError(
+                f"LoRA already enabled with rank {backbone.lora.r}, alpha "
+                f"{backbone.lora.lora_alpha}; got rank {rank}, alpha {alpha}"
+            )
+        return initial_adapter(backbone)
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(
+        r=int(rank),
+        lora_alpha=alpha,
+        lora_dropout=0.0,
+        target_modules=target_modules(backbone.model),
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        backbone.model = get_peft_model(backbone.model, config).eval()
+    backbone.lora = config
+    backbone.model.requires_grad_(False)
+    backbone.initial_adapter = adapter_state(backbone)
+    backbone.active_version = state_version(backbone.initial_adapter)
+    return initial_adapter(backbone)
+
+
+def initial_adapter(backbone: Backbone) -> State:
+    """A copy of the adapter state ``enable_lora`` started from (every new agent's)."""
+    if backbone.lora is None:
+        raise AgentError("LoRA is not enabled on this backbone; call enable_lora first")
+    return {k: v.copy() for k, v in backbone.initial_adapter.items()}
+
+
+def adapter_parameters(backbone: Backbone) -> dict[str, torch.nn.Parameter]:
+    """The LoRA parameters of the shared model, keyed by name relative to ``backbone.core``."""
+    if backbone.lora is None:
+        raise AgentError("LoRA is not enabled on this backbone; call enable_lora first")
+    return {n: p for n, p in backbone.core.named_parameters() if "lora_" in n}
+
+
+def adapter_state(backbone: Backbone) -> State:
+    """A copy of the active adapter as fp32 numpy arrays."""
+    return {
+        n: p.detach().numpy().astype(np.float32) for n, p in adapter_parameters(backbone).items()
+    }
+
+
+def state_version(state: Mapping[str, np.ndarray]) -> str:
+    """Content hash of a state (names, shapes and bytes): equal states, equal versions."""
+    digest = hashlib.blake2b(digest_size=12)
+    for name in sorted(state):
+        arr = np.ascontiguousarray(state[name], dtype=np.float32)
+        digest.update(f"{name}{arr.shape}".encode())
+        digest.update(arr.tobytes())
+    return digest.hexdigest()
+
+
+def activate(backbone: Backbone, state: Mapping[str, np.ndarray], version: str) -> None:
+    """Copy ``state`` into the shared model unless ``version`` is already active."""
+    if backbone.active_version == version:
+        return
+    params = adapter_parameters(backbone)
+    check_state(state, {n: tuple(p.shape) for n, p in params.items()})
+    with torch.no_grad():
+        for name, param in params.items():
+            param.copy_(torch.from_numpy(np.asarray(state[name], dtype=np.float32)))
+    backbone.active_version = version
+
+
+def check_state(state: Mapping[str, np.ndarray], shapes: Mapping[str, tuple[int, ...]]) -> None:
+    """Raise :class:`AgentError` unless ``state`` has exactly these names and shapes."""
+    if set(state) != set(shapes):
+        extra, lacking = sorted(set(state) - set(shapes)), sorted(set(shapes) - set(state))
+        raise AgentError(f"state keys do not match: unexpected {extra[:3]}, missing {lacking[:3]}")
+    for name, shape in shapes.items():
+        if tuple(np.shape(state[name])) != shape:
+            raise AgentError(f"state[{name!r}] has shape {np.shape(state[name])}, expected {shape}")
+
+
+def state_nbytes(state: Mapping[str, np.ndarray]) -> int:
+    """Bytes of the arrays in a state (what one upload of it costs, without framing)."""
+    return int(sum(np.asarray(v).nbytes for v in state.values()))
+
+
+def save_state(path: str | Path, state: Mapping[str, np.ndarray]) -> Path:
+    """Write a state to an ``.npz`` file atomically (temporary file, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".npz")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, **{k: np.asarray(v, dtype=np.float32) for k, v in state.items()})
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_state(path: str | Path) -> State:
+    """Read a state written by :func:`save_state`."""
+    with np.load(Path(path)) as data:
+        return {k: data[k].astype(np.float32) for k in data.files}

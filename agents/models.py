@@ -1,0 +1,243 @@
+"""Model backends: one shared base model (encoder or causal LM) with swappable LoRA adapters.
+
+A :class:`Backbone` wraps a Hugging Face model and its tokenizer. Every backend embeds text the
+same way (mean of the last hidden states over real tokens, L2-normalised); causal LMs also score
+continuations by log-likelihood, reusing the context's key/value cache across candidates.
+
+Many agents share one backbone: ``enable_lora`` wraps the model in peft once, and each agent
+swaps its own adapter weights in (``activate``) before use. Embeddings are cached per
+``(adapter version, text)``, so agents holding the same adapter (e.g. the global one after a
+federated round) share cached ad embeddings.
+
+``load_model`` is offline by construction: built-in names resolve to installed packages, other
+names load with ``local_files_only=True``, and anything missing raises
+:class:`ModelNotFoundError` at once.
+
+Example:
+    >>> bb = load_model("tiny-encoder")
+    >>> bb.embed(["red dress", "coffee"]).shape
+    (2, 32)
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
+
+from . import weights
+from ._errors import AgentError, ModelNotFoundError
+from .tiny import tiny_model
+
+Kind = Literal["encoder", "causal"]
+
+MINILM_NAMES = ("minilm", "all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2")
+SMOLLM2_NAMES = ("smollm2", "smollm2-135m-instruct", "huggingfacetb/smollm2-135m-instruct")
+TINY_NAMES = {"tiny-encoder": "encoder", "tiny-causal": "causal"}
+BASE_VERSION = "base"
+
+
+class Backbone:
+    """A shared base model, its tokenizer, an optional LoRA wrapper and an embedding cache.
+
+    Args:
+        name: display name (what ``load_model`` was given).
+        model: a Hugging Face encoder (``AutoModel``) or causal LM (``AutoModelForCausalLM``).
+        tokenizer: its tokenizer.
+        kind: ``"encoder"`` or ``"causal"``.
+        max_length: tokens kept per text (longer texts are truncated).
+        cache_size: most cached embeddings (least recently used are dropped).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        model: torch.nn.Module,
+        tokenizer: Any,
+        kind: Kind,
+        *,
+        max_length: int = 64,
+        cache_size: int = 200_000,
+    ) -> None:
+        if kind not in ("encoder", "causal"):
+            raise AgentError(f"kind must be 'encoder' or 'causal', got {kind!r}")
+        self.name, self.kind, self.tokenizer = name, kind, tokenizer
+        self.max_length, self.cache_size = max_length, cache_size
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        tokenizer.padding_side = "right"
+        # Eager attention: the sdpa path inspects mask values, which torch.func.vmap refuses.
+        model.set_attn_implementation("eager")
+        self.model = model.eval().requires_grad_(False)
+        self.lora: Any = None  # the peft config once enable_lora ran
+        self.initial_adapter: dict[str, np.ndarray] = {}
+        self.active_version = BASE_VERSION
+        self._cache: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+
+    @property
+    def dim(self) -> int:
+        """Width of the embeddings (the model's hidden size)."""
+        return int(self.model.config.hidden_size)
+
+    @property
+    def core(self) -> torch.nn.Module:
+        """The transformer body (no LM head): what embeddings and LoRA training run through."""
+        inner = self.model.get_base_model() if self.lora is not None else self.model
+        return inner.base_model
+
+    def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
+        """Padded ``input_ids`` and ``attention_mask``, (n, T) int64."""
+        if isinstance(texts, str):
+            raise AgentError("texts must be a sequence of strings, got a single str")
+        enc = self.tokenizer(
+            list(texts),
+            padding=True,
+            truncation=True,
+            max_length=self.max_length,
+            return_tensors="pt",
+        )
+        return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
+
+    def pooled(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        params: dict[str, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        """(n, d) unit-norm mean-pooled embeddings; differentiable and safe under ``vmap``.
+
+        ``params`` replaces some of ``core``'s parameters (by name) for this call only, the
+        way ``torch.func.functional_call`` does: it is how training differentiates the adapter.
+        """
+        mask = attention_mask.to(torch.float32)
+        if self.kind == "encoder":
+            # A ready 4-D additive mask skips transformers' mask building (not vmap-safe).
+            mask_arg = (1.0 - mask[:, None, None, :]) * torch.finfo(torch.float32).min
+        else:
+            mask_arg = attention_mask
+        inputs = {"input_ids": input_ids, "attention_mask": mask_arg}
+        hidden = torch.func.functional_call(self.core, params or {}, (), inputs).last_hidden_state
+        summed = (hidden * mask[..., None]).sum(-2) / mask.sum(-1, keepdim=True).clamp_min(1.0)
+        return torch.nn.functional.normalize(summed, dim=-1)
+
+    def embed(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
+        """(n, d) float32 unit-norm embeddings under the active adapter, cached per version."""
+        if isinstance(texts, str):
+            raise AgentError("texts must be a sequence of strings, got a single str")
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        missing: dict[str, list[int]] = {}
+        for i, text in enumerate(texts):
+            key = (self.active_version, text)
+            hit = self._cache.get(key)
+            if hit is None:
+                missing.setdefault(text, []).append(i)
+            else:
+                self._cache.move_to_end(key)
+                out[i] = hit
+        todo = list(missing)
+        for start in range(0, len(todo), batch_size):
+            chunk = todo[start : start + batch_size]
+            with torch.no_grad():
+                vecs = self.pooled(**self.tokenize(chunk)).numpy()
+            for text, vec in zip(chunk, vecs, strict=True):
+                out[missing[text]] = vec
+                self._cache[(self.active_version, text)] = vec
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+        return out
+
+    def loglik(self, context: str, continuations: Sequence[str]) -> np.ndarray:
+        """(n,) mean log-probability per token of each continuation after ``context``.
+
+        The context runs once; its key/value cache is repeated across the candidates, which
+        run together as one right-padded batch. Causal backends only.
+        """
+        if self.kind != "causal":
+            raise AgentError(f"loglik needs a causal LM; {self.name!r} is an encoder")
+        if len(continuations) == 0:
+            return np.zeros(0)
+        ctx = self.tokenizer(context, return_tensors="pt")
+        cont = self.tokenizer(
+            list(continuations), add_special_tokens=False, padding=True, return_tensors="pt"
+        )
+        ids, mask = cont["input_ids"], cont["attention_mask"].to(torch.float32)
+        n, length = ids.shape[0], ctx["input_ids"].shape[1]
+        with torch.no_grad():
+            first = self.model(**ctx, use_cache=True)
+            cache = first.past_key_values
+            cache.batch_repeat_interleave(n)
+            rest = self.model(
+                input_ids=ids,
+                attention_mask=torch.cat(
+                    [torch.ones(n, length, dtype=torch.long), cont["attention_mask"]], 1
+                ),
+                position_ids=torch.arange(length, length + ids.shape[1]).expand(n, -1),
+                past_key_values=cache,
+            )
+        logits = torch.cat([first.logits[:, -1:].expand(n, -1, -1), rest.logits[:, :-1]], 1)
+        logp = torch.log_softmax(logits.float(), -1).gather(-1, ids[..., None])[..., 0]
+        return ((logp * mask).sum(1) / mask.sum(1).clamp_min(1.0)).numpy()
+
+    def clear_cache(self) -> None:
+        """Drop every cached embedding."""
+        self._cache.clear()
+
+
+def _local_model(path: str | Path, kind: Kind | None) -> tuple[Any, Any, Kind]:
+    try:
+        config = AutoConfig.from_pretrained(path, local_files_only=True)
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    except (OSError, ValueError) as err:
+        raise ModelNotFoundError(
+            f"name_or_path {str(path)!r} is not a built-in name ({', '.join(builtin_names())}), "
+            "a local model folder, or a Hugging Face id already in the local cache "
+            "(no download is attempted)"
+        ) from err
+    archs = getattr(config, "architectures", None) or []
+    kind = kind or ("causal" if any(a.endswith("ForCausalLM") for a in archs) else "encoder")
+    auto = AutoModelForCausalLM if kind == "causal" else AutoModel
+    return auto.from_pretrained(path, local_files_only=True), tokenizer, kind
+
+
+def builtin_names() -> tuple[str, ...]:
+    """Names ``load_model`` resolves without a path."""
+    return ("minilm", "smollm2", *TINY_NAMES)
+
+
+def load_model(
+    name_or_path: str | Path | None = None,
+    *,
+    kind: Kind | None = None,
+    max_length: int = 64,
+) -> Backbone:
+    """Load a backbone without touching the network.
+
+    Args:
+        name_or_path: ``None`` or ``"minilm"`` (the embedded all-MiniLM-L6-v2 encoder),
+            ``"smollm2"`` (SmolLM2-135M-Instruct, dequantized once into the local cache),
+            ``"tiny-encoder"`` / ``"tiny-causal"`` (random 2-layer test models), a local Hugging
+            Face folder, or a hub id present in the local Hugging Face cache.
+        kind: force ``"encoder"`` or ``"causal"`` for a folder or hub id (default: from the
+            config's architectures).
+        max_length: tokens kept per text.
+
+    Raises:
+        ModelNotFoundError: the name is unknown and no local files exist for it.
+    """
+    name = "minilm" if name_or_path is None else str(name_or_path)
+    key = name.lower()
+    if key in TINY_NAMES:
+        model, tokenizer = tiny_model(TINY_NAMES[key])
+        return Backbone(name, model, tokenizer, TINY_NAMES[key], max_length=max_length)
+    if key in MINILM_NAMES:
+        model, tokenizer, found = _local_model(weights.minilm_folder(), "encoder")
+    elif key in SMOLLM2_NAMES:
+        model, tokenizer, found = _local_model(weights.smollm2_folder(), "causal")
+    else:
+        model, tokenizer, found = _local_model(name, kind)
+    return Backbone(name, model, tokenizer, found, max_length=max_length)

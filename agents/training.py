@@ -1,0 +1,216 @@
+"""Fine-tune a LoRA adapter and the scoring head on clicks, with DP-SGD.
+
+Each training example is ``(context vector, ad text, click)``. The ad runs through the shared
+backbone with the adapter being trained; the context vector is a constant of the step (it is
+recomputed by the caller between rounds), so the unit of privacy is one click-log row.
+Batches are Poisson-sampled with rate ``q = batch_size / n`` for ``steps = epochs * n /
+batch_size`` steps, which is what the accountant in :mod:`agents.privacy` assumes; the optimizer
+is Adam applied to the private gradient (post-processing, so no extra privacy cost).
+
+Example:
+    >>> from agents.models import load_model
+    >>> from agents.lora import enable_lora
+    >>> from agents.scoring import initial_head
+    >>> bb = load_model("tiny-encoder")
+    >>> state = {**enable_lora(bb, rank=2), **initial_head(bb.dim)}
+    >>> ctx = bb.embed(["red dress"]).repeat(4, 0)
+    >>> fit = train(bb, state, ctx, ["red shoes", "coffee", "a dress", "tent"], [1, 0, 1, 0],
+    ...             epochs=1, batch_size=2, noise_multiplier=1.0, rng=0)
+    >>> fit.plan.steps, round(fit.plan.sample_rate, 2)
+    (2, 0.5)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from . import privacy
+from ._errors import AgentError
+from .dp_sgd import per_example_gradients, private_gradient
+from .lora import activate, adapter_parameters, state_version
+from .models import Backbone
+from .scoring import HEAD_KEYS, torch_logits
+
+RngLike = np.random.Generator | int | np.random.SeedSequence | None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The DP-SGD schedule of a run and its privacy cost, known before it starts.
+
+    ``epsilon`` is at ``delta``: ``inf`` without noise or clipping, 0 without steps.
+    """
+
+    sample_rate: float
+    steps: int
+    noise_multiplier: float
+    max_grad_norm: float | None
+    epsilon: float
+    delta: float
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What one training run produced: the new adapter + head ``state`` (fp32 arrays), its
+    ``plan`` (privacy cost included) and the mean loss of each step."""
+
+    state: dict[str, np.ndarray]
+    plan: Plan
+    losses: tuple[float, ...]
+
+
+def plan(
+    n: int,
+    *,
+    epochs: float = 1.0,
+    batch_size: int = 16,
+    max_grad_norm: float | None = 1.0,
+    noise_multiplier: float = 0.0,
+    target_epsilon: float | None = None,
+    delta: float = 1e-5,
+    accountant: str = "rdp",
+) -> Plan:
+    """Schedule of :func:`train` on ``n`` examples: rate ``batch_size / n``, ``epochs * n /
+    batch_size`` steps, and the noise multiplier (found from ``target_epsilon`` if given).
+
+    Example:
+        >>> plan(1000, epochs=2, batch_size=100, noise_multiplier=1.0).steps
+        20
+    """
+    if int(n) != n or n < 0:
+        raise AgentError(f"n must be an integer >= 0, got {n}")
+    if not epochs > 0 or int(batch_size) != batch_size or batch_size < 1:
+        raise AgentError(
+            f"epochs must be > 0 and batch_size an integer >= 1, got {epochs}, {batch_size}"
+        )
+    if max_grad_norm is not None and not max_grad_norm > 0:
+        raise AgentError(f"max_grad_norm must be > 0 or None, got {max_grad_norm}")
+    rate = min(1.0, batch_size / max(n, 1))
+    steps = round(epochs * n / batch_size) if n else 0
+    if target_epsilon is not None and steps:
+        if max_grad_norm is None:
+            raise AgentError("target_epsilon needs a max_grad_norm (DP-SGD clips)")
+        noise_multiplier = privacy.noise_multiplier_for(
+            target_epsilon, rate, steps, delta, accountant=accountant
+        )
+    if noise_multiplier < 0:
+        raise AgentError(f"noise_multiplier must be >= 0, got {noise_multiplier}")
+    if steps == 0:
+        eps = 0.0
+    elif max_grad_norm is None or noise_multiplier == 0:
+        eps = math.inf
+    else:
+        eps = privacy.epsilon(noise_multiplier, rate, steps, delta, accountant=accountant)
+    return Plan(rate, steps, float(noise_multiplier), max_grad_norm, eps, delta)
+
+
+def _check_inputs(contexts: np.ndarray, texts: Sequence[str], labels: np.ndarray, dim: int) -> None:
+    if contexts.ndim != 2 or contexts.shape[1] != dim:
+        raise AgentError(f"contexts must be (n, {dim}), got shape {contexts.shape}")
+    if not len(contexts) == len(texts) == len(labels):
+        raise AgentError(
+            f"contexts, ad_texts and labels need equal lengths, got "
+            f"{len(contexts)}, {len(texts)}, {len(labels)}"
+        )
+    if not np.isin(labels, (0, 1)).all():
+        raise AgentError("labels must be 0 or 1")
+
+
+def train(
+    backbone: Backbone,
+    state: Mapping[str, np.ndarray],
+    contexts: np.ndarray,
+    ad_texts: Sequence[str],
+    labels: Sequence[int] | np.ndarray,
+    *,
+    epochs: float = 1.0,
+    batch_size: int = 16,
+    lr: float = 5e-3,
+    max_grad_norm: float | None = 1.0,
+    noise_multiplier: float = 0.0,
+    target_epsilon: float | None = None,
+    delta: float = 1e-5,
+    accountant: str = "rdp",
+    rng: RngLike = None,
+) -> TrainResult:
+    """Train adapter + head from ``state`` on ``n`` examples; returns the new state.
+
+    Args:
+        backbone: shared model with LoRA enabled.
+        state: adapter + head state to start from (left unchanged).
+        contexts: (n, d) context vector of each example.
+        ad_texts: (n,) ad texts.
+        labels: (n,) clicks, 0 or 1.
+        epochs: passes over the data (steps = round(epochs * n / batch_size)).
+        batch_size: expected (Poisson) batch size.
+        lr: Adam learning rate.
+        max_grad_norm: per-example clipping norm; ``None`` trains without clipping (no DP).
+        noise_multiplier: Gaussian noise std / clipping norm.
+        target_epsilon: if given, the noise multiplier that spends exactly this much
+            (overrides ``noise_multiplier``).
+        delta: delta of the reported epsilon.
+        accountant: ``"rdp"`` or ``"prv"``.
+        rng: seed of the sampling and the noise.
+    """
+    contexts = np.asarray(contexts, dtype=np.float32)
+    labels = np.asarray(labels)
+    _check_inputs(contexts, ad_texts, labels, backbone.dim)
+    n = len(labels)
+    the_plan = plan(
+        n,
+        epochs=epochs,
+        batch_size=batch_size,
+        max_grad_norm=max_grad_norm,
+        noise_multiplier=noise_multiplier,
+        target_epsilon=target_epsilon,
+        delta=delta,
+        accountant=accountant,
+    )
+    rate, steps, noise_multiplier = the_plan.sample_rate, the_plan.steps, the_plan.noise_multiplier
+    gen = np.random.default_rng(rng)
+    noise = torch.Generator().manual_seed(int(gen.integers(2**62)))
+
+    adapter = {k: v for k, v in state.items() if k not in HEAD_KEYS}
+    activate(backbone, adapter, state_version(adapter))
+    params = {n: p.detach().clone() for n, p in adapter_parameters(backbone).items()}
+    params.update({k: torch.tensor(state[k], dtype=torch.float32) for k in HEAD_KEYS})
+    for p in params.values():
+        p.requires_grad_(True)
+    optimizer = torch.optim.Adam(list(params.values()), lr=lr)
+    enc = backbone.tokenize(list(ad_texts)) if n else {}
+    ctx_t, y_t = torch.from_numpy(contexts), torch.from_numpy(labels.astype(np.float32))
+
+    def loss_one(p: dict[str, torch.Tensor], ids, mask, ctx, y) -> torch.Tensor:
+        adapter_p = {k: v for k, v in p.items() if k not in HEAD_KEYS}
+        emb = backbone.pooled(ids[None], mask[None], adapter_p)[0]
+        logit = torch_logits(ctx, emb, p)
+        return torch.nn.functional.binary_cross_entropy_with_logits(logit, y)
+
+    losses = []
+    for _ in range(steps):
+        idx = np.flatnonzero(gen.random(n) < rate)
+        frozen = {k: v.detach() for k, v in params.items()}
+        batch = (enc["input_ids"][idx], enc["attention_mask"][idx], ctx_t[idx], y_t[idx])
+        grads: dict[str, torch.Tensor] = {}
+        if len(idx):
+            grads, values = per_example_gradients(loss_one, frozen, *batch)
+            losses.append(float(values.mean()))
+        noisy = private_gradient(
+            grads,
+            frozen,
+            max_grad_norm=max_grad_norm,
+            noise_multiplier=noise_multiplier,
+            expected_batch_size=rate * n,
+            generator=noise,
+        )
+        for k, p in params.items():
+            p.grad = noisy[k]
+        optimizer.step()
+
+    new_state = {k: p.detach().numpy().astype(np.float32).copy() for k, p in params.items()}
+    return TrainResult(new_state, the_plan, tuple(losses))

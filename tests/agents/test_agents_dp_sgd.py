@@ -1,0 +1,106 @@
+"""DP-SGD: exact per-example gradients, every one clipped, calibrated noise, training plans."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from agents import AgentError, epsilon, plan
+from agents.dp_sgd import (
+    clip_per_example,
+    per_example_gradients,
+    per_example_norms,
+    private_gradient,
+)
+
+
+def _loss(p, x, y):
+    return ((x @ p["w"] + p["b"]).sum() - y) ** 2
+
+
+def _batch(seed: int, n: int = 5):
+    g = torch.Generator().manual_seed(seed)
+    params = {"w": torch.randn(3, 2, generator=g), "b": torch.randn(2, generator=g)}
+    return params, torch.randn(n, 3, generator=g) * 10, torch.randn(n, generator=g)
+
+
+def test_per_example_gradients_match_one_at_a_time():
+    params, x, y = _batch(0)
+    grads, losses = per_example_gradients(_loss, params, x, y)
+    for i in range(len(x)):
+        one = torch.func.grad(_loss)(params, x[i], y[i])
+        for k in params:
+            torch.testing.assert_close(grads[k][i], one[k])
+        assert losses[i] == pytest.approx(float(_loss(params, x[i], y[i])), rel=1e-5)
+
+
+@given(st.integers(0, 10_000), st.floats(0.01, 10.0), st.integers(1, 8))
+def test_every_per_example_gradient_is_clipped(seed, clip, n):
+    params, x, y = _batch(seed, n)
+    grads, _ = per_example_gradients(_loss, params, x, y)
+    before = per_example_norms(grads)
+    after = per_example_norms(clip_per_example(grads, clip))
+    assert torch.all(after <= clip * (1 + 1e-5))
+    small = before <= clip
+    torch.testing.assert_close(after[small], before[small])  # short ones untouched
+    # and without noise the private gradient is the mean of the clipped ones
+    out = private_gradient(
+        grads,
+        params,
+        max_grad_norm=clip,
+        noise_multiplier=0.0,
+        expected_batch_size=n,
+        generator=torch.Generator(),
+    )
+    total = torch.cat([v.flatten() for v in out.values()]).norm()
+    assert total <= clip * (1 + 1e-5)
+
+
+def test_noise_has_the_calibrated_scale():
+    params = {"w": torch.zeros(200, 100)}
+    out = private_gradient(
+        {},
+        params,
+        max_grad_norm=2.0,
+        noise_multiplier=1.5,
+        expected_batch_size=4.0,
+        generator=torch.Generator().manual_seed(0),
+    )
+    assert float(out["w"].std()) == pytest.approx(1.5 * 2.0 / 4.0, rel=0.02)
+
+
+def test_private_gradient_errors():
+    params = {"w": torch.zeros(2)}
+    with pytest.raises(AgentError, match="max_grad_norm"):
+        private_gradient(
+            {},
+            params,
+            max_grad_norm=None,
+            noise_multiplier=1.0,
+            expected_batch_size=1,
+            generator=torch.Generator(),
+        )
+    with pytest.raises(AgentError, match="noise_multiplier"):
+        private_gradient(
+            {},
+            params,
+            max_grad_norm=1.0,
+            noise_multiplier=-1.0,
+            expected_batch_size=1,
+            generator=torch.Generator(),
+        )
+
+
+def test_plan_matches_the_accountant():
+    p = plan(60000, epochs=60, batch_size=256, noise_multiplier=1.1)
+    assert p.steps == 14062 and p.sample_rate == pytest.approx(256 / 60000)
+    assert p.epsilon == pytest.approx(epsilon(1.1, 256 / 60000, 14062, 1e-5))
+    assert plan(100, noise_multiplier=0.0).epsilon == np.inf
+    assert plan(0, noise_multiplier=1.0).epsilon == 0.0
+    target = plan(1000, epochs=3, batch_size=50, target_epsilon=2.0)
+    assert target.epsilon <= 2.0 and target.noise_multiplier > 0
+    with pytest.raises(AgentError, match="batch_size"):
+        plan(10, batch_size=0)

@@ -1,0 +1,92 @@
+"""Backends: tiny encoder and causal LM (fast), MiniLM and SmolLM2 (slow); offline errors."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from agents import AgentError, ModelNotFoundError, builtin_names, load_model
+
+
+@pytest.mark.parametrize("name", ["tiny-encoder", "tiny-causal"])
+def test_tiny_backends_embed_unit_vectors_deterministically(name):
+    bb = load_model(name)
+    e = bb.embed(["red dress", "coffee beans", "red dress"])
+    assert e.shape == (3, bb.dim) and e.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(e, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_array_equal(e[0], e[2])
+    np.testing.assert_array_equal(load_model(name).embed(["red dress"])[0], e[0])  # seeded
+
+
+def test_padding_does_not_change_embeddings():
+    bb = load_model("tiny-encoder")
+    alone = bb.embed(["tent"])
+    bb.clear_cache()
+    padded = bb.embed(["tent", "noise cancelling headphones with long battery life"])
+    np.testing.assert_allclose(alone[0], padded[0], atol=1e-5)
+
+
+def test_loglik_reuses_context_cache_and_matches_full_sequences():
+    bb = load_model("tiny-causal")
+    context, conts = "the user viewed sneakers", ["running shoes", "a novel about space", "tent"]
+    fast = bb.loglik(context, conts)
+    tok = bb.tokenizer
+    for score, cont in zip(fast, conts, strict=True):
+        ctx_ids = tok(context, return_tensors="pt")["input_ids"]
+        cont_ids = tok(cont, add_special_tokens=False, return_tensors="pt")["input_ids"]
+        ids = torch.cat([ctx_ids, cont_ids], 1)
+        with torch.no_grad():
+            logp = torch.log_softmax(bb.model(input_ids=ids).logits[0, :-1], -1)
+        k = ctx_ids.shape[1]
+        target = ids[0, k:]
+        naive = logp[k - 1 :].gather(-1, target[:, None]).mean()
+        assert score == pytest.approx(float(naive), abs=1e-4)
+    assert bb.loglik(context, []).shape == (0,)
+    with pytest.raises(AgentError, match="causal"):
+        load_model("tiny-encoder").loglik("x", ["y"])
+
+
+def test_unknown_name_fails_at_once_without_download():
+    start = time.perf_counter()
+    with pytest.raises(ModelNotFoundError, match="no download"):
+        load_model("someone/not-a-real-model-xyz")
+    with pytest.raises(ModelNotFoundError):
+        load_model("/no/such/folder")
+    assert time.perf_counter() - start < 30  # a hanging hub request would block far longer
+    assert "minilm" in builtin_names()
+
+
+def test_bad_text_arguments():
+    bb = load_model("tiny-encoder")
+    with pytest.raises(AgentError, match="sequence"):
+        bb.embed("red dress")
+
+
+def test_local_folder_round_trip(tmp_path):
+    bb = load_model("tiny-causal")
+    bb.model.save_pretrained(tmp_path)
+    bb.tokenizer.save_pretrained(tmp_path)
+    again = load_model(tmp_path)
+    assert again.kind == "causal"
+    np.testing.assert_allclose(again.embed(["tent"]), bb.embed(["tent"]), atol=1e-5)
+
+
+@pytest.mark.slow
+def test_minilm_default_is_semantic():
+    bb = load_model()
+    assert (bb.kind, bb.dim) == ("encoder", 384)
+    e = bb.embed(["a red summer dress", "a crimson dress for summer", "dark roast coffee beans"])
+    assert e[0] @ e[1] > 0.7 > e[0] @ e[2]
+
+
+@pytest.mark.slow
+def test_smollm2_from_the_gguf_package(tmp_path, monkeypatch):
+    monkeypatch.setenv("FEDADAGENT_CACHE", str(tmp_path))  # also exercises the one-time dequant
+    bb = load_model("smollm2")
+    assert bb.kind == "causal" and (tmp_path / "models" / "smollm2-135m-instruct").is_dir()
+    ll = bb.loglik("The capital of France is", [" Paris.", " a purple banana."])
+    assert ll[0] > ll[1]
+    assert load_model("smollm2").dim == bb.dim == 576  # second load reads the cached copy

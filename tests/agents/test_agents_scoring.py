@@ -1,0 +1,43 @@
+"""Scoring: predicted CTR in (0, 1), explanations that add up to the logit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from agents.scoring import context_vector, explain, initial_head, logits, predict_ctr
+
+D = 6
+
+
+def _unit(rows: np.ndarray) -> np.ndarray:
+    return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
+
+
+vectors = arrays(np.float64, (4, D), elements=st.floats(0.1, 1.0))
+
+
+@given(vectors, vectors, arrays(np.float64, 4, elements=st.floats(0.01, 3.0)))
+def test_contributions_add_up_to_the_logit(events, ads, weights):
+    events, ads = _unit(events), _unit(ads)
+    head = initial_head(D)
+    head["head.gain"] = np.linspace(0.5, 1.5, D, dtype=np.float32)
+    why = explain(events, weights, [10, 11, 12, 13], ads[0], head, top=4)
+    logit = logits(context_vector(events, weights), ads[:1], head)[0]
+    assert abs(sum(why.contributions) + head["head.bias"][0] - logit) < 1e-4
+    assert list(why.contributions) == sorted(why.contributions, reverse=True)
+    assert sorted(why.event_ids) == [10, 11, 12, 13]
+    ctr = predict_ctr(context_vector(events, weights), ads, head)
+    assert np.all((ctr > 0) & (ctr < 1))
+    assert why.predicted_ctr == pytest.approx(float(ctr[0]), rel=1e-5)
+
+
+def test_empty_context_scores_by_bias_only():
+    head = initial_head(D)
+    ads = _unit(np.ones((2, D)))
+    c = context_vector(np.zeros((0, D), dtype=np.float32), np.zeros(0))
+    assert np.allclose(predict_ctr(c, ads, head), 1 / (1 + np.exp(4.0)))
+    assert explain(np.zeros((0, D), np.float32), np.zeros(0), [], ads[0], head).event_ids == ()
