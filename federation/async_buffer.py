@@ -111,6 +111,8 @@ def run_async(grid: Any, cfg: dict[str, Any], initial: Mapping[str, np.ndarray])
             raise FederationError(f"async run reached version {agg.version} of {target} in time")
         for reply in grid.pull_messages(list(busy)):
             node, base = busy.pop(reply.metadata.reply_to_message_id)
+            if agg.version >= target:  # replies that arrive together may overshoot: stop
+                break
             if reply.has_content():
                 agg.add({k: a.numpy() for k, a in reply.content["arrays"].items()}, base)
             if agg.version < target:
