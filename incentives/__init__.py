@@ -1,6 +1,9 @@
 """Contribution valuation, token rewards and a tamper-evident ledger (numpy + sqlite3 only).
 
-``incentives.flower.ValuedStrategy`` (imports Flower) values and pays each federated round.
+Values what each participant's update is worth (``valuate``/``shapley_values``: exact,
+permutation, TMC, GTG-Shapley, leave-one-out, Banzhaf), pays tokens for it
+(``RewardPolicy``), and records the payments (``Ledger``). ``incentives.flower.ValuedStrategy``
+does all three for every round of a Flower strategy (importing it imports Flower).
 
 Example:
     >>> from incentives import shapley_values

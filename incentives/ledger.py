@@ -2,13 +2,14 @@
 
 Every entry stores ``hash = sha256(prev_hash | seq | account | counterparty | amount | kind |
 round | memo)``. ``verify()`` recomputes the chain and reports the first entry that was
-edited, deleted or reordered. Writes are single transactions: a crash mid-write leaves the
-ledger at its last committed entry, still valid. Amounts are integer micro-tokens, so sums are
-exact.
+edited, deleted or reordered; deleting entries at the end, or rewriting the whole chain, is
+caught by comparing with a ``head()`` kept elsewhere (``verify(head=...)``). Every write is one
+transaction: a crash mid-write leaves the ledger at its last committed entry, still valid.
+Amounts are integer micro-tokens, so sums are exact.
 
 Example:
     >>> led = Ledger(":memory:")
-    >>> led.mint("alice", 2.5, kind="reward", round=1)
+    >>> led.mint("alice", 2.5, round=1)
     1
     >>> led.transfer("alice", "bob", 1.0)
     2
@@ -19,15 +20,18 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import math
 import sqlite3
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
 
 from ._errors import IncentiveError
 
 MICRO = 1_000_000  # micro-tokens per token
 GENESIS = "0" * 64
-TREASURY = "treasury"
+TREASURY = "treasury"  # the counterparty of minted tokens; not an account of its own
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
@@ -47,10 +51,13 @@ CREATE TRIGGER IF NOT EXISTS no_delete BEFORE DELETE ON entries
 BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
 """
 
+# (account, counterparty, micro-tokens, kind, round, memo)
+_Row = tuple[str, str, int, str, int, str]
+
 
 @dataclass(frozen=True)
 class Verification:
-    """Result of ``Ledger.verify``: ok, or the first bad entry and why."""
+    """Result of ``Ledger.verify``: ok, or the first bad entry (its seq) and why."""
 
     ok: bool
     entries: int
@@ -58,91 +65,118 @@ class Verification:
     reason: str = ""
 
 
-def _digest(
-    prev: str,
-    seq: int,
-    account: str,
-    counterparty: str,
-    amount: int,
-    kind: str,
-    rnd: int,
-    memo: str,
-) -> str:
-    text = "|".join([prev, str(seq), account, counterparty, str(amount), kind, str(rnd), memo])
+def _digest(prev: str, seq: int, row: _Row) -> str:
+    text = "|".join([prev, str(seq), *map(str, row)])
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def _micro(amount: float, name: str = "amount") -> int:
+    micro = round(float(amount) * MICRO) if math.isfinite(amount) else 0
+    if micro <= 0:
+        raise IncentiveError(f"{name} must be a finite number >= 1e-6 tokens, got {amount}")
+    return micro
+
+
+def _account(name: str, what: str = "account") -> str:
+    if not isinstance(name, str) or not name or name == TREASURY:
+        raise IncentiveError(f"{what} must be a non-empty name other than {TREASURY!r}: {name!r}")
+    return name
+
+
 class Ledger:
-    """Append-only, hash-chained token ledger in a SQLite file (``":memory:"`` for tests)."""
+    """Append-only, hash-chained token ledger in a SQLite file (``":memory:"`` for tests).
+
+    Usable as a context manager (closes the connection).
+    """
 
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         self._db = sqlite3.connect(self.path, isolation_level=None)
         if self.path != ":memory:":
             self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA synchronous=FULL")  # a returned write survives power loss
         self._db.executescript(_SCHEMA)
 
     def close(self) -> None:
         self._db.close()
 
-    def _append(
-        self, account: str, counterparty: str, amount: int, kind: str, rnd: int, memo: str
-    ) -> int:
-        if not account or not counterparty:
-            raise IncentiveError("account names must be non-empty")
-        self._db.execute("BEGIN IMMEDIATE")
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def _append(self, rows: list[_Row], spender: tuple[str, int] | None = None) -> list[int]:
+        """Chain ``rows`` in one transaction; ``spender`` (account, micro) must be covered."""
+        self._db.execute("BEGIN IMMEDIATE")  # the balance check and the writes see one state
         try:
-            row = self._db.execute(
-                "SELECT seq, hash FROM entries ORDER BY seq DESC LIMIT 1"
-            ).fetchone()
-            seq, prev = (row[0] + 1, row[1]) if row else (1, GENESIS)
-            digest = _digest(prev, seq, account, counterparty, amount, kind, rnd, memo)
-            self._db.execute(
-                "INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (seq, account, counterparty, amount, kind, rnd, memo, prev, digest),
-            )
+            if spender is not None and self._balance_micro(spender[0]) < spender[1]:
+                raise IncentiveError(
+                    f"{spender[0]!r} holds {self.balance(spender[0])} tokens, "
+                    f"cannot send {spender[1] / MICRO}"
+                )
+            seq, prev = self.head()
+            seqs = []
+            for row in rows:
+                seq += 1
+                digest = _digest(prev, seq, row)
+                self._db.execute(
+                    "INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (seq, *row, prev, digest),
+                )
+                seqs.append(seq)
+                prev = digest
             self._db.execute("COMMIT")
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
-        return seq
+        return seqs
 
-    @staticmethod
-    def _micro(amount: float) -> int:
-        micro = round(float(amount) * MICRO)
-        if micro <= 0:
-            raise IncentiveError(
-                f"amounts must be > 0 tokens (micro-token precision), got {amount}"
-            )
-        return micro
+    def head(self) -> tuple[int, str]:
+        """(seq, hash) of the last entry, ``(0, GENESIS)`` when empty: keep it to pin the chain."""
+        row = self._db.execute("SELECT seq, hash FROM entries ORDER BY seq DESC LIMIT 1").fetchone()
+        return (int(row[0]), str(row[1])) if row else (0, GENESIS)
 
     def mint(
         self, account: str, amount: float, *, kind: str = "reward", round: int = 0, memo: str = ""
     ) -> int:
-        """Credit ``amount`` new tokens from the treasury (e.g. a contribution reward)."""
-        return self._append(account, TREASURY, self._micro(amount), kind, round, memo)
+        """Credit ``amount`` new tokens from the treasury (e.g. a contribution reward); its seq."""
+        return self._append([(_account(account), TREASURY, _micro(amount), kind, round, memo)])[0]
+
+    def record_rewards(
+        self, rewards: Mapping[str, float], *, round: int = 0, memo: str = ""
+    ) -> list[int]:
+        """Mint a round's rewards all at once (one transaction: all recorded or none).
+
+        Amounts below one micro-token are skipped (a zero reward leaves no entry).
+        Returns the new entries' seqs.
+        """
+        rows = [
+            (_account(a), TREASURY, _micro(x, f"reward of {a!r}"), "reward", round, memo)
+            for a, x in rewards.items()
+            if not 0 <= x < 0.5 / MICRO
+        ]
+        return self._append(rows) if rows else []
 
     def transfer(
         self, sender: str, receiver: str, amount: float, *, round: int = 0, memo: str = ""
     ) -> int:
-        """Move tokens; refused if the sender's balance is too small."""
-        micro = self._micro(amount)
-        if self._balance_micro(sender) < micro:
-            raise IncentiveError(
-                f"{sender!r} has {self.balance(sender)} tokens, cannot send {amount}"
-            )
-        return self._append(receiver, sender, micro, "transfer", round, memo)
+        """Move tokens; refused (``IncentiveError``) if the sender's balance is too small."""
+        micro = _micro(amount)
+        row = (_account(receiver, "receiver"), _account(sender, "sender"), micro, "transfer")
+        return self._append([(*row, round, memo)], spender=(sender, micro))[0]
 
     def _balance_micro(self, account: str) -> int:
-        got = self._db.execute(
+        (got,) = self._db.execute(
             "SELECT COALESCE(SUM(amount), 0) FROM entries WHERE account = ?", (account,)
-        ).fetchone()[0]
-        sent = self._db.execute(
-            "SELECT COALESCE(SUM(amount), 0) FROM entries WHERE counterparty = ? AND kind = "
-            "'transfer'",
+        ).fetchone()
+        (sent,) = self._db.execute(
+            "SELECT COALESCE(SUM(amount), 0) FROM entries "
+            "WHERE counterparty = ? AND kind = 'transfer'",
             (account,),
-        ).fetchone()[0]
+        ).fetchone()
         return int(got) - int(sent)
 
     def balance(self, account: str) -> float:
@@ -150,20 +184,30 @@ class Ledger:
         return self._balance_micro(account) / MICRO
 
     def balances(self) -> dict[str, float]:
-        """Every account's balance (the treasury excluded)."""
+        """Every account's balance, by name."""
         names = {r[0] for r in self._db.execute("SELECT DISTINCT account FROM entries")}
         return {a: self.balance(a) for a in sorted(names)}
 
-    def verify(self) -> Verification:
-        """Recompute the chain: any edited, deleted or reordered entry breaks it."""
+    def verify(self, head: tuple[int, str] | None = None) -> Verification:
+        """Recompute the chain: any edited, deleted or reordered entry breaks it.
+
+        Args:
+            head: a ``head()`` taken earlier and kept outside the database; the chain must
+                still contain it (catches deleted tail entries and a rewritten chain).
+        """
         prev, expected = GENESIS, 1
         rows = self._db.execute("SELECT * FROM entries ORDER BY seq").fetchall()
-        for seq, account, cp, amount, kind, rnd, memo, prev_hash, digest in rows:
+        for seq, *fields, prev_hash, digest in rows:
             if seq != expected:
                 return Verification(False, len(rows), seq, f"entry {expected} is missing")
             if prev_hash != prev:
                 return Verification(False, len(rows), seq, "previous hash does not match")
-            if _digest(prev, seq, account, cp, amount, kind, rnd, memo) != digest:
+            if _digest(prev, seq, tuple(fields)) != digest:  # type: ignore[arg-type]
                 return Verification(False, len(rows), seq, "contents do not match the hash")
             prev, expected = digest, expected + 1
+        if head is not None and head[0] > 0:
+            if head[0] > len(rows):
+                return Verification(False, len(rows), head[0], f"entry {head[0]} is missing")
+            if rows[head[0] - 1][-1] != head[1]:
+                return Verification(False, len(rows), head[0], "the chain was rewritten")
         return Verification(True, len(rows))

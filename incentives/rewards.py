@@ -1,12 +1,15 @@
 """Token rewards for contributions: a revenue-funded budget, diminishing returns, a floor.
 
-Each round ``budget = revenue_share x auction revenue``. A participant with value ``v > 0``
-gets a raw reward ``price x sqrt(v)`` (concave: doubling the value does not double the pay),
-newcomers and small contributors are lifted to ``floor_share`` of the mean positive reward so
-wealth does not concentrate, and the rewards are scaled down if they exceed the budget (what is
-not paid stays in the treasury). Zero
-or negative value earns nothing. The price per unit of value follows demand: it rises when the
-model's recent gains are small (value is scarce) and falls when they are large.
+Per round, with contribution values ``v`` (n,) and auction revenue ``R`` (tokens):
+
+- budget ``B = revenue_share x R``;
+- raw reward ``r_i = price x sqrt(v_i)`` if ``v_i > 0``, else 0 (zero or negative value earns
+  nothing; concave: four times the value earns twice the pay);
+- floor: every positive contributor gets at least ``floor_share x mean_{v_j > 0} r_j``, which
+  lifts newcomers and small contributors so wealth does not concentrate (``gini`` measures it);
+- if ``sum r > B`` every reward is scaled by ``B / sum r`` (what is not paid stays unminted);
+- demand: with ``g = sum_i max(v_i, 0)`` the round's gain and ``ema`` its running average,
+  ``price *= clip(ema / g, 1/2, 2) ** demand_rate``: scarce value (small gains) costs more.
 
 Example:
     >>> policy = RewardPolicy(revenue_share=0.1)
@@ -16,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,9 +29,9 @@ from ._errors import IncentiveError
 
 def gini(x: np.ndarray) -> float:
     """Gini coefficient of non-negative amounts (0 = equal, -> 1 = one holds everything)."""
-    a = np.sort(np.asarray(x, dtype=float))
-    if (a < 0).any():
-        raise IncentiveError("gini needs non-negative amounts")
+    a = np.sort(np.asarray(x, dtype=float).ravel())
+    if not np.isfinite(a).all() or (a < 0).any():
+        raise IncentiveError(f"x must hold finite amounts >= 0, got {x!r}")
     if a.sum() == 0:
         return 0.0
     n = a.size
@@ -57,14 +61,21 @@ class RewardPolicy:
             raise IncentiveError(f"revenue_share must be in [0, 1], got {self.revenue_share}")
         if not 0 <= self.floor_share <= 1:
             raise IncentiveError(f"floor_share must be in [0, 1], got {self.floor_share}")
-        if not 0 <= self.demand_rate <= 1 or self.price <= 0:
-            raise IncentiveError("demand_rate must be in [0, 1] and price > 0")
+        if not 0 <= self.demand_rate <= 1:
+            raise IncentiveError(f"demand_rate must be in [0, 1], got {self.demand_rate}")
+        if not 0 < self.price < math.inf:
+            raise IncentiveError(f"price must be a finite number > 0, got {self.price}")
 
     def pay(self, values: np.ndarray, revenue: float) -> np.ndarray:
-        """(n,) tokens for this round's (n,) contribution values."""
+        """(n,) tokens for this round's (n,) contribution values; ``revenue`` in tokens, >= 0.
+
+        Updates the price (demand) for the next round.
+        """
         v = np.asarray(values, dtype=float)
-        if not np.isfinite(v).all() or revenue < 0:
-            raise IncentiveError("values must be finite and revenue >= 0")
+        if v.ndim != 1 or not np.isfinite(v).all():
+            raise IncentiveError(f"values must be a 1-d array of finite numbers, got {values!r}")
+        if not 0 <= revenue < math.inf:
+            raise IncentiveError(f"revenue must be a finite number >= 0, got {revenue}")
         budget = self.revenue_share * revenue
         positive = v > 0
         raw = np.where(positive, self.price * np.sqrt(np.clip(v, 0, None)), 0.0)

@@ -1,15 +1,17 @@
 """Contribution valuation: exact and sampled Shapley values, GTG-Shapley, LOO, Banzhaf.
 
-``utility(coalition: frozenset) -> float`` is any game; every method evaluates each coalition
-at most once (cached) and reports how many distinct coalitions it evaluated.
+``utility(coalition: frozenset) -> float`` is any game on players ``0..n-1``; every method
+evaluates each coalition at most once (cached) and reports how many distinct coalitions it
+evaluated.
 
 - ``exact``: ``phi_i = sum_S |S|!(n-|S|-1)!/n! (v(S+i) - v(S))``; 2^n evaluations, n <= 16.
-- ``permutation``: mean marginal contribution over sampled permutations.
+- ``permutation``: mean marginal contribution over sampled permutations (antithetic pairs).
 - ``tmc``: permutation sampling truncated once a prefix is within ``truncation`` of v(N)
   (Ghorbani & Zou 2019).
-- ``gtg``: GTG-Shapley (Liu et al. 2022): between-round truncation (a round whose total gain
-  is negligible is not valued), within-round truncation as in TMC, and guided permutations
-  (each player leads equally often).
+- ``gtg``: GTG-Shapley (Liu et al. 2022) for federated rounds: between-round truncation (a round
+  whose total gain is negligible is not valued), within-round truncation as in TMC, and guided
+  sampling, here in stratified form: the first and last positions are computed exactly and
+  every player takes every middle position equally often (see ``samplers``).
 - ``loo``: leave-one-out ``v(N) - v(N - i)``; n + 1 evaluations.
 - ``banzhaf``: ``mean_{S without i} (v(S+i) - v(S))``; exact for n <= 16, else sampled
   subsets with maximum sample reuse.
@@ -22,19 +24,20 @@ Example:
 
 from __future__ import annotations
 
-import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from ._errors import IncentiveError
+from .exact import MAX_EXACT, exact_semivalue
+from .samplers import GuidedStratifiedSampler, PermutationSampler, banzhaf_msr, run_sampler
 from .stopping import MaxPermutations, StandardErrorBelow, StoppingRule
 from .utility import CachedUtility, Utility
 
 METHODS = ("exact", "permutation", "tmc", "gtg", "loo", "banzhaf")
-MAX_EXACT = 16
-# A sampler stops after this many permutations without a new coalition (rule cannot fire).
-_STALL_PERMUTATIONS = 1000
+_OPTIONS = {"stopping", "truncation", "round_truncation", "samples"}
+Seed = np.random.Generator | np.random.SeedSequence | int | Sequence[int] | None
 
 
 @dataclass(frozen=True)
@@ -43,7 +46,7 @@ class ValuationResult:
 
     Attributes:
         values: (n,) float.
-        stderr: (n,) float, standard error (0 for exact methods).
+        stderr: (n,) float, standard error (0 for exact methods, inf while unknown).
         n_evaluations: distinct coalitions evaluated.
         permutations: permutations (or subsets) sampled; 0 for exact methods.
         converged: an accuracy-based stopping rule was met (always True for exact methods).
@@ -58,99 +61,29 @@ class ValuationResult:
     method: str
 
 
-def _masks_value(u: CachedUtility, n: int) -> np.ndarray:
-    return np.array([u(frozenset(i for i in range(n) if mask >> i & 1)) for mask in range(1 << n)])
-
-
-def _popcount(n: int) -> np.ndarray:
-    masks = np.arange(1 << n)
-    return np.array([bin(m).count("1") for m in masks])
-
-
-def _exact(u: CachedUtility, n: int, banzhaf: bool) -> np.ndarray:
-    v = _masks_value(u, n)
-    size = _popcount(n)
-    if banzhaf:
-        weight = np.full(n, 1.0 / (1 << (n - 1)))
-    else:
-        weight = np.array(
-            [math.factorial(s) * math.factorial(n - s - 1) / math.factorial(n) for s in range(n)]
-        )
-    out = np.zeros(n)
-    masks = np.arange(1 << n)
-    for i in range(n):
-        without = masks[(masks >> i & 1) == 0]
-        out[i] = float((weight[size[without]] * (v[without | (1 << i)] - v[without])).sum())
-    return out
-
-
-def _sampled(
-    u: CachedUtility,
+def _check(
+    utility: Utility,
     n: int,
-    gen: np.random.Generator,
-    stopping: StoppingRule,
-    *,
-    truncation: float | None,
-    guided: bool,
-) -> tuple[np.ndarray, np.ndarray, int, bool]:
-    """Permutation sampling with optional truncation and guided first players (Welford)."""
-    everyone = frozenset(range(n))
-    v_all, v_none = u(everyone), u(frozenset())
-    scale = abs(v_all - v_none)
-    mean, m2 = np.zeros(n), np.zeros(n)
-    k = last_new = last_count = 0
-
-    def marginals(perm: np.ndarray) -> np.ndarray:
-        marg = np.zeros(n)
-        prefix: set[int] = set()
-        prev = v_none
-        for j, player in enumerate(perm):
-            if truncation is not None and j > 0 and abs(v_all - prev) <= truncation * scale:
-                break  # the rest adds (almost) nothing: their marginals are 0
-            prefix.add(int(player))
-            cur = u(frozenset(prefix))
-            marg[player] = cur - prev
-            prev = cur
-        return marg
-
-    while True:
-        perm = gen.permutation(n)
-        if guided:  # GTG: player k mod n leads this permutation
-            lead = k % n
-            perm = np.concatenate([[lead], perm[perm != lead]])
-        # Antithetic pair: a permutation and its reverse; their mean has far lower variance
-        # (exact for additive games), at most twice the evaluations.
-        marg = 0.5 * (marginals(perm) + marginals(perm[::-1]))
-        k += 1
-        delta = marg - mean
-        mean += delta / k
-        m2 += delta * (marg - mean)
-        stderr = np.sqrt(m2 / max(k - 1, 1) / k) if k > 1 else np.full(n, np.inf)
-        state = {"permutations": k, "evaluations": u.evaluations, "stderr": float(stderr.max())}
-        if stopping.done(**state):
-            return mean, stderr, k, stopping.converged(**state)
-        # Guards against rules that can never fire: every coalition is known (the cache
-        # then gives the exact values), or no new coalition for many permutations.
-        if n <= MAX_EXACT and u.evaluations >= 1 << n:
-            return _exact(u, n, banzhaf=False), np.zeros(n), k, True
-        if u.evaluations > last_count:
-            last_count, last_new = u.evaluations, k
-        elif k - last_new > _STALL_PERMUTATIONS:
-            return mean, stderr, k, False
-
-
-def _banzhaf_sampled(
-    u: CachedUtility, n: int, gen: np.random.Generator, samples: int
-) -> tuple[np.ndarray, np.ndarray]:
-    inside = gen.random((samples, n)) < 0.5
-    v = np.array([u(frozenset(np.flatnonzero(row).tolist())) for row in inside])
-    values, stderr = np.zeros(n), np.zeros(n)
-    for i in range(n):
-        a, b = v[inside[:, i]], v[~inside[:, i]]
-        if a.size and b.size:
-            values[i] = a.mean() - b.mean()
-            stderr[i] = math.sqrt(a.var() / a.size + b.var() / b.size)
-    return values, stderr
+    method: str,
+    stopping: StoppingRule | None,
+    truncation: float,
+    round_truncation: float,
+    samples: int,
+) -> None:
+    if method not in METHODS:
+        raise IncentiveError(f"method: unknown {method!r}; allowed: {', '.join(METHODS)}")
+    if not callable(utility):
+        raise IncentiveError(f"utility must be callable (frozenset -> float), got {utility!r}")
+    if isinstance(n, bool) or int(n) != n or n < 1:
+        raise IncentiveError(f"n must be an integer >= 1, got {n!r}")
+    if stopping is not None and not isinstance(stopping, StoppingRule):
+        raise IncentiveError(f"stopping must be a StoppingRule, got {type(stopping).__name__}")
+    if not 0 <= truncation < 1:
+        raise IncentiveError(f"truncation must be in [0, 1), got {truncation}")
+    if round_truncation < 0:
+        raise IncentiveError(f"round_truncation must be >= 0, got {round_truncation}")
+    if int(samples) != samples or samples < 1:
+        raise IncentiveError(f"samples must be an integer >= 1, got {samples}")
 
 
 def valuate(
@@ -158,73 +91,71 @@ def valuate(
     n: int,
     *,
     method: str = "exact",
-    rng: np.random.Generator | int | None = None,
+    rng: Seed = None,
     stopping: StoppingRule | None = None,
     truncation: float = 0.01,
     round_truncation: float = 1e-3,
     samples: int = 2000,
 ) -> ValuationResult:
-    """Value ``n`` players of ``utility`` (see the module table).
+    """Value the ``n`` players of ``utility`` with ``method`` (see the module list).
 
     Args:
         utility: ``utility(frozenset) -> float``.
         n: number of players ``0..n-1``.
         method: one of ``METHODS``.
-        rng: seed or Generator for sampled methods.
+        rng: seed, SeedSequence or Generator for the sampled methods.
         stopping: for ``permutation``/``tmc``/``gtg``; default 500 permutations or every
-            standard error below 1e-3 x |v(N) - v(empty)|.
+            standard error below 1e-3 x |v(N) - v(empty)| (after 30 permutations).
         truncation: ``tmc``/``gtg``: stop a permutation once its prefix is within this share
-            of ``|v(N) - v(empty)|`` of v(N).
-        round_truncation: ``gtg``: if ``|v(N) - v(empty)| <= round_truncation x (1 + |v(empty)|)``
-            the round is not worth valuing: every value is 0 (two evaluations).
+            of ``|v(N) - v(empty)|`` of v(N), in [0, 1).
+        round_truncation: ``gtg``: if ``|v(N) - v(empty)| <= round_truncation x
+            (1 + |v(empty)|)`` the round is not worth valuing: every value is 0 (two
+            evaluations).
         samples: ``banzhaf`` with n > 16: random subsets.
+
+    Example:
+        >>> valuate(lambda s: float(len(s)), 20, method="tmc", rng=0).n_evaluations <= 2**20
+        True
     """
-    if method not in METHODS:
-        raise IncentiveError(f"unknown method {method!r}; allowed: {', '.join(METHODS)}")
-    if int(n) != n or n < 1:
-        raise IncentiveError(f"n must be an integer >= 1, got {n}")
+    _check(utility, n, method, stopping, truncation, round_truncation, samples)
     u = CachedUtility(utility)
     zeros = np.zeros(n)
     if method in ("exact", "banzhaf") and n <= MAX_EXACT:
-        vals = _exact(u, n, banzhaf=method == "banzhaf")
-        return ValuationResult(vals, zeros, u.evaluations, 0, True, method)
+        values = exact_semivalue(u, n, banzhaf=method == "banzhaf")
+        return ValuationResult(values, zeros, u.evaluations, 0, True, method)
     if method == "exact":
-        raise IncentiveError(f"exact Shapley needs n <= {MAX_EXACT}; use 'tmc' or 'gtg'")
+        raise IncentiveError(f"n: exact Shapley needs n <= {MAX_EXACT}, got {n}; use 'gtg'")
     gen = np.random.default_rng(rng)
     if method == "banzhaf":
-        vals, err = _banzhaf_sampled(u, n, gen, samples)
-        return ValuationResult(vals, err, u.evaluations, samples, False, method)
+        values, err = banzhaf_msr(u, n, gen, int(samples))
+        return ValuationResult(values, err, u.evaluations, int(samples), False, method)
     everyone = frozenset(range(n))
     if method == "loo":
         total = u(everyone)
-        vals = np.array([total - u(everyone - {i}) for i in range(n)])
-        return ValuationResult(vals, zeros, u.evaluations, 0, True, method)
-    gain = u(everyone) - u(frozenset())
-    if method == "gtg" and abs(gain) <= round_truncation * (1 + abs(u(frozenset()))):
+        values = np.array([total - u(everyone - {i}) for i in range(n)])
+        return ValuationResult(values, zeros, u.evaluations, 0, True, method)
+    v_none = u(frozenset())
+    gain = u(everyone) - v_none
+    if method == "gtg" and abs(gain) <= round_truncation * (1 + abs(v_none)):
         return ValuationResult(zeros, zeros, u.evaluations, 0, True, method)
-    rule = stopping or (MaxPermutations(500) | StandardErrorBelow(1e-3 * max(abs(gain), 1e-12), 30))
-    vals, err, k, ok = _sampled(
-        u,
-        n,
-        gen,
-        rule,
-        truncation=None if method == "permutation" else truncation,
-        guided=method == "gtg",
-    )
-    return ValuationResult(vals, err, u.evaluations, k, ok, method)
+    if method == "gtg":
+        sampler = GuidedStratifiedSampler(u, n, gen, truncation)
+    else:
+        sampler = PermutationSampler(u, n, gen, truncation if method == "tmc" else None)
+    rule = stopping or (MaxPermutations(500) | StandardErrorBelow(1e-3 * max(abs(gain), 1e-12)))
+    values, err, steps, converged = run_sampler(sampler, u, n, rule)
+    return ValuationResult(values, err, u.evaluations, steps, converged, method)
 
 
 def shapley_values(
-    utility: Utility,
-    n: int,
-    *,
-    method: str = "exact",
-    rng: np.random.Generator | int | None = None,
-    **options: object,
+    utility: Utility, n: int, *, method: str = "exact", rng: Seed = None, **options: object
 ) -> np.ndarray:
-    """(n,) contribution values of ``n`` players (contract of shared/DESIGN.md).
+    """(n,) contribution values of ``n`` players (the contract of shared/DESIGN.md).
 
     ``method``: ``"exact"`` | ``"tmc"`` | ``"gtg"`` | ``"loo"`` (also ``"permutation"``,
-    ``"banzhaf"``); ``options`` go to ``valuate``. Use ``valuate`` for errors and costs.
+    ``"banzhaf"``); ``options`` go to ``valuate``, which also returns errors and costs.
     """
-    return valuate(utility, n, method=method, rng=rng, **options).values
+    unknown = sorted(set(options) - _OPTIONS)
+    if unknown:
+        raise IncentiveError(f"unknown options {unknown}; allowed: {', '.join(sorted(_OPTIONS))}")
+    return valuate(utility, n, method=method, rng=rng, **options).values  # type: ignore[arg-type]
