@@ -183,6 +183,11 @@ class Backbone:
         logp = torch.log_softmax(logits.float(), -1).gather(-1, ids[..., None])[..., 0]
         return ((logp * mask).sum(1) / mask.sum(1).clamp_min(1.0)).numpy()
 
+    @property
+    def cached(self) -> int:
+        """Number of cached embeddings."""
+        return len(self._cache)
+
     def clear_cache(self) -> None:
         """Drop every cached embedding."""
         self._cache.clear()

@@ -130,10 +130,10 @@ def main() -> None:
     ratings, text = movielens()
     users = split(ratings)
     ids = rng.permutation(sorted(users))
-    n_eval = 150 if args.quick else 300
+    n_eval = 100 if args.quick else 300
     eval_ids, train_ids = ids[:n_eval], ids[n_eval:]
     if args.quick:
-        train_ids = train_ids[:200]
+        train_ids = train_ids[:120]
     item_ids = np.array(sorted(text))
 
     cut_counts = pd.Series([m for u in users.values() for m in u["train_pos"]]).value_counts()
