@@ -131,6 +131,50 @@ class AdvertiserSection(_Section):
         return self
 
 
+MOVIELENS_USERS = 943  # users of MovieLens-100k (checked against the data in the tests)
+MOVIELENS_GENRES = 18  # its genres, "unknown" left out
+_SYNTHETIC_ONLY = ("communities", "homophily", "taste_concentration")
+
+
+class WorldSection(_Section):
+    """Which world the market runs on: drawn (``synthetic``) or real (``movielens``)."""
+
+    kind: Literal["synthetic", "movielens"] = "synthetic"
+    history: int = Field(
+        20, ge=1, le=200, description="events in each device's private history (lm scorer)"
+    )
+    min_positives: int = Field(
+        5, ge=2, le=500, description="movielens: least ratings >= 4 a user needs to take part"
+    )
+    min_common: int = Field(
+        5, ge=1, le=1_000, description="movielens: co-rated movies behind a friendship tie"
+    )
+    smoothing: float = Field(
+        2.0, gt=0.0, le=1_000.0, description="movielens: pseudo-ratings toward the genre mix"
+    )
+
+
+class AgentsSection(_Section):
+    """What scores ads on the device: click counts per category or a language-model agent."""
+
+    scorer: Literal["category", "lm"] = "category"
+    model: Literal["tiny-encoder", "minilm"] = "tiny-encoder"
+    max_length: int = Field(32, ge=8, le=512, description="tokens kept per text")
+
+
+class OfflineSection(_Section):
+    """Offline evaluation of the agents' ad selection on logged bandit data (``fedadagent run``
+    evaluates instead of simulating when ``dataset`` is not ``none``)."""
+
+    dataset: Literal["none", "obp"] = "none"
+    behavior_policy: Literal["random", "bts"] = "random"
+    campaign: Literal["all", "men", "women"] = "all"
+    test_size: float = Field(0.3, gt=0.0, lt=1.0, description="newest share held out")
+    policy: Literal["rank", "softmax"] = "softmax"
+    temperature: float = Field(1.0, gt=0.0, le=100.0, description="softmax over CTR logits")
+    l2: float = Field(1.0, ge=0.0, le=1e6, description="ridge penalty of the CTR model")
+
+
 class ExperimentConfig(_Section):
     """Top level of a config file."""
 
@@ -143,6 +187,30 @@ class ExperimentConfig(_Section):
     advertisers: AdvertiserSection = Field(default_factory=AdvertiserSection)
     social: SocialSection = Field(default_factory=SocialSection)
     federated: FederatedSection = Field(default_factory=FederatedSection)
+    world: WorldSection = Field(default_factory=WorldSection)
+    agents: AgentsSection = Field(default_factory=AgentsSection)
+    offline: OfflineSection = Field(default_factory=OfflineSection)
+
+    @model_validator(mode="after")
+    def _check_real_world(self) -> ExperimentConfig:
+        if self.world.kind != "movielens":
+            return self
+        if self.market.users > MOVIELENS_USERS:
+            raise ValueError(
+                f"market.users: the movielens world has at most {MOVIELENS_USERS} users"
+            )
+        if self.market.categories > MOVIELENS_GENRES:
+            raise ValueError(
+                f"market.categories: the movielens world has at most {MOVIELENS_GENRES} "
+                "genres (its categories are the most rated ones)"
+            )
+        for key in _SYNTHETIC_ONLY:  # a default is fine: resolved configs list every key
+            if getattr(self.social, key) != SocialSection.model_fields[key].default:
+                raise ValueError(
+                    f"social.{key}: only used by world.kind = 'synthetic' (the movielens "
+                    "graph and tastes come from the ratings)"
+                )
+        return self
 
 
 def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
@@ -164,6 +232,8 @@ def _describe(error: dict[str, Any]) -> str:
         allowed = ", ".join(_allowed_keys(loc))
         return f"unknown key '{key}'; allowed here: {allowed}"
     msg = error["msg"].removeprefix("Value error, ")
+    if not loc:  # a check across sections: its message names the keys
+        return msg
     return f"'{key}': {msg} (got {error.get('input')!r})"
 
 

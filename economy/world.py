@@ -2,12 +2,13 @@
 
 Ground truth (hidden from every agent): user ``u`` clicks an ad of category ``c`` shown in a slot
 with CTR ``s`` with probability ``s x min(1, base_ctr x C x pref[u, c])``; preferences are
-Dirichlet, so the mean CTR of a perfectly shown ad is ``base_ctr``.
+Dirichlet, so the mean CTR of a perfectly shown ad is ``base_ctr``. ``world.kind = "movielens"``
+builds the same contract from real ratings (:mod:`economy.real_world`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import networkx as nx
 import numpy as np
@@ -16,6 +17,31 @@ from graphs import stochastic_block
 
 from .config import ExperimentConfig
 from .seeding import RunSeeds
+
+# Product lines of the synthetic catalogue: category c is _PRODUCTS[c % 24], numbered after 24.
+_PRODUCTS = (
+    "running shoes", "summer dresses", "coffee beans", "yoga mats", "headphones",
+    "board games", "skin care", "camping tents", "kitchen knives", "watches", "novels",
+    "garden tools", "pet food", "sneakers", "smartphones", "green tea", "rain jackets", "toys",
+    "bicycles", "perfume", "laptops", "handbags", "vinyl records", "chocolate",
+)  # fmt: skip
+_STYLES = ("classic", "new", "premium", "eco", "compact", "vintage", "sport", "smart")
+
+
+@dataclass(frozen=True)
+class WorldTexts:
+    """What the language-model agents read (the simulator's ground truth never uses it).
+
+    Attributes:
+        categories: (categories,) category names.
+        ads: (advertisers,) each advertiser's ad text.
+        histories: per user, its private history, oldest first: ``(kind, text, time in s)``
+            with ``kind`` an ``agents.PrivateContext`` event kind.
+    """
+
+    categories: tuple[str, ...]
+    ads: tuple[str, ...]
+    histories: tuple[tuple[tuple[str, str, float], ...], ...]
 
 
 @dataclass(frozen=True)
@@ -31,6 +57,8 @@ class World:
         base_ctr: CTR of a perfectly matched ad in a slot with CTR 1.
         community: (users,) int, each user's community.
         graph: social graph on users 0..users-1 (ties mostly inside communities).
+        texts: category names, ad texts and private histories (None: not drawn; the
+            category scorer needs none).
     """
 
     prefs: np.ndarray
@@ -41,10 +69,15 @@ class World:
     base_ctr: float
     community: np.ndarray
     graph: nx.Graph
+    texts: WorldTexts | None = None
 
     @property
     def n_users(self) -> int:
         return self.prefs.shape[0]
+
+    @property
+    def n_categories(self) -> int:
+        return self.prefs.shape[1]
 
     @property
     def n_advertisers(self) -> int:
@@ -57,8 +90,21 @@ class World:
 
 
 def make_world(cfg: ExperimentConfig, seeds: RunSeeds) -> World:
-    """Draw a synthetic world from the config; the same seed gives the same world."""
-    m, adv = cfg.market, cfg.advertisers
+    """The world ``world.kind`` names; the same seed gives the same world."""
+    if cfg.world.kind == "movielens":
+        from .real_world import make_movielens_world  # reads data: only when asked for
+
+        return make_movielens_world(cfg, seeds)
+    world = make_synthetic_world(cfg, seeds)
+    if cfg.agents.scorer == "lm":
+        texts = synthetic_texts(world, cfg.world.history, seeds.generator("texts"))
+        world = replace(world, texts=texts)
+    return world
+
+
+def make_synthetic_world(cfg: ExperimentConfig, seeds: RunSeeds) -> World:
+    """Draw a synthetic world (without texts) from the config."""
+    m = cfg.market
     soc = cfg.social
     rng = seeds.generator("world")
     # Communities share a taste; users scatter around it (homophily in preferences and ties).
@@ -70,21 +116,58 @@ def make_world(cfg: ExperimentConfig, seeds: RunSeeds) -> World:
     p_in, p_out = _tie_probabilities(sizes, soc.avg_degree, soc.homophily)
     graph = stochastic_block(sizes, p_in, p_out, rng=seeds.generator("graph"))
     ad_category = rng.integers(0, m.categories, size=m.advertisers)
-    mu = np.log(adv.value_mean) - adv.value_sigma**2 / 2  # lognormal with the given mean
-    values = rng.lognormal(mu, adv.value_sigma, size=m.advertisers)
-    names = list(adv.strategies)
-    weights = np.array([adv.strategies[k] for k in names], dtype=float)
-    strategies = rng.choice(names, size=m.advertisers, p=weights / weights.sum())
+    values, budgets, strategies = advertiser_terms(cfg, rng)
     return World(
         prefs=prefs,
         ad_category=ad_category,
         values=values,
-        budgets=np.full(m.advertisers, adv.budget_per_step),
+        budgets=budgets,
         strategies=strategies,
         base_ctr=m.base_ctr,
         community=community,
         graph=graph,
     )
+
+
+def advertiser_terms(
+    cfg: ExperimentConfig, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Values per click (lognormal with mean ``value_mean``), per-step budgets and bidding
+    strategies of ``market.advertisers`` advertisers: (advertisers,) each."""
+    n, adv = cfg.market.advertisers, cfg.advertisers
+    mu = np.log(adv.value_mean) - adv.value_sigma**2 / 2  # lognormal with the given mean
+    values = rng.lognormal(mu, adv.value_sigma, size=n)
+    names = list(adv.strategies)
+    weights = np.array([adv.strategies[k] for k in names], dtype=float)
+    strategies = rng.choice(names, size=n, p=weights / weights.sum())
+    return values, np.full(n, adv.budget_per_step), strategies
+
+
+def synthetic_texts(world: World, history: int, rng: np.random.Generator) -> WorldTexts:
+    """Category names, ad texts and ``history`` viewed products per user (categories drawn
+    from the user's hidden preferences, one view per hour), for the language-model agents."""
+    names = tuple(
+        _PRODUCTS[c % len(_PRODUCTS)]
+        + (f" line {c // len(_PRODUCTS)}" if c >= len(_PRODUCTS) else "")
+        for c in range(world.n_categories)
+    )
+    style = rng.integers(0, len(_STYLES), size=world.n_advertisers)
+    ads = tuple(
+        f"{_STYLES[s]} {names[c]} by brand {a}"
+        for a, (c, s) in enumerate(zip(world.ad_category, style, strict=True))
+    )
+    cum = np.cumsum(world.prefs, axis=1)
+    draws = rng.random((world.n_users, history, 1))
+    cats = np.minimum((draws > cum[:, None, :]).sum(-1), world.n_categories - 1)
+    styles = rng.integers(0, len(_STYLES), size=cats.shape)
+    histories = tuple(
+        tuple(
+            ("view", f"{_STYLES[s]} {names[c]}", 3600.0 * t)
+            for t, (c, s) in enumerate(zip(row_c, row_s, strict=True))
+        )
+        for row_c, row_s in zip(cats, styles, strict=True)
+    )
+    return WorldTexts(categories=names, ads=ads, histories=histories)
 
 
 def _tie_probabilities(sizes: list[int], degree: float, homophily: float) -> tuple[float, float]:
