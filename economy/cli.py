@@ -1,68 +1,172 @@
 """The ``fedadagent`` command line.
 
-    fedadagent run [CONFIG] [-c key=value ...] [-o OUTPUT_DIR]
+    fedadagent run [CONFIG] [-c key=value ...] [-o OUTPUT_DIR] [--checkpoint-every K]
+    fedadagent run --resume RUN_DIR
+    fedadagent sweep [CONFIG] --grid key=v1,v2 [--grid ...] [-c ...] [-o ...] [--workers N]
+    fedadagent sweep --resume SWEEP_DIR [--workers N]
+    fedadagent report RUN_DIR
     fedadagent auction [CONFIG] [-c key=value ...] [-o OUTPUT_DIR]
     fedadagent config [CONFIG] [-c key=value ...]
 
-Every command validates the whole config before doing any work; a bad config exits with
-status 2 and a message naming the key.
+Every command validates the whole config (every grid point of a sweep) before doing any work;
+a bad config or folder exits with status 2 and a message naming the key. Ctrl-C exits with
+status 130 and leaves a resumable run (or sweep).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-import tomllib
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import tomli_w
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from .config import ConfigError, ExperimentConfig, load_config
+from .overrides import parse_grid, parse_override
+from .rundir import RunFolderError
+
+INTERRUPTED = 130  # the shell's status for a SIGINT
 
 
-def _parse_override(text: str) -> tuple[str, Any]:
-    key, sep, raw = text.partition("=")
-    if not sep or not key.strip():
-        raise ConfigError(f"override {text!r} must look like key=value (e.g. auction.reserve=0.1)")
-    try:
-        value = tomllib.loads(f"v = {raw}")["v"]
-    except tomllib.TOMLDecodeError:
-        value = raw  # bare words are strings: -c auction.mechanism=gsp
-    return key.strip(), value
+@contextmanager
+def _progress(total: int, what: str, enabled: bool) -> Iterator[Callable[[int], None]]:
+    """A rich progress bar on stderr; yields ``update(done)``."""
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        disable=not enabled,
+    )
+    with bar:
+        task = bar.add_task(what, total=total)
+        yield lambda done: bar.update(task, completed=done)
 
 
-def _load(args: argparse.Namespace) -> ExperimentConfig:
-    overrides = dict(_parse_override(t) for t in args.override)
-    if args.output_dir is not None:
+def _config(args: argparse.Namespace) -> ExperimentConfig:
+    return load_config(args.config, _overrides(args))
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    overrides = dict(parse_override(t) for t in args.override)
+    if getattr(args, "output_dir", None) is not None:
         overrides["output_dir"] = str(args.output_dir)
-    return load_config(args.config, overrides)
+    return overrides
 
 
-def _cmd_run(cfg: ExperimentConfig) -> int:
-    from .market import run_market
+def _no_config_with_resume(args: argparse.Namespace) -> None:
+    if args.config is not None or args.override or args.output_dir is not None:
+        raise ConfigError("--resume continues a folder with its own config: give no CONFIG, -c, -o")
 
-    run_dir = run_market(cfg)
-    print(f"run folder: {run_dir}")
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .rundir import create_run_dir, read_run_config
+    from .runner import resume_market, run_market
+
+    if args.resume is not None:
+        _no_config_with_resume(args)
+        run, cfg = args.resume, read_run_config(args.resume)
+    else:
+        cfg = _config(args)
+        run = None
+    try:
+        with _progress(cfg.market.steps, cfg.name, not args.no_progress) as update:
+            kwargs = {"on_step": lambda state: update(state.step), "checkpoint_every": args.every}
+            if run is None:
+                run = create_run_dir(cfg)
+                run_market(cfg, run, **kwargs)
+            else:
+                resume_market(run, **kwargs)
+    except KeyboardInterrupt:
+        print(f"interrupted; resume with: fedadagent run --resume {run}", file=sys.stderr)
+        return INTERRUPTED
+    print(f"run folder: {run}")
     return 0
 
 
-def _cmd_auction(cfg: ExperimentConfig) -> int:
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from .sweep import create_sweep, run_sweep, write_index
+
+    if args.resume is not None:
+        _no_config_with_resume(args)
+        if args.grid:
+            raise ConfigError("--resume runs the sweep's own grid: give no --grid")
+        sweep = args.resume
+    else:
+        grid: dict[str, list[Any]] = {}
+        for text in args.grid:
+            key, values = parse_grid(text)
+            if key in grid:
+                raise ConfigError(f"grid key {key!r} given twice")
+            grid[key] = values
+        sweep = create_sweep(args.config, _overrides(args), grid)
+    rows = write_index(sweep)  # also checks that a --resume folder is a sweep folder
+    done = sum(r["status"] == "done" for r in rows)
+    ended = iter(range(done + 1, len(rows) + 1))
+    try:
+        with _progress(len(rows), f"sweep, {args.workers} workers", not args.no_progress) as up:
+            up(done)
+            rows = run_sweep(sweep, workers=args.workers, on_point=lambda *_: up(next(ended)))
+    except KeyboardInterrupt:
+        print(f"interrupted; resume with: fedadagent sweep --resume {sweep}", file=sys.stderr)
+        return INTERRUPTED
+    failed = [r for r in rows if r["status"] == "failed"]
+    for r in failed:
+        print(f"point {r['point']} failed: {r['error']}", file=sys.stderr)
+    print(f"sweep folder: {sweep}")
+    return 1 if failed else 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from .report import make_report
+
+    for path in make_report(args.run_dir):
+        print(path)
+    return 0
+
+
+def _cmd_auction(args: argparse.Namespace) -> int:
     from .auction_report import auction_report
 
-    run_dir = auction_report(cfg)
+    run_dir = auction_report(_config(args))
     print(f"run folder: {run_dir}")
     return 0
 
 
-def _cmd_config(cfg: ExperimentConfig) -> int:
-    sys.stdout.write(tomli_w.dumps(cfg.model_dump(mode="json")))
+def _cmd_config(args: argparse.Namespace) -> int:
+    sys.stdout.write(tomli_w.dumps(_config(args).model_dump(mode="json")))
     return 0
 
 
-COMMANDS = {
+def _config_args(p: argparse.ArgumentParser, *, output: bool = True) -> None:
+    p.add_argument("config", nargs="?", type=Path, help="TOML config (default: embedded)")
+    p.add_argument(
+        "-c",
+        "--override",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key, e.g. -c auction.reserve=0.2 (repeatable)",
+    )
+    if output:
+        p.add_argument("-o", "--output-dir", type=Path, default=None, help="runs folder")
+
+
+def _long_work_args(p: argparse.ArgumentParser, folder: str) -> None:
+    p.add_argument("--resume", type=Path, default=None, metavar=folder, help="continue it")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "run": (_cmd_run, "simulate the agent economy and write a run folder"),
+    "sweep": (_cmd_sweep, "run a grid over config keys in parallel processes"),
+    "report": (_cmd_report, "PNG plots of a run folder"),
     "auction": (_cmd_auction, "truthfulness, revenue and welfare report for a mechanism"),
     "config": (_cmd_config, "print the fully resolved config"),
 }
@@ -73,31 +177,45 @@ def build_parser() -> argparse.ArgumentParser:
         prog="fedadagent", description="Fed-AdAgent: federated ad agents, auctions and gossip."
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, (_, help_text) in COMMANDS.items():
-        p = sub.add_parser(name, help=help_text, description=help_text)
-        p.add_argument("config", nargs="?", type=Path, help="TOML config (default: embedded)")
-        p.add_argument(
-            "-c",
-            "--override",
-            action="append",
-            default=[],
-            metavar="KEY=VALUE",
-            help="override a config key, e.g. -c auction.reserve=0.2 (repeatable)",
-        )
-        p.add_argument("-o", "--output-dir", type=Path, default=None, help="runs folder")
+    p = {name: sub.add_parser(name, help=h, description=h) for name, (_, h) in COMMANDS.items()}
+    _config_args(p["run"])
+    _long_work_args(p["run"], "RUN_DIR")
+    p["run"].add_argument(
+        "--checkpoint-every",
+        dest="every",
+        type=int,
+        default=1,
+        metavar="K",
+        help="steps between checkpoints (default 1)",
+    )
+    _config_args(p["sweep"])
+    _long_work_args(p["sweep"], "SWEEP_DIR")
+    p["sweep"].add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="KEY=V1,V2",
+        help="values of one config key, e.g. --grid auction.reserve=0,0.1 (repeatable)",
+    )
+    p["sweep"].add_argument("--workers", type=int, default=1, help="parallel processes")
+    p["report"].add_argument("run_dir", type=Path, help="a run folder of `fedadagent run`")
+    _config_args(p["auction"])
+    _config_args(p["config"], output=False)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``fedadagent`` console script."""
     args = build_parser().parse_args(argv)
-    try:
-        cfg = _load(args)
-    except ConfigError as exc:
-        print(f"fedadagent: {exc}", file=sys.stderr)
+    if getattr(args, "every", 1) < 1 or getattr(args, "workers", 1) < 1:
+        print("fedadagent: --checkpoint-every and --workers must be >= 1", file=sys.stderr)
         return 2
     handler, _ = COMMANDS[args.command]
-    return handler(cfg)
+    try:
+        return handler(args)
+    except (ConfigError, RunFolderError) as exc:
+        print(f"fedadagent: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -10,10 +10,9 @@ step run as one batch (the fast path), in a random order drawn from the run's se
 
 from __future__ import annotations
 
-import csv
-import io
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +25,6 @@ from incentives import Ledger
 from .config import ExperimentConfig
 from .ctr_estimator import CategoryCTR
 from .federated_ctr import FederatedCTR
-from .rundir import atomic_write, create_run_dir, write_json
 from .seeding import RunSeeds
 from .world import World, make_world
 
@@ -187,11 +185,49 @@ def market_step(
     )
 
 
-def simulate(cfg: ExperimentConfig, ledger_path: str | Path = ":memory:") -> list[StepMetrics]:
-    """Run the whole market; the same config and seed give the same metrics.
+@dataclass
+class MarketState:
+    """Everything a run carries from one step to the next: what a checkpoint saves.
 
-    Token rewards of the federated rounds go to the ledger at ``ledger_path``.
+    ``world`` is fixed for the run (a checkpoint rebuilds it from the config and seed); the
+    rest changes every step. ``metrics`` has one entry per finished step.
     """
+
+    cfg: ExperimentConfig
+    world: World
+    bidders: list[BaseBidder]
+    estimator: CategoryCTR
+    rng: np.random.Generator
+    gossip_rng: np.random.Generator
+    fed: FederatedCTR | None
+    metrics: list[StepMetrics]
+
+    @property
+    def step(self) -> int:
+        """Steps finished so far."""
+        return len(self.metrics)
+
+    @property
+    def done(self) -> bool:
+        """Whether every step of ``market.steps`` has run."""
+        return self.step >= self.cfg.market.steps
+
+    def advance(self) -> StepMetrics:
+        """Run the next step and record its metrics."""
+        so_far = self.metrics[-1].epsilon_per_agent if self.metrics else 0.0
+        args = (self.bidders, self.estimator, self.rng, self.gossip_rng, so_far, self.fed)
+        metrics = market_step(self.step, self.world, self.cfg, *args)
+        self.metrics.append(metrics)
+        return metrics
+
+    def close(self) -> None:
+        """Close the ledger (if the run has federated rounds)."""
+        if self.fed is not None:
+            self.fed.ledger.close()
+
+
+def start_market(cfg: ExperimentConfig, ledger_path: str | Path = ":memory:") -> MarketState:
+    """The market before its first step; token rewards go to the ledger at ``ledger_path``."""
     seeds = RunSeeds(cfg.seed)
     world = make_world(cfg, seeds)
     m = cfg.market
@@ -218,29 +254,38 @@ def simulate(cfg: ExperimentConfig, ledger_path: str | Path = ":memory:") -> lis
             Ledger(ledger_path),
             seeds.generator("federated"),
         )
-    metrics: list[StepMetrics] = []
-    for step in range(cfg.market.steps):
-        so_far = metrics[-1].epsilon_per_agent if metrics else 0.0
-        metrics.append(
-            market_step(step, world, cfg, bidders, estimator, rng, gossip_rng, so_far, fed)
-        )
-    if fed is not None:
-        fed.ledger.close()
-    return metrics
+    return MarketState(cfg, world, bidders, estimator, rng, gossip_rng, fed, [])
 
 
-def run_market(cfg: ExperimentConfig) -> Path:
-    """Simulate and write ``metrics.csv`` and ``summary.json`` into a new run folder."""
-    run_dir = create_run_dir(cfg)
-    metrics = simulate(cfg, ledger_path=run_dir / "ledger.db")
-    rows = [asdict(m) for m in metrics]
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write(run_dir / "metrics.csv", buf.getvalue())
-    write_json(run_dir / "summary.json", summarize(cfg, metrics))
-    return run_dir
+def run_steps(
+    state: MarketState, on_step: Callable[[MarketState], None] | None = None
+) -> list[StepMetrics]:
+    """Advance ``state`` to the last step, calling ``on_step(state)`` after each one.
+
+    The ledger is closed at the end, also when a step or ``on_step`` raises (e.g. Ctrl-C).
+    """
+    try:
+        while not state.done:
+            state.advance()
+            if on_step is not None:
+                on_step(state)
+    finally:
+        state.close()
+    return state.metrics
+
+
+def simulate(
+    cfg: ExperimentConfig,
+    ledger_path: str | Path = ":memory:",
+    *,
+    on_step: Callable[[MarketState], None] | None = None,
+) -> list[StepMetrics]:
+    """Run the whole market; the same config and seed give the same metrics.
+
+    Token rewards of the federated rounds go to the ledger at ``ledger_path``; ``on_step`` is
+    called with the state after every step (progress, checkpoints).
+    """
+    return run_steps(start_market(cfg, ledger_path), on_step)
 
 
 def summarize(cfg: ExperimentConfig, metrics: list[StepMetrics]) -> dict:

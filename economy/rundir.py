@@ -1,10 +1,13 @@
 """Run folders: ``<output_dir>/<name>-<timestamp>/`` with the resolved config and results.
 
 Files are written atomically (temp file + rename), so a crash never leaves half a file.
+File names of a run folder are the constants below (documented in economy/README.md).
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import tempfile
@@ -14,7 +17,19 @@ from typing import Any
 
 import tomli_w
 
-from .config import ExperimentConfig
+from .config import ConfigError, ExperimentConfig, load_config
+
+CONFIG = "config.toml"  # the full resolved config, seed included
+METRICS = "metrics.csv"  # one row per finished step
+SUMMARY = "summary.json"  # totals; written only when the run is complete
+LEDGER = "ledger.db"  # token rewards (incentives.Ledger)
+GRAPH = "graph.npz"  # social graph edges and each user's community, for the report
+CHECKPOINT = "checkpoint.pkl"  # resumable market state; removed when the run completes
+PLOTS = "plots"  # PNGs of ``fedadagent report``
+
+
+class RunFolderError(ValueError):
+    """A folder is not a run folder (or not in the state an operation needs)."""
 
 
 def atomic_write(path: Path, data: str | bytes) -> None:
@@ -33,18 +48,49 @@ def atomic_write(path: Path, data: str | bytes) -> None:
         raise
 
 
+def make_unique_dir(base: Path, name: str) -> Path:
+    """Make and return a new folder ``base/<name>-<timestamp>[-<n>]`` (never an existing one)."""
+    base.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for suffix in range(1, 10_000):
+        run = base / (f"{name}-{stamp}" if suffix == 1 else f"{name}-{stamp}-{suffix}")
+        try:
+            run.mkdir()  # atomic: parallel callers never get the same folder
+        except FileExistsError:
+            continue
+        return run
+    raise RunFolderError(f"could not make a new folder for {name!r} under {base}")
+
+
 def create_run_dir(cfg: ExperimentConfig, root: str | Path | None = None) -> Path:
     """Make a fresh run folder and write ``config.toml`` (the full resolved config) into it."""
-    base = Path(root if root is not None else cfg.output_dir)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    run = base / f"{cfg.name}-{stamp}"
-    suffix = 1
-    while run.exists():
-        suffix += 1
-        run = base / f"{cfg.name}-{stamp}-{suffix}"
-    run.mkdir(parents=True)
-    atomic_write(run / "config.toml", tomli_w.dumps(cfg.model_dump(mode="json")))
+    run = make_unique_dir(Path(root if root is not None else cfg.output_dir), cfg.name)
+    atomic_write(run / CONFIG, tomli_w.dumps(cfg.model_dump(mode="json")))
     return run
+
+
+def read_run_config(run_dir: str | Path) -> ExperimentConfig:
+    """The resolved config of a run folder; RunFolderError if ``run_dir`` is not one."""
+    run = Path(run_dir)
+    if not (run / CONFIG).is_file():
+        raise RunFolderError(
+            f"{run} is not a run folder: it has no {CONFIG} (run folders are made by "
+            "`fedadagent run` under the config's output_dir)"
+        )
+    try:
+        return load_config(run / CONFIG)
+    except ConfigError as exc:
+        raise RunFolderError(f"{run / CONFIG} is not a valid config: {exc}") from None
+
+
+def write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Write dict rows as CSV atomically, columns in the first row's order (no rows: empty)."""
+    buf = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    atomic_write(path, buf.getvalue())
 
 
 def write_json(path: Path, payload: dict[str, Any]) -> None:
