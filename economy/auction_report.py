@@ -4,7 +4,9 @@ Two parts, both seeded from the run's seed:
 
 1. Truthfulness: empirical ex-post regret of every bidder over random value profiles
    (``auction.truthfulness``): the best gain any misreport on a grid gives over bidding the
-   true value. A truthful mechanism has regret 0.
+   true value. A truthful mechanism has regret 0. With ``truthfulness.coalition = k > 1``
+   every coalition of k bidders misreports jointly (a bid ring maximising its summed
+   utility): second price and VCG are truthful alone but not against rings.
 2. Revenue and welfare by simulation: ``simulate_auctions`` auctions with truthful bids and
    i.i.d. uniform values, at the configured reserve, at no reserve and at Myerson's optimal
    reserve for those values.
@@ -58,6 +60,7 @@ def build_report(cfg: ExperimentConfig) -> dict[str, Any]:
         mechanism=cfg.auction.mechanism,
         slot_ctrs=cfg.auction.slot_ctrs,
         reserve=cfg.auction.reserve,
+        coalitions=t.coalition,
         misreports=np.linspace(0.0, 2.0 * t.value_high, t.grid),
         rng=probe_rng,
     )

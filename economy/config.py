@@ -58,11 +58,16 @@ class TruthfulnessSection(_Section):
     value_low: float = Field(0.0, ge=0.0)
     value_high: float = Field(1.0, gt=0.0)
     simulate_auctions: int = Field(100_000, ge=1, le=10_000_000)
+    coalition: int = Field(
+        1, ge=1, le=4, description="bidders deviating together (1: alone, 2+: bid rings)"
+    )
 
     @model_validator(mode="after")
     def _check_values(self) -> TruthfulnessSection:
         if self.value_high <= self.value_low:
             raise ValueError("value_high: must be greater than value_low")
+        if self.coalition > self.bidders:
+            raise ValueError("coalition: must be at most bidders")
         return self
 
 

@@ -52,7 +52,9 @@ def interrupted_run(tmp_path, step, every=1):
     return run
 
 
-@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(step=st.integers(1, 5), every=st.integers(1, 4))
 def test_resumed_run_equals_uninterrupted(tmp_path_factory, reference, step, every):
     # every > 1 leaves the ledger ahead of the checkpoint (rounds at steps 2, 4, 6): the

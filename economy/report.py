@@ -1,0 +1,180 @@
+"""``fedadagent report RUN_DIR``: PNG plots of a run folder, written to ``RUN_DIR/plots/``.
+
+| file | what |
+| --- | --- |
+| ``revenue.png`` | revenue per step and cumulative |
+| ``welfare.png`` | social welfare, advertiser surplus, revenue; user welfare (expected clicks) |
+| ``ctr.png`` | CTR per step |
+| ``ndcg.png`` | every ``ndcg*`` / ``precision*`` column of ``metrics.csv``, when the run has them |
+| ``epsilon.png`` | local-DP epsilon each device has spent, per step |
+| ``lorenz.png`` | Lorenz curve of all users' token balances in ``ledger.db``, with their Gini |
+| ``graph.png`` | the social graph (``graph.npz``), nodes coloured by community |
+
+Matplotlib's object API with the Agg canvas is used (no pyplot, no global backend switch).
+A run folder from before ``graph.npz`` existed gets its graph rebuilt from config and seed.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import networkx as nx
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from incentives import Ledger, gini
+
+from .config import ExperimentConfig
+from .rundir import GRAPH, LEDGER, METRICS, PLOTS, RunFolderError, atomic_write, read_run_config
+
+MAX_GRAPH_NODES = 600  # larger graphs are drawn as a seeded sample of this many users
+
+
+def read_metrics(run: Path) -> dict[str, np.ndarray]:
+    """Columns of ``metrics.csv`` as float arrays (one value per finished step)."""
+    path = run / METRICS
+    if not path.is_file():
+        raise RunFolderError(f"{run} has no {METRICS}: not a market run (or it never started)")
+    rows = list(csv.DictReader(path.open()))
+    if not rows:
+        raise RunFolderError(f"{path} has no steps yet: nothing to plot")
+    return {key: np.array([float(r[key]) for r in rows]) for key in rows[0]}
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    FigureCanvasAgg(fig)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    atomic_write(path, buf.getvalue())
+    return path
+
+
+def _over_steps(m: dict[str, np.ndarray], keys: list[str], title: str, unit: str) -> Figure:
+    fig = Figure(figsize=(6.4, 3.6))
+    ax = fig.add_subplot()
+    for key in keys:
+        ax.plot(m["step"] + 1, m[key], marker=".", label=key)
+    ax.set(title=title, xlabel="step", ylabel=unit)
+    ax.grid(alpha=0.3)
+    if len(keys) > 1:
+        ax.legend(fontsize="small")
+    return fig
+
+
+def revenue_figure(m: dict[str, np.ndarray]) -> Figure:
+    fig = _over_steps(m, ["revenue"], "Revenue", "money per step")
+    twin = fig.axes[0].twinx()
+    twin.plot(m["step"] + 1, np.cumsum(m["revenue"]), color="grey", ls="--")
+    twin.set_ylabel("cumulative (dashed)")
+    return fig
+
+
+def welfare_figure(m: dict[str, np.ndarray]) -> Figure:
+    fig = Figure(figsize=(10, 3.6))
+    money, clicks = fig.subplots(1, 2)
+    for key in ("social_welfare", "advertiser_surplus", "revenue"):
+        money.plot(m["step"] + 1, m[key], marker=".", label=key)
+    money.set(title="Social welfare = revenue + advertiser surplus", xlabel="step")
+    money.set_ylabel("money per step")
+    money.legend(fontsize="small")
+    clicks.plot(m["step"] + 1, m["user_welfare"], marker=".", color="tab:green")
+    clicks.set(title="User welfare", xlabel="step", ylabel="expected clicks on shown ads")
+    for ax in (money, clicks):
+        ax.grid(alpha=0.3)
+    return fig
+
+
+def epsilon_figure(m: dict[str, np.ndarray]) -> Figure:
+    # Every device sends the same number of trend messages per step, so all spend the same.
+    return _over_steps(
+        m, ["epsilon_per_agent"], "Local-DP epsilon spent per device (all equal)", "epsilon"
+    )
+
+
+def lorenz_figure(run: Path, cfg: ExperimentConfig) -> Figure:
+    """Lorenz curve over all ``market.users`` users; users without tokens count as 0."""
+    tokens = np.zeros(cfg.market.users)
+    if (run / LEDGER).is_file():
+        with Ledger(run / LEDGER) as ledger:
+            for account, amount in ledger.balances().items():
+                if account.startswith("user-"):
+                    tokens[int(account.removeprefix("user-"))] = amount
+    fig = Figure(figsize=(4.8, 4.8))
+    ax = fig.add_subplot()
+    share = np.linspace(0.0, 1.0, tokens.size + 1)
+    ax.plot([0, 1], [0, 1], color="grey", ls="--", label="equality")
+    if tokens.sum() > 0:
+        held = np.concatenate([[0.0], np.cumsum(np.sort(tokens))]) / tokens.sum()
+        ax.plot(share, held, label="tokens")
+        title = f"Token Lorenz curve (Gini {gini(tokens):.3f})"
+    else:
+        title = "Token Lorenz curve: no tokens paid"
+    ax.set(title=title, xlabel="share of users (poorest first)", ylabel="share of tokens")
+    ax.legend(fontsize="small")
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def load_graph(run: Path, cfg: ExperimentConfig) -> tuple[nx.Graph, np.ndarray]:
+    """The run's social graph and each user's community."""
+    if (run / GRAPH).is_file():
+        with np.load(run / GRAPH) as data:
+            edges, community = data["edges"], data["community"]
+        G = nx.Graph()
+        G.add_nodes_from(range(community.size))
+        G.add_edges_from(edges.tolist())
+        return G, community
+    from .seeding import RunSeeds
+    from .world import make_world
+
+    world = make_world(cfg, RunSeeds(cfg.seed))  # deterministic: the run's own world
+    return world.graph, np.asarray(world.community)
+
+
+def graph_figure(run: Path, cfg: ExperimentConfig, max_nodes: int = MAX_GRAPH_NODES) -> Figure:
+    G, community = load_graph(run, cfg)
+    title = f"Social graph: {G.number_of_nodes()} users, {G.number_of_edges()} ties"
+    if G.number_of_nodes() > max_nodes:
+        keep = np.random.default_rng(cfg.seed).choice(G.number_of_nodes(), max_nodes, False)
+        G = G.subgraph(keep.tolist()).copy()
+        title += f" (random {max_nodes} shown)"
+    nodes = list(G)
+    pos = nx.spring_layout(G, seed=cfg.seed, iterations=50)
+    fig = Figure(figsize=(6.4, 6.4))
+    ax = fig.add_subplot()
+    nx.draw_networkx_edges(G, pos, ax=ax, alpha=0.15, width=0.5)
+    nx.draw_networkx_nodes(
+        G, pos, nodelist=nodes, node_color=community[nodes], cmap="tab10", node_size=12, ax=ax
+    )
+    ax.set_title(title + ", coloured by community")
+    ax.set_axis_off()
+    return fig
+
+
+def make_report(run_dir: str | Path) -> list[Path]:
+    """Write every plot of the module table into ``run_dir/plots``; returns their paths.
+
+    Raises:
+        RunFolderError: ``run_dir`` is not a run folder of ``fedadagent run``.
+    """
+    run = Path(run_dir)
+    cfg = read_run_config(run)
+    m = read_metrics(run)
+    out = run / PLOTS
+    paths = [
+        _save(revenue_figure(m), out / "revenue.png"),
+        _save(welfare_figure(m), out / "welfare.png"),
+        _save(
+            _over_steps(m, ["ctr"], "Click-through rate", "clicks / filled slots"), out / "ctr.png"
+        ),
+    ]
+    ranking = [k for k in m if k.startswith(("ndcg", "precision"))]
+    if ranking:
+        paths.append(_save(_over_steps(m, ranking, "Ranking quality", "score"), out / "ndcg.png"))
+    paths.append(_save(epsilon_figure(m), out / "epsilon.png"))
+    paths.append(_save(lorenz_figure(run, cfg), out / "lorenz.png"))
+    paths.append(_save(graph_figure(run, cfg), out / "graph.png"))
+    return paths
