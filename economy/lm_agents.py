@@ -1,0 +1,146 @@
+"""Language-model agents as the devices' scorers: the auction's quality is each user's
+``agents.Agent`` predicted CTR of every advertiser's ad text.
+
+Every user has its own :class:`agents.Agent` (private context = the world's history events
+for that user, then the clicks it makes in the market), and all agents share one
+:class:`agents.Backbone`. What makes a market step cheap:
+
+- Agents holding the same adapter (all of them until someone trains, and again after a
+  federated round hands out the global adapter) share the backbone's embedding cache, keyed by
+  ``(adapter version, text)``: each ad text and each history text runs through the model once
+  per adapter version. The cache is warmed through one agent in large batches before the
+  first step, so no agent runs the model on a handful of texts at a time.
+- Each agent caches its context vector per ``(adapter version, context version)``; on top of
+  that this scorer keeps each user's last row of predicted CTRs under the same key, so a step
+  asks the model nothing for a user whose context did not change.
+- A clicked ad becomes a ``click`` event in the user's context (its text is cached already),
+  so only that user's context vector is recomputed: a weighted sum of cached embeddings.
+
+Clicks carry the simulator's clock: a step is one hour after the user's newest history event
+(``STEP_SECONDS``), so the context's recency weights see clicks as the newest events.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from agents import Agent, PrivateContext, load_model
+
+from .config import AgentsSection, ConfigError
+from .world import World
+
+STEP_SECONDS = 3600.0
+
+
+def _context(history: tuple[tuple[str, str, float], ...], max_events: int) -> PrivateContext:
+    ctx = PrivateContext(max_events=max_events)
+    for kind, text, time in history:
+        ctx.add(kind, text, time=time)
+    return ctx
+
+
+class LMScorer:
+    """Predicted CTR of every ad for every user, from one agent per user on a shared model.
+
+    Args:
+        world: a world with texts (``world.texts``: ad texts and private histories).
+        cfg: the ``[agents]`` section (model name, tokens per text).
+        max_events: newest events each context keeps (history plus clicks).
+
+    Raises:
+        ConfigError: the world has no texts.
+    """
+
+    def __init__(self, world: World, cfg: AgentsSection, max_events: int = 200) -> None:
+        if world.texts is None:
+            raise ConfigError("agents.scorer = 'lm': the world has no texts to score")
+        histories = world.texts.histories
+        # Every text any agent will embed (clicks are ad texts), in length order so batches
+        # pad to similar lengths; fixed for the run, so a restored scorer embeds the same
+        # batches and gets bit-identical embeddings.
+        texts = dict.fromkeys(world.texts.ads)
+        texts.update(dict.fromkeys(text for h in histories for _, text, _ in h))
+        self._setup(
+            cfg,
+            list(world.texts.ads),
+            [world.texts.categories[c] for c in world.ad_category],
+            [_context(h, max_events) for h in histories],
+            np.array([max((t for *_, t in h), default=0.0) for h in histories]),
+            sorted(texts, key=len),
+            None,
+        )
+
+    def _setup(
+        self,
+        cfg: AgentsSection,
+        ads: list[str],
+        ad_category: list[str],
+        contexts: list[PrivateContext],
+        clock: np.ndarray,
+        texts: list[str],
+        states: list[dict[str, np.ndarray]] | None,
+    ) -> None:
+        self.cfg, self.ads, self.ad_category, self._clock = cfg, ads, ad_category, clock
+        self._texts = texts
+        self.backbone = load_model(cfg.model, max_length=cfg.max_length)
+        self.agents = [
+            Agent(self.backbone, ctx, state=None if states is None else states[i])
+            for i, ctx in enumerate(contexts)
+        ]
+        self._rows: dict[int, tuple[tuple[str, int], np.ndarray]] = {}
+        self.warm()
+
+    def __getstate__(self) -> dict:
+        """What a checkpoint keeps: the contexts and adapter states, not the model (it is
+        reloaded by name); agents with the same adapter version share one stored state."""
+        by_version: dict[str, dict[str, np.ndarray]] = {}
+        for agent in self.agents:
+            if agent.version not in by_version:
+                by_version[agent.version] = agent.state()
+        return {
+            "cfg": self.cfg,
+            "ads": self.ads,
+            "ad_category": self.ad_category,
+            "contexts": [a.context for a in self.agents],
+            "clock": self._clock,
+            "texts": self._texts,
+            "states": [by_version[a.version] for a in self.agents],
+        }
+
+    def __setstate__(self, data: dict) -> None:
+        self._setup(**data)
+
+    def warm(self) -> None:
+        """Embed every ad and history text once, in large batches, under the agents' adapter
+        (run through the first agent: the cache is shared by all agents of that version)."""
+        if self.agents:
+            self.agents[0].predict_ctr(self._texts)
+
+    def _row(self, user: int) -> np.ndarray:
+        agent = self.agents[user]
+        key = (agent.version, agent.context.version)
+        hit = self._rows.get(user)
+        if hit is None or hit[0] != key:
+            # the auction needs quality > 0; float32 sigmoids of very low logits round to 0
+            hit = (key, np.maximum(agent.predict_ctr(self.ads).astype(float), 1e-12))
+            self._rows[user] = hit
+        return hit[1]
+
+    def predict(self, users: np.ndarray) -> np.ndarray:
+        """(len(users), advertisers) predicted CTR of each ad for each impression's user."""
+        unique, inverse = np.unique(users, return_inverse=True)
+        if unique.size == 0:
+            return np.zeros((0, len(self.ads)))
+        return np.stack([self._row(int(u)) for u in unique])[inverse]
+
+    def observe(self, step: int, users: np.ndarray, ads: np.ndarray, clicks: np.ndarray) -> None:
+        """Log shown ads ``ads[i]`` to ``users[i]`` in their click logs; clicks also become
+        context events (time: ``step + 1`` hours after the user's newest history event)."""
+        for u, a, c in zip(users.tolist(), ads.tolist(), clicks.tolist(), strict=True):
+            self.agents[u].context.record_impression(
+                str(a),
+                self.ads[a],
+                int(c),
+                time=float(self._clock[u]) + STEP_SECONDS * (step + 1),
+                category=self.ad_category[a],
+            )
