@@ -75,6 +75,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     else:
         cfg = _config(args)
         run = None
+    if cfg.offline.dataset != "none":  # an offline evaluation on logged data, not a market
+        from .offline_eval import run_offline
+
+        print(f"run folder: {run_offline(cfg)}")
+        return 0
     try:
         with _progress(cfg.market.steps, cfg.name, not args.no_progress) as update:
             kwargs = {"on_step": lambda state: update(state.step), "checkpoint_every": args.every}

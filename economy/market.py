@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -27,6 +28,9 @@ from .ctr_estimator import CategoryCTR
 from .federated_ctr import FederatedCTR
 from .seeding import RunSeeds
 from .world import World, make_world
+
+if TYPE_CHECKING:  # the language-model scorer imports torch: only runs that use it load it
+    from .lm_agents import LMScorer
 
 
 @dataclass(frozen=True)
@@ -110,8 +114,13 @@ def market_step(
     gossip_rng: np.random.Generator,
     epsilon_so_far: float,
     fed: FederatedCTR | None = None,
+    lm: LMScorer | None = None,
 ) -> StepMetrics:
-    """Run one step of the market and let devices and advertisers learn from it."""
+    """Run one step of the market and let devices and advertisers learn from it.
+
+    ``lm``: the language-model agents that score ads on the devices (``agents.scorer =
+    "lm"``); without it the devices' click counts per category do.
+    """
     users = rng.permutation(np.repeat(np.arange(world.n_users), cfg.market.impressions_per_user))
     n_imp, k = users.size, len(cfg.auction.slot_ctrs)
     click_u = rng.random((n_imp, k))
@@ -124,7 +133,10 @@ def market_step(
     bids = np.stack(
         [b.bid(np.full(n_imp, v)) for b, v in zip(bidders, world.values, strict=True)], 1
     )
-    quality = estimator.predict(users)[:, world.ad_category]
+    if lm is not None:
+        quality = lm.predict(users)
+    else:
+        quality = estimator.predict(users)[:, world.ad_category]
     history = estimator.interest_summary()[users]  # the device's own click shares, on-device
     if fed is not None and cfg.federated.weight > 0:
         shared = fed.predict(history)[:, world.ad_category]
@@ -147,6 +159,8 @@ def market_step(
     shown = np.where(filled, outcome.winners, 0)
     rows, slots = np.nonzero(filled)
     estimator.observe(users[rows], world.ad_category[shown[rows, slots]], clicks[rows, slots])
+    if lm is not None:
+        lm.observe(step, users[rows], shown[rows, slots], clicks[rows, slots])
     if fed is not None:
         fed.log(
             users[rows], history[rows], world.ad_category[shown[rows, slots]], clicks[rows, slots]
@@ -201,6 +215,7 @@ class MarketState:
     gossip_rng: np.random.Generator
     fed: FederatedCTR | None
     metrics: list[StepMetrics]
+    lm: LMScorer | None = None
 
     @property
     def step(self) -> int:
@@ -216,7 +231,7 @@ class MarketState:
         """Run the next step and record its metrics."""
         so_far = self.metrics[-1].epsilon_per_agent if self.metrics else 0.0
         args = (self.bidders, self.estimator, self.rng, self.gossip_rng, so_far, self.fed)
-        metrics = market_step(self.step, self.world, self.cfg, *args)
+        metrics = market_step(self.step, self.world, self.cfg, *args, lm=self.lm)
         self.metrics.append(metrics)
         return metrics
 
@@ -254,7 +269,12 @@ def start_market(cfg: ExperimentConfig, ledger_path: str | Path = ":memory:") ->
             Ledger(ledger_path),
             seeds.generator("federated"),
         )
-    return MarketState(cfg, world, bidders, estimator, rng, gossip_rng, fed, [])
+    lm = None
+    if cfg.agents.scorer == "lm":
+        from .lm_agents import LMScorer
+
+        lm = LMScorer(world, cfg.agents)
+    return MarketState(cfg, world, bidders, estimator, rng, gossip_rng, fed, [], lm)
 
 
 def run_steps(
