@@ -43,9 +43,13 @@ STALL_PERMUTATIONS = 1000
 
 
 class Sampler(Protocol):
-    """One permutation at a time, and the current (values, stderr), each (n,) float."""
+    """One sample (a permutation, or a coalition) at a time; the current standard errors (n,),
+    checked after every step, and the (values, stderr) estimate, each (n,) float, asked for
+    once at the end (it may cost more than a step)."""
 
     def step(self) -> None: ...
+
+    def stderr(self) -> np.ndarray: ...
 
     def estimate(self) -> tuple[np.ndarray, np.ndarray]: ...
 
@@ -103,6 +107,9 @@ class PermutationSampler:
     def step(self) -> None:
         perm = self.gen.permutation(self.n)
         self.stats.add(0.5 * (self._by_player(perm) + self._by_player(perm[::-1])))
+
+    def stderr(self) -> np.ndarray:
+        return self.stats.stderr
 
     def estimate(self) -> tuple[np.ndarray, np.ndarray]:
         return self.stats.mean.copy(), self.stats.stderr
@@ -165,6 +172,9 @@ class GuidedStratifiedSampler:
             return self.first.copy()
         return (self.first + middle_sum + self.last) / self.n
 
+    def stderr(self) -> np.ndarray:
+        return np.zeros(self.n) if self.n <= 2 else self.blocks.stderr
+
     def estimate(self) -> tuple[np.ndarray, np.ndarray]:
         if self.n <= 2:
             return self._plain(np.zeros(self.n)), np.zeros(self.n)
@@ -183,7 +193,7 @@ class GuidedStratifiedSampler:
 def run_sampler(
     sampler: Sampler, u: CachedUtility, n: int, stopping: StoppingRule
 ) -> tuple[np.ndarray, np.ndarray, int, bool]:
-    """Step until ``stopping`` fires: (values, stderr, permutations, converged).
+    """Step until ``stopping`` fires: (values, stderr, steps, converged).
 
     Also stops when the rule cannot fire: once every coalition is cached the exact values are
     returned (converged), and after ``STALL_PERMUTATIONS`` permutations without a new
@@ -194,16 +204,19 @@ def run_sampler(
     while True:
         sampler.step()
         steps += 1
-        values, stderr = sampler.estimate()
-        state = {"permutations": steps, "evaluations": u.evaluations, "stderr": float(stderr.max())}
+        state = {
+            "permutations": steps,
+            "evaluations": u.evaluations,
+            "stderr": float(sampler.stderr().max()),
+        }
         if stopping.done(**state):
-            return values, stderr, steps, stopping.converged(**state)
+            return *sampler.estimate(), steps, stopping.converged(**state)
         if n <= MAX_EXACT and u.evaluations >= 1 << n:
             return exact_semivalue(u, n), np.zeros(n), steps, True
         stalled = 0 if u.evaluations > seen else stalled + 1
         seen = u.evaluations
         if stalled > STALL_PERMUTATIONS:
-            return values, stderr, steps, False
+            return *sampler.estimate(), steps, False
 
 
 def banzhaf_msr(
