@@ -1,90 +1,125 @@
 """The federated ClientApp: local training of the task's arrays on the node's partition.
 
 The same app runs in the Simulation Engine and on SuperNodes: the partition comes from
-``context.node_config["partition-id"]`` / ``["num-partitions"]``. Clients chosen as malicious
-by the run config (``attack``, ``attack-fraction``, ``seed``) poison what they send.
+``context.node_config["partition-id"]`` / ``["num-partitions"]``. The task (``task`` in the
+run config: the click model or the agents' LoRA adapter + head) is built once per process.
+Clients chosen as malicious by the run config (``attack``, ``attack-fraction``, ``seed``)
+poison what they send.
+
+Two message formats arrive here: the Message API's (``arrays`` + ``config`` records) and,
+under ``secagg = true``, the legacy ``fitins``/``evaluateins`` records of Flower's SecAgg+
+workflow; ``secagg.secagg_when_asked`` runs Flower's ``secaggplus_mod`` only on the SecAgg+
+stages, so the one app serves both.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from typing import Any
 
 import numpy as np
 from flwr.app import Array, ArrayRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
+from . import secagg
 from .accounting import array_bytes
-from .poisoning import attack, flip_labels, malicious_partitions
+from .poisoning import attack, malicious_partitions
 from .selection import simulated_profile
 from .settings import DEFAULTS, settings
-from .task import ClickTask
+from .task import make_task
 
 app = ClientApp()
 
 
 def _setup(msg: Message, context: Context):
+    """(settings, server round, partition id, partitions, global arrays, legacy message?)."""
+    legacy = secagg.is_legacy(msg)
+    if legacy:
+        arrays_list, sent = secagg.read_legacy(msg)
+    else:
+        sent = dict(msg.content["config"]) if "config" in msg.content else {}
     # The server forwards its settings in the message config, so nodes need no run config.
-    sent = dict(msg.content["config"]) if "config" in msg.content else {}
     cfg = settings({**dict(context.run_config), **{k: v for k, v in sent.items() if k in DEFAULTS}})
+    if legacy:
+        arrays = dict(zip(sorted(make_task(cfg).initial_arrays()), arrays_list, strict=True))
+    else:
+        arrays = {k: a.numpy() for k, a in msg.content["arrays"].items()}
     pid = int(context.node_config["partition-id"])
     n = int(context.node_config["num-partitions"])
-    task = ClickTask(seed=int(cfg["seed"]))
-    arrays = {k: a.numpy() for k, a in msg.content["arrays"].items()}
-    return cfg, pid, n, task, task.load(pid, n), arrays
+    return cfg, int(sent.get("server-round", 0)), pid, n, arrays, legacy
 
 
-@app.train()
-def train(msg: Message, context: Context) -> Message:
-    """Train locally from the global arrays; reply with the new arrays and metrics."""
-    cfg, pid, n, task, data, arrays = _setup(msg, context)
-    config = dict(msg.content["config"]) if "config" in msg.content else {}
-    server_round = int(config.get("server-round", 0))
-    bad = pid in malicious_partitions(n, float(cfg["attack-fraction"]), int(cfg["seed"]))
+def client_update(
+    cfg: dict[str, Any],
+    partition_id: int,
+    num_partitions: int,
+    arrays: dict[str, np.ndarray],
+    server_round: int,
+) -> tuple[dict[str, np.ndarray], int, dict[str, float]]:
+    """One client's round: train its partition from ``arrays`` (poisoned if the partition is
+    malicious); returns (new arrays, num examples, metrics incl. bytes up/down, device).
+
+    Deterministic given ``cfg["seed"]``, the round and the partition, so an in-process
+    simulation (``benchmarks/federated.py``) computes exactly what a Flower node sends.
+    """
+    task = make_task(cfg)
+    data = task.load(partition_id, num_partitions)
+    bad = partition_id in malicious_partitions(
+        num_partitions, float(cfg["attack-fraction"]), int(cfg["seed"])
+    )
     if bad and cfg["attack"] == "label_flip":
-        data = replace(data, clicks=flip_labels(data.clicks, 2))
+        data = task.flip_labels(data)
+    seed = [int(cfg["seed"]), int(server_round), int(partition_id)]
     new, m, metrics = task.train(
         arrays,
         data,
         epochs=int(cfg["local-epochs"]),
-        lr=float(config.get("lr", cfg["lr"])),
-        proximal_mu=float(config.get("proximal-mu", cfg["proximal-mu"])),
-        rng=np.random.default_rng([int(cfg["seed"]), server_round, pid]),
+        lr=float(cfg["agent-lr"] if cfg["task"] == "agent" else cfg["lr"]),
+        proximal_mu=float(cfg["proximal-mu"]),
+        rng=np.random.default_rng(seed),
     )
     if bad:
-        new = attack(
-            cfg["attack"],
-            arrays,
-            new,
-            scale=float(cfg["attack-scale"]),
-            rng=[int(cfg["seed"]), server_round, pid],
+        new = attack(cfg["attack"], arrays, new, scale=float(cfg["attack-scale"]), rng=seed)
+    device = simulated_profile(partition_id, server_round, int(cfg["seed"]))
+    metrics = {
+        "num-examples": m,
+        "bytes-up": array_bytes(new),
+        "bytes-down": array_bytes(arrays),
+        "malicious": int(bad),
+        "battery": device.battery,
+        "charging": int(device.charging),
+        "tier": device.tier,
+        **metrics,
+    }
+    return new, m, metrics
+
+
+@app.train(mods=[secagg.secagg_when_asked])
+def train(msg: Message, context: Context) -> Message:
+    """Train locally from the global arrays; reply with the new arrays and metrics."""
+    cfg, server_round, pid, n, arrays, legacy = _setup(msg, context)
+    new, m, metrics = client_update(cfg, pid, n, arrays, server_round)
+    if legacy:
+        content = secagg.legacy_fit_reply([new[k] for k in sorted(new)], m, metrics)
+    else:
+        content = RecordDict(
+            {
+                "arrays": ArrayRecord({k: Array(v) for k, v in new.items()}),
+                "metrics": MetricRecord(metrics),
+            }
         )
-    sent = array_bytes(new)
-    device = simulated_profile(pid, server_round, int(cfg["seed"]))
-    content = RecordDict(
-        {
-            "arrays": ArrayRecord({k: Array(v) for k, v in new.items()}),
-            "metrics": MetricRecord(
-                {
-                    "num-examples": m,
-                    "bytes-up": sent,
-                    "malicious": int(bad),
-                    "battery": device.battery,
-                    "charging": int(device.charging),
-                    "tier": device.tier,
-                    **metrics,
-                }
-            ),
-        }
-    )
     return Message(content=content, reply_to=msg)
 
 
 @app.evaluate()
 def evaluate(msg: Message, context: Context) -> Message:
     """NDCG@10 and Precision@10 of the global arrays on the node's held-out queries."""
-    _, _, _, task, data, arrays = _setup(msg, context)
+    cfg, _, pid, n, arrays, legacy = _setup(msg, context)
+    task = make_task(cfg)
+    data = task.load(pid, n)
     metrics = task.evaluate(arrays, data)
-    content = RecordDict(
-        {"metrics": MetricRecord({"num-examples": int(data.test_ctr.shape[0]), **metrics})}
-    )
+    size = task.num_eval(data)
+    if legacy:
+        content = secagg.legacy_evaluate_reply(1.0 - metrics["ndcg@10"], size, metrics)
+    else:
+        content = RecordDict({"metrics": MetricRecord({"num-examples": size, **metrics})})
     return Message(content=content, reply_to=msg)

@@ -2,7 +2,9 @@
 
 Each round the global arrays are checkpointed (``checkpoint-dir``); with ``resume = true`` a
 run continues from the last checkpoint instead of round 0. The per-round client metrics
-(train loss, bytes up, NDCG@10, Precision@10) and the totals are written to ``output`` (JSON).
+(train loss, bytes up and down, NDCG@10, Precision@10) and the totals (bytes of the global
+arrays vs the full model) are written to ``output`` (JSON). ``secagg = true`` runs the rounds
+through Flower's SecAgg+ workflow (``secagg.run_secagg``) in this same app.
 """
 
 from __future__ import annotations
@@ -20,10 +22,11 @@ from flwr.serverapp import Grid, ServerApp
 from ._errors import FederationError
 from .accounting import array_bytes
 from .async_buffer import run_async
+from .secagg import run_secagg
 from .selection import EnergyAwareSelection
 from .settings import settings
 from .strategies import make_strategy
-from .task import ClickTask
+from .task import make_task
 
 
 def _atomic(path: Path, write) -> None:
@@ -82,9 +85,12 @@ def round_epsilons(cfg: dict[str, Any]) -> list[float]:
     return [epsilon(z, q, r, float(cfg["dp-delta"])) for r in range(1, total + 1)]
 
 
-def run_server(grid: Grid, cfg: dict[str, Any]) -> dict[str, Any]:
-    """Run (or resume) the configured rounds; returns the summary it also writes."""
-    task = ClickTask(seed=int(cfg["seed"]))
+def run_server(grid: Grid, cfg: dict[str, Any], context: Context | None = None) -> dict[str, Any]:
+    """Run (or resume) the configured rounds; returns the summary it also writes.
+
+    ``context`` (the ServerApp's) is needed only by ``secagg = true`` (the legacy workflow).
+    """
+    task = make_task(cfg)
     arrays, done = task.initial_arrays(), 0
     folder = Path(cfg["checkpoint-dir"]) if cfg["checkpoint-dir"] else None
     if folder is not None and cfg["resume"]:
@@ -94,6 +100,8 @@ def run_server(grid: Grid, cfg: dict[str, Any]) -> dict[str, Any]:
     total = int(cfg["num-server-rounds"])
     if cfg["mode"] == "async":
         return _run_async_server(grid, cfg, arrays, folder)
+    if cfg["secagg"]:
+        return _run_secagg_server(grid, context, cfg, arrays, done, folder, task)
     strategy = make_strategy(
         cfg["strategy"],
         num_nodes=int(cfg["num-nodes"]),
@@ -129,20 +137,63 @@ def run_server(grid: Grid, cfg: dict[str, Any]) -> dict[str, Any]:
             evaluate_fn=checkpoint,
         )
         arrays = {k: a.numpy() for k, a in result.arrays.items()}
-    summary = {
-        "rounds_done": total,
-        "resumed_from": done,
-        "model_bytes": array_bytes(arrays),
-        "epsilon_per_round": round_epsilons(cfg),
-        "train": {} if result is None else _rounds(result.train_metrics_clientapp, done),
-        "evaluate": {} if result is None else _rounds(result.evaluate_metrics_clientapp, done),
-    }
+    return _finish(
+        cfg,
+        {
+            "rounds_done": total,
+            "resumed_from": done,
+            "model_bytes": array_bytes(arrays),
+            "full_model_bytes": task.full_model_bytes(),
+            "epsilon_per_round": round_epsilons(cfg),
+            "train": {} if result is None else _rounds(result.train_metrics_clientapp, done),
+            "evaluate": {} if result is None else _rounds(result.evaluate_metrics_clientapp, done),
+        },
+    )
+
+
+def _finish(cfg: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
+    """Write ``summary`` to ``output`` (atomically) when one is configured; return it."""
     if cfg["output"]:
         _atomic(
             Path(cfg["output"]),
             lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=2, sort_keys=True)),
         )
     return summary
+
+
+def _run_secagg_server(
+    grid: Grid,
+    context: Context | None,
+    cfg: dict[str, Any],
+    arrays: dict[str, np.ndarray],
+    done: int,
+    folder: Path | None,
+    task: Any,
+) -> dict[str, Any]:
+    """FedAvg rounds through SecAgg+ (``secagg = true``), checkpointed like the others."""
+    if context is None:
+        raise FederationError("secagg = true needs the ServerApp's Context (legacy workflow)")
+    total = int(cfg["num-server-rounds"])
+
+    def checkpoint(server_round: int, new: dict[str, np.ndarray]) -> None:
+        if folder is not None:
+            save_checkpoint(folder, done + server_round, new)
+
+    train, evaluate = {}, {}
+    if total > done:
+        arrays, train, evaluate = run_secagg(grid, context, cfg, arrays, total - done, checkpoint)
+    return _finish(
+        cfg,
+        {
+            "secagg": True,
+            "rounds_done": total,
+            "resumed_from": done,
+            "model_bytes": array_bytes(arrays),
+            "full_model_bytes": task.full_model_bytes(),
+            "train": {str(r + done): m for r, m in train.items()},
+            "evaluate": {str(r + done): m for r, m in evaluate.items()},
+        },
+    )
 
 
 def _run_async_server(
@@ -162,20 +213,17 @@ def _run_async_server(
     final = {k: v.astype(np.float32) for k, v in out["arrays"].items()}
     if folder is not None:
         save_checkpoint(folder, out["version"], final)
-    summary = {
-        "mode": "async",
-        "versions": out["version"],
-        "staleness": out["staleness"],
-        "mean_staleness": float(np.mean(out["staleness"])) if out["staleness"] else 0.0,
-        "model_bytes": array_bytes(final),
-        "final_arrays": {k: v.tolist() for k, v in final.items()},
-    }
-    if cfg["output"]:
-        _atomic(
-            Path(cfg["output"]),
-            lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=2, sort_keys=True)),
-        )
-    return summary
+    return _finish(
+        cfg,
+        {
+            "mode": "async",
+            "versions": out["version"],
+            "staleness": out["staleness"],
+            "mean_staleness": float(np.mean(out["staleness"])) if out["staleness"] else 0.0,
+            "model_bytes": array_bytes(final),
+            "final_arrays": {k: v.tolist() for k, v in final.items()},
+        },
+    )
 
 
 def _rounds(per_round: dict[int, MetricRecord], offset: int) -> dict[str, dict[str, float]]:
@@ -188,7 +236,7 @@ def make_server_app(**overrides: Any) -> ServerApp:
 
     @server.main()
     def main(grid: Grid, context: Context) -> None:
-        run_server(grid, settings({**dict(context.run_config), **overrides}))
+        run_server(grid, settings({**dict(context.run_config), **overrides}), context)
 
     return server
 

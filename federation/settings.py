@@ -13,6 +13,18 @@ from .poisoning import ATTACKS
 from .strategies import DP_MODES, STRATEGIES
 
 DEFAULTS: dict[str, Any] = {
+    "task": "click",
+    "model": "minilm",
+    "lora-rank": 8,
+    "agent-lr": 2e-3,
+    "batch-size": 16,
+    "users-per-client": 0,
+    "positives-per-user": 4,
+    "dp-sgd-clipping-norm": 0.0,
+    "dp-sgd-noise-multiplier": 0.0,
+    "secagg": False,
+    "secagg-num-shares": 3,
+    "secagg-threshold": 2,
     "mode": "sync",
     "num-server-rounds": 3,
     "strategy": "fedavg",
@@ -40,6 +52,7 @@ DEFAULTS: dict[str, Any] = {
     "output": "",
 }
 _CHOICES = {
+    "task": ("click", "agent"),
     "mode": ("sync", "async"),
     "strategy": tuple(STRATEGIES),
     "dp": DP_MODES,
@@ -65,4 +78,68 @@ def settings(run_config: dict[str, Any]) -> dict[str, Any]:
             raise FederationError(f"{key} must be >= 1, got {cfg[key]}")
     if not 0 <= float(cfg["attack-fraction"]) <= 1:
         raise FederationError(f"attack-fraction must be in [0, 1], got {cfg['attack-fraction']}")
+    _check_agent(cfg)
+    _check_secagg(cfg)
     return cfg
+
+
+def _check_agent(cfg: dict[str, Any]) -> None:
+    """The agent task's keys (``task = "agent"``): sizes, DP-SGD, no proximal term."""
+    if not isinstance(cfg["model"], str) or not cfg["model"]:
+        raise FederationError(
+            f"model must be a backbone name (minilm, smollm2, tiny-encoder, tiny-causal) or a "
+            f"local model folder, got {cfg['model']!r}"
+        )
+    for key in ("lora-rank", "batch-size", "positives-per-user"):
+        if int(cfg[key]) < 1:
+            raise FederationError(f"{key} must be >= 1, got {cfg[key]}")
+    if int(cfg["users-per-client"]) < 0:
+        raise FederationError(
+            f"users-per-client must be >= 0 (0: all), got {cfg['users-per-client']}"
+        )
+    if not float(cfg["agent-lr"]) > 0:
+        raise FederationError(f"agent-lr must be > 0, got {cfg['agent-lr']}")
+    clip, noise = float(cfg["dp-sgd-clipping-norm"]), float(cfg["dp-sgd-noise-multiplier"])
+    if clip < 0 or noise < 0 or (noise > 0 and clip == 0):
+        raise FederationError(
+            "dp-sgd-clipping-norm and dp-sgd-noise-multiplier must be >= 0, and noise needs a "
+            f"clipping norm > 0; got {clip}, {noise}"
+        )
+    if cfg["task"] == "agent" and (cfg["strategy"] == "fedprox" or float(cfg["proximal-mu"])):
+        raise FederationError(
+            "task = 'agent' has no proximal term (agents.train has none): strategy fedprox and "
+            "proximal-mu > 0 need task = 'click'"
+        )
+
+
+def _check_secagg(cfg: dict[str, Any]) -> None:
+    """SecAgg+ (``secagg = true``) runs FedAvg on Flower's legacy workflow: what it allows."""
+    if not isinstance(cfg["secagg"], bool):
+        raise FederationError(f"secagg must be true or false, got {cfg['secagg']!r}")
+    shares, threshold = int(cfg["secagg-num-shares"]), int(cfg["secagg-threshold"])
+    if shares < 3 or shares % 2 == 0:
+        raise FederationError(
+            f"secagg-num-shares must be odd and >= 3 (even values halt SecAgg+), got {shares}"
+        )
+    if not 1 <= threshold < shares:
+        raise FederationError(
+            f"secagg-threshold must be in [1, secagg-num-shares), got {threshold}"
+        )
+    if not cfg["secagg"]:
+        return
+    if shares > int(cfg["num-nodes"]):
+        raise FederationError(
+            f"secagg-num-shares ({shares}) must be <= num-nodes ({cfg['num-nodes']})"
+        )
+    clashes = {
+        "mode": (cfg["mode"], "sync"),
+        "strategy": (cfg["strategy"], "fedavg"),
+        "dp": (cfg["dp"], "none"),
+        "clients-per-round": (int(cfg["clients-per-round"]), 0),
+    }
+    for key, (value, needed) in clashes.items():
+        if value != needed:
+            raise FederationError(
+                f"secagg = true runs FedAvg on Flower's legacy SecAgg+ workflow: {key} must be "
+                f"{needed!r}, got {value!r}"
+            )

@@ -21,12 +21,14 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import Any, Protocol
 
 import numpy as np
 
 from ._errors import FederationError
+from .poisoning import flip_labels
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,18 @@ class Task(Protocol):
     ) -> tuple[dict[str, np.ndarray], int, dict[str, float]]: ...
 
     def evaluate(self, arrays: dict[str, np.ndarray], data: Any) -> dict[str, float]: ...
+
+    def flip_labels(self, data: Any) -> Any:
+        """The same data with swapped labels (the label-flip attack)."""
+        ...
+
+    def num_eval(self, data: Any) -> int:
+        """How many held-out queries ``evaluate`` averages over."""
+        ...
+
+    def full_model_bytes(self) -> int:
+        """Bytes of sending the whole model instead of the global arrays."""
+        ...
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
@@ -183,9 +197,50 @@ class ClickTask:
             {"train_loss": loss},
         )
 
+    def flip_labels(self, data: ClientData) -> ClientData:
+        return replace(data, clicks=flip_labels(data.clicks, 2))
+
+    def num_eval(self, data: ClientData) -> int:
+        return int(data.test_ctr.shape[0])
+
+    def full_model_bytes(self) -> int:
+        """The global arrays are the whole model."""
+        return int(sum(a.nbytes for a in self.initial_arrays().values()))
+
     def evaluate(self, arrays: dict[str, np.ndarray], data: ClientData) -> dict[str, float]:
         scores = self._logits(
             arrays, np.repeat(data.test_hist, self.k, axis=0), data.test_cat.ravel()
         ).reshape(data.test_cat.shape)
         ndcg, precision = ndcg_precision_at_k(scores, data.test_ctr)
         return {"ndcg@10": ndcg, "precision@10": precision}
+
+
+def make_task(cfg: dict[str, Any]) -> Task:
+    """The task a checked run config names (``task``): one instance per process and config.
+
+    The agent task holds the process's backbone and partitions, so it is built once and
+    reused across the many messages one Ray actor or SuperNode process handles.
+    """
+    keys = ("task", "seed", "model", "lora-rank", "users-per-client", "positives-per-user")
+    keys += ("batch-size", "dp-sgd-clipping-norm", "dp-sgd-noise-multiplier", "dp-delta")
+    return _cached_task(tuple((k, cfg[k]) for k in keys))
+
+
+@lru_cache(maxsize=8)
+def _cached_task(items: tuple[tuple[str, Any], ...]) -> Task:
+    cfg = dict(items)
+    if cfg["task"] == "click":
+        return ClickTask(seed=int(cfg["seed"]))
+    from .agent_task import AgentTask
+
+    return AgentTask(
+        str(cfg["model"]),
+        rank=int(cfg["lora-rank"]),
+        users_per_client=int(cfg["users-per-client"]),
+        positives=int(cfg["positives-per-user"]),
+        batch_size=int(cfg["batch-size"]),
+        clipping_norm=float(cfg["dp-sgd-clipping-norm"]),
+        noise_multiplier=float(cfg["dp-sgd-noise-multiplier"]),
+        delta=float(cfg["dp-delta"]),
+        seed=int(cfg["seed"]),
+    )
