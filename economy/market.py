@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from auction import BatchOutcome
-from auction.bidders import BaseBidder, make_bidder, run_budgeted_auctions
+from auction.bidders import BaseBidder, make_bidder
 from graphs import spread_trends
 from incentives import Ledger
 
@@ -27,6 +27,7 @@ from .config import ExperimentConfig
 from .ctr_estimator import CategoryCTR
 from .federated_ctr import FederatedCTR
 from .seeding import RunSeeds
+from .settlement import settle_in_windows
 from .world import World, make_world
 
 if TYPE_CHECKING:  # the language-model scorer imports torch: only runs that use it load it
@@ -64,11 +65,17 @@ def _clicks(outcome: BatchOutcome, click_u: np.ndarray, true_ctr: np.ndarray) ->
     return filled & (click_u < p)
 
 
-def _per_bidder(outcome: BatchOutcome, per_slot: np.ndarray) -> np.ndarray:
-    """Scatter an (I, K) per-slot quantity onto the slots' winners: (I, n)."""
-    out = np.zeros_like(outcome.payments)
+def _per_bidder(outcome: BatchOutcome, per_slot: np.ndarray, by_bidder: bool = False) -> np.ndarray:
+    """Scatter an (I, K) per-slot quantity onto the slots' winners: (I, n), or (n, I) with
+    ``by_bidder`` (one contiguous row per advertiser: column slices of (I, n) are slow)."""
     rows, slots = np.nonzero(outcome.winners >= 0)
-    out[rows, outcome.winners[rows, slots]] = per_slot[rows, slots]
+    who = outcome.winners[rows, slots]
+    if by_bidder:
+        out = np.zeros(outcome.payments.shape[::-1])
+        out[who, rows] = per_slot[rows, slots]
+        return out
+    out = np.zeros_like(outcome.payments)
+    out[rows, who] = per_slot[rows, slots]
     return out
 
 
@@ -126,8 +133,8 @@ def market_step(
     click_u = rng.random((n_imp, k))
     true_ctr = world.true_ctr(users)
 
-    def charge(out: BatchOutcome) -> np.ndarray:
-        return _per_bidder(out, out.prices * _clicks(out, click_u, true_ctr))
+    def charge(out: BatchOutcome, rows: slice) -> np.ndarray:
+        return _per_bidder(out, out.prices * _clicks(out, click_u[rows], true_ctr[rows]))
 
     start = time.perf_counter()
     bids = np.stack(
@@ -141,7 +148,7 @@ def market_step(
     if fed is not None and cfg.federated.weight > 0:
         shared = fed.predict(history)[:, world.ad_category]
         quality = (1 - cfg.federated.weight) * quality + cfg.federated.weight * shared
-    result = run_budgeted_auctions(
+    result = settle_in_windows(
         bids,
         np.array([b.budget.remaining for b in bidders]),
         charge=charge,
@@ -153,7 +160,7 @@ def market_step(
     )
     fast_path = time.perf_counter() - start
 
-    outcome, cost = result.outcome, result.charges
+    outcome = result.outcome
     clicks = _clicks(outcome, click_u, true_ctr)
     filled = outcome.winners >= 0
     shown = np.where(filled, outcome.winners, 0)
@@ -165,18 +172,19 @@ def market_step(
         fed.log(
             users[rows], history[rows], world.ad_category[shown[rows, slots]], clicks[rows, slots]
         )
-    won = _per_bidder(outcome, np.ones(outcome.prices.shape)) > 0
-    clicked = _per_bidder(outcome, clicks.astype(float))
+    won = _per_bidder(outcome, np.ones(outcome.prices.shape), by_bidder=True) > 0
+    clicked = _per_bidder(outcome, clicks.astype(float), by_bidder=True)
+    paid = _per_bidder(outcome, outcome.prices * clicks, by_bidder=True)  # = result.charges.T
     for a, bidder in enumerate(bidders):
-        bidder.update(won=won[:, a], payments=cost[:, a], clicks=clicked[:, a])
+        bidder.update(won=won[a], payments=paid[a], clicks=clicked[a])
 
     gossip_bytes, epsilon = share_trends(world, cfg, estimator, gossip_rng)
-    spent = cost.sum(axis=0)
+    spent = paid.sum(axis=1)
     every = cfg.federated.every
     fed_round = {"fed_clients": 0, "fed_tokens": 0.0}
     if fed is not None and every and (step + 1) % every == 0:
         fed_round = fed.round(step, revenue=float(spent.sum()))
-    value_of_clicks = world.values * clicked.sum(axis=0)
+    value_of_clicks = world.values * clicked.sum(axis=1)
     expected_relevance = np.take_along_axis(true_ctr, shown, axis=1) * outcome.slot_ctrs
     n_filled = int(filled.sum())
     return StepMetrics(

@@ -1,0 +1,95 @@
+"""Settle a step's auctions under budgets, a window of rows at a time: the fast path.
+
+The rule is ``auction.bidders.run_budgeted_auctions``'s: auctions are settled in order; at the
+first auction where some bidders' charges would exceed what they have left, those bidders
+leave (bid 0 there and in every later auction of the batch) and that auction is run again
+without them. That function re-runs the whole batch after each departure, so a step of ``A``
+impressions where ``L`` advertisers run dry costs ``L + 1`` batches. Here only a window of
+``window`` rows is run at a time: rows before the first departure are final, and the next
+window starts at the departure. The cost is about one batch plus ``L`` windows.
+
+Without ties the outcome equals ``run_budgeted_auctions``'s for every window size (tested);
+ties are broken with draws from ``rng`` as each window runs, so re-run rows draw anew.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from auction import BatchOutcome, run_auctions
+from auction.bidders import BudgetedOutcome
+
+RowCharge = Callable[[BatchOutcome, slice], np.ndarray]
+"""``charge(outcome, rows) -> (len(rows), n)``: what each bidder pays in the auctions of batch
+rows ``rows`` (``outcome`` covers exactly those rows); deterministic, slot winners only."""
+
+
+def window_rows(bidders: int) -> int:
+    """Rows per window: ~33,000 bids, at least 64 rows. At 10,000 users x 100 advertisers
+    (~90 departures per step) 256-400 rows ran fastest; 1,500 was 1.5x slower, 4,000 4x."""
+    return max(64, (1 << 15) // max(bidders, 1))
+
+
+def settle_in_windows(
+    bids: np.ndarray,
+    budgets: np.ndarray,
+    *,
+    charge: RowCharge,
+    rng: np.random.Generator,
+    quality: np.ndarray | None = None,
+    window: int | None = None,
+    **auction_kwargs: Any,
+) -> BudgetedOutcome:
+    """Run ``A`` auctions in order so that no bidder's total charge exceeds its budget.
+
+    Args:
+        bids: (A, n) per-click bids, A >= 1, auctions in the order they happen.
+        budgets: (n,) money each bidder may spend over the batch, >= 0.
+        charge: billing of a window's auctions (see ``RowCharge``).
+        rng: tie-breaking stream.
+        quality: (A, n) ranking weights; default 1.
+        window: rows run at a time, >= 1; default ``window_rows(n)``.
+        **auction_kwargs: mechanism, slot_ctrs, reserve (scalar) for ``run_auctions``.
+
+    Returns:
+        BudgetedOutcome over all ``A`` rows; ``charges.sum(axis=0) <= budgets``.
+    """
+    a, n = bids.shape
+    size = window or window_rows(n)
+    if a < 1 or size < 1:
+        raise ValueError(f"need >= 1 auction and a window >= 1 row, got {a} and {size}")
+    left = np.asarray(budgets, dtype=np.float64).copy()
+    left_at = np.full(n, a)
+    result: tuple[np.ndarray, ...] = ()  # winners, prices, payments, charges of final rows
+    pos = 0
+    while pos < a:
+        rows = slice(pos, min(a, pos + size))
+        gone = left_at < a
+        out = run_auctions(
+            np.where(gone, 0.0, bids[rows]) if gone.any() else bids[rows],
+            quality=None if quality is None else quality[rows],
+            rng=rng,
+            **auction_kwargs,
+        )
+        cost = np.asarray(charge(out, rows), dtype=np.float64)
+        # Charges are >= 0, so only bidders whose window total overspends can leave in it:
+        # the running sums are needed for those columns only.
+        short = np.flatnonzero(cost.sum(axis=0) > left)
+        keep = rows.stop - pos
+        if short.size:
+            first = (np.cumsum(cost[:, short], axis=0) > left[short]).argmax(axis=0)
+            keep = int(first.min())  # rows before the first departure are final
+            left_at[short[first == keep]] = pos + keep
+        parts = (out.winners, out.prices, out.payments, cost)
+        if not result:
+            result = tuple(np.empty((a, *x.shape[1:]), x.dtype) for x in parts)
+        for dst, src in zip(result, parts, strict=True):
+            dst[pos : pos + keep] = src[:keep]
+        left = np.maximum(left - cost[:keep].sum(axis=0), 0.0)  # no float dip below 0
+        pos += keep
+    winners, prices, payments, charges = result
+    outcome = BatchOutcome(winners, prices, payments, slot_ctrs=out.slot_ctrs)
+    return BudgetedOutcome(outcome=outcome, charges=charges, left_at=left_at)
