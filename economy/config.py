@@ -165,6 +165,18 @@ class AgentsSection(_Section):
     scorer: Literal["category", "lm"] = "category"
     model: Literal["tiny-encoder", "minilm"] = "tiny-encoder"
     max_length: int = Field(32, ge=8, le=512, description="tokens kept per text")
+    train_every: int = Field(
+        0, ge=0, le=100_000, description="steps between federated LoRA rounds (0: off)"
+    )
+    clients_per_round: int = Field(4, ge=1, le=1_000, description="agents trained per round")
+    epochs: float = Field(1.0, gt=0.0, le=100.0, description="local DP-SGD epochs")
+    batch_size: int = Field(16, ge=1, le=4_096, description="expected Poisson batch size")
+    lr: float = Field(5e-3, gt=0.0, le=1.0)
+    max_grad_norm: float = Field(1.0, gt=0.0, description="per-example clipping norm")
+    noise_multiplier: float = Field(1.0, ge=0.0, le=100.0, description="DP-SGD noise / norm")
+    epsilon_budget: float = Field(
+        10.0, gt=0.0, description="DP-SGD epsilon each agent may spend (delta 1e-5)"
+    )
 
 
 class OfflineSection(_Section):

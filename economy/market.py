@@ -54,6 +54,8 @@ class StepMetrics:
     fed_tokens: float
     token_gini: float
     fast_path_us_per_impression: float
+    lm_clients: int = 0
+    lm_epsilon: float = 0.0
 
 
 def _clicks(outcome: BatchOutcome, click_u: np.ndarray, true_ctr: np.ndarray) -> np.ndarray:
@@ -184,6 +186,9 @@ def market_step(
     fed_round = {"fed_clients": 0, "fed_tokens": 0.0}
     if fed is not None and every and (step + 1) % every == 0:
         fed_round = fed.round(step, revenue=float(spent.sum()))
+    lm_every, lm_clients = cfg.agents.train_every, 0
+    if lm is not None and lm_every and (step + 1) % lm_every == 0:
+        lm_clients = lm.federated_round()
     value_of_clicks = world.values * clicked.sum(axis=1)
     expected_relevance = np.take_along_axis(true_ctr, shown, axis=1) * outcome.slot_ctrs
     n_filled = int(filled.sum())
@@ -204,6 +209,8 @@ def market_step(
         fed_tokens=fed_round["fed_tokens"],
         token_gini=fed.token_gini if fed is not None else 0.0,
         fast_path_us_per_impression=fast_path / n_imp * 1e6,
+        lm_clients=lm_clients,
+        lm_epsilon=lm.epsilon_spent if lm is not None else 0.0,
     )
 
 
@@ -281,7 +288,7 @@ def start_market(cfg: ExperimentConfig, ledger_path: str | Path = ":memory:") ->
     if cfg.agents.scorer == "lm":
         from .lm_agents import LMScorer
 
-        lm = LMScorer(world, cfg.agents)
+        lm = LMScorer(world, cfg.agents, seeds.generator("lm-federated"))
     return MarketState(cfg, world, bidders, estimator, rng, gossip_rng, fed, [], lm)
 
 
@@ -337,4 +344,6 @@ def summarize(cfg: ExperimentConfig, metrics: list[StepMetrics]) -> dict:
         "epsilon_per_agent": metrics[-1].epsilon_per_agent,
         "token_gini": metrics[-1].token_gini,
         "federated_rounds": sum(1 for m in metrics if m.fed_clients),
+        "lm_rounds": sum(1 for m in metrics if m.lm_clients),
+        "lm_epsilon_max": metrics[-1].lm_epsilon,
     }
