@@ -202,7 +202,8 @@ class LMScorer:
                 )
             except BudgetExhaustedError:
                 continue  # this agent has stopped contributing
-            updates.append(update)
+            if update.steps:  # a log shorter than half a batch trains nothing
+                updates.append(update)
         if not updates:
             return 0
         total = sum(u.num_examples for u in updates)

@@ -142,3 +142,41 @@ def test_interrupted_lm_run_resumes_to_the_same_summary(tmp_path):
         run_market(cfg, run, on_step=stop, checkpoint_every=1)
     resume_market(run)
     assert (run / SUMMARY).read_text() == (reference / SUMMARY).read_text()
+
+
+FED = {**LM, "agents": {**LM["agents"], "train_every": 1, "clients_per_round": 3, "batch_size": 2}}
+
+
+@pytest.mark.slow
+def test_federated_rounds_share_one_adapter_and_spend_within_budget():
+    state = start_market(parse_config(FED))
+    before = state.lm.agents[0].version
+    state.advance()
+    m = state.metrics[0]
+    assert 1 <= m.lm_clients <= 3
+    versions = {a.version for a in state.lm.agents}
+    assert len(versions) == 1 and versions != {before}  # everyone holds the new global state
+    spent = [a.budget.spent for a in state.lm.agents]
+    assert sum(e > 0 for e in spent) == m.lm_clients  # only the trained agents paid
+    assert 0 < m.lm_epsilon == max(spent) <= FED["agents"].get("epsilon_budget", 10.0)
+    restored = pickle.loads(pickle.dumps(state.lm))
+    assert [a.budget.spent for a in restored.agents] == spent
+    assert {a.version for a in restored.agents} == versions
+
+
+def test_exhausted_budgets_stop_contributing():
+    tight = {**FED, "agents": {**FED["agents"], "epsilon_budget": 1e-3}}
+    cfg = parse_config(tight)
+    metrics = simulate(cfg)
+    assert all(m.lm_clients == 0 and m.lm_epsilon == 0 for m in metrics)
+    assert summarize(cfg, metrics)["lm_rounds"] == 0
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("agents.train_every", -1), ("agents.noise_multiplier", -0.5), ("agents.epsilon_budget", 0)],
+)
+def test_bad_training_config_names_the_key(key, value):
+    section, leaf = key.split(".")
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        parse_config({section: {leaf: value}})
