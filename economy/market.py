@@ -27,7 +27,7 @@ from .config import ExperimentConfig
 from .ctr_estimator import CategoryCTR
 from .federated_ctr import FederatedCTR
 from .seeding import RunSeeds
-from .settlement import settle_in_windows
+from .settlement import Settled, settle_in_windows
 from .world import World, make_world
 
 if TYPE_CHECKING:  # the language-model scorer imports torch: only runs that use it load it
@@ -58,7 +58,9 @@ class StepMetrics:
     lm_epsilon: float = 0.0
 
 
-def _clicks(outcome: BatchOutcome, click_u: np.ndarray, true_ctr: np.ndarray) -> np.ndarray:
+def _clicks(
+    outcome: BatchOutcome | Settled, click_u: np.ndarray, true_ctr: np.ndarray
+) -> np.ndarray:
     """(I, K) bool clicks; uniforms are drawn per (impression, slot) once, before the auction,
     so every settlement pass of the budgeted batch sees the same clicks."""
     filled = outcome.winners >= 0
@@ -67,18 +69,37 @@ def _clicks(outcome: BatchOutcome, click_u: np.ndarray, true_ctr: np.ndarray) ->
     return filled & (click_u < p)
 
 
-def _per_bidder(outcome: BatchOutcome, per_slot: np.ndarray, by_bidder: bool = False) -> np.ndarray:
-    """Scatter an (I, K) per-slot quantity onto the slots' winners: (I, n), or (n, I) with
-    ``by_bidder`` (one contiguous row per advertiser: column slices of (I, n) are slow)."""
+def _per_bidder(outcome: BatchOutcome, per_slot: np.ndarray) -> np.ndarray:
+    """Scatter an (I, K) per-slot quantity onto the slots' winners: (I, n)."""
+    out = np.zeros_like(outcome.payments)
+    rows, slots = np.nonzero(outcome.winners >= 0)
+    out[rows, outcome.winners[rows, slots]] = per_slot[rows, slots]
+    return out
+
+
+def _feedback(
+    bidders: list[BaseBidder], outcome: Settled, clicks: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Tell each advertiser what it won, paid and got in each auction of the step.
+
+    Built one advertiser at a time from the filled slots (a dense (I, n) array per quantity
+    would be the step's largest allocation). Returns (n,) money spent and (n,) clicks.
+    """
+    n_imp = outcome.winners.shape[0]
     rows, slots = np.nonzero(outcome.winners >= 0)
     who = outcome.winners[rows, slots]
-    if by_bidder:
-        out = np.zeros(outcome.payments.shape[::-1])
-        out[who, rows] = per_slot[rows, slots]
-        return out
-    out = np.zeros_like(outcome.payments)
-    out[rows, who] = per_slot[rows, slots]
-    return out
+    order = np.argsort(who, kind="stable")
+    bounds = np.searchsorted(who[order], np.arange(len(bidders) + 1))
+    got = clicks[rows, slots].astype(float)
+    bill = outcome.prices[rows, slots] * got
+    spent, clicked = np.zeros(len(bidders)), np.zeros(len(bidders))
+    for a, bidder in enumerate(bidders):
+        mine = order[bounds[a] : bounds[a + 1]]
+        won, paid, hits = np.zeros(n_imp, bool), np.zeros(n_imp), np.zeros(n_imp)
+        won[rows[mine]], paid[rows[mine]], hits[rows[mine]] = True, bill[mine], got[mine]
+        bidder.update(won=won, payments=paid, clicks=hits)
+        spent[a], clicked[a] = bill[mine].sum(), got[mine].sum()
+    return spent, clicked
 
 
 def share_trends(
@@ -139,9 +160,9 @@ def market_step(
         return _per_bidder(out, out.prices * _clicks(out, click_u[rows], true_ctr[rows]))
 
     start = time.perf_counter()
-    bids = np.stack(
-        [b.bid(np.full(n_imp, v)) for b, v in zip(bidders, world.values, strict=True)], 1
-    )
+    bids = np.empty((n_imp, len(bidders)))  # filled in place: no list of columns to stack
+    for a, (bidder, value) in enumerate(zip(bidders, world.values, strict=True)):
+        bids[:, a] = bidder.bid(np.full(n_imp, value))
     if lm is not None:
         quality = lm.predict(users)
     else:
@@ -150,7 +171,7 @@ def market_step(
     if fed is not None and cfg.federated.weight > 0:
         shared = fed.predict(history)[:, world.ad_category]
         quality = (1 - cfg.federated.weight) * quality + cfg.federated.weight * shared
-    result = settle_in_windows(
+    outcome = settle_in_windows(
         bids,
         np.array([b.budget.remaining for b in bidders]),
         charge=charge,
@@ -162,7 +183,6 @@ def market_step(
     )
     fast_path = time.perf_counter() - start
 
-    outcome = result.outcome
     clicks = _clicks(outcome, click_u, true_ctr)
     filled = outcome.winners >= 0
     shown = np.where(filled, outcome.winners, 0)
@@ -174,14 +194,9 @@ def market_step(
         fed.log(
             users[rows], history[rows], world.ad_category[shown[rows, slots]], clicks[rows, slots]
         )
-    won = _per_bidder(outcome, np.ones(outcome.prices.shape), by_bidder=True) > 0
-    clicked = _per_bidder(outcome, clicks.astype(float), by_bidder=True)
-    paid = _per_bidder(outcome, outcome.prices * clicks, by_bidder=True)  # = result.charges.T
-    for a, bidder in enumerate(bidders):
-        bidder.update(won=won[a], payments=paid[a], clicks=clicked[a])
+    spent, clicked = _feedback(bidders, outcome, clicks)
 
     gossip_bytes, epsilon = share_trends(world, cfg, estimator, gossip_rng)
-    spent = paid.sum(axis=1)
     every = cfg.federated.every
     fed_round = {"fed_clients": 0, "fed_tokens": 0.0}
     if fed is not None and every and (step + 1) % every == 0:
@@ -189,7 +204,7 @@ def market_step(
     lm_every, lm_clients = cfg.agents.train_every, 0
     if lm is not None and lm_every and (step + 1) % lm_every == 0:
         lm_clients = lm.federated_round()
-    value_of_clicks = world.values * clicked.sum(axis=1)
+    value_of_clicks = world.values * clicked
     expected_relevance = np.take_along_axis(true_ctr, shown, axis=1) * outcome.slot_ctrs
     n_filled = int(filled.sum())
     return StepMetrics(

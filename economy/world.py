@@ -85,8 +85,9 @@ class World:
 
     def true_ctr(self, users: np.ndarray) -> np.ndarray:
         """(len(users), advertisers) click probability of each ad in a slot with CTR 1."""
-        c = self.prefs.shape[1]
-        return np.minimum(1.0, self.base_ctr * c * self.prefs[users][:, self.ad_category])
+        ctr = self.prefs[np.asarray(users)[:, None], self.ad_category]  # one (I, n) array,
+        ctr *= self.base_ctr * self.prefs.shape[1]  # updated in place: it is the step's largest
+        return np.minimum(ctr, 1.0, out=ctr)
 
 
 def make_world(cfg: ExperimentConfig, seeds: RunSeeds) -> World:

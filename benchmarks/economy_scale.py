@@ -1,0 +1,133 @@
+"""Impressions per second and peak memory of the market loop's fast path, 1,000 to 100,000 users.
+
+The full market step (bids, on-device scores, budgeted auctions, clicks, payments, bidder and
+device learning, trend gossip) without training: ``federated.every = 0``, 100 advertisers,
+5 impressions per user and step. Each size runs in a fresh process (clean peak RSS); the
+first step is a warm-up, the next ``--steps`` are timed. Rates are given by wall time and by
+the process's CPU time: on a shared machine the wall rate depends on the other users' load
+(the 1-minute load average is recorded), the CPU rate much less.
+
+Communities are ``users / 250`` (at least 4): networkx's SBM generator flips a coin for every
+pair inside a community, so the default 4 communities would make building the 100,000-user
+world quadratic (~1.25e9 coin flips). World building is timed apart from the steps.
+
+    bash .ci/env python benchmarks/economy_scale.py [--quick] [--steps N]
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import resource  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks._report import print_table, write_json  # noqa: E402
+
+ADVERTISERS = 100
+IMPRESSIONS_PER_USER = 5
+TARGET_RATE = 100_000  # impressions / s at 10,000 users
+TARGET_RSS_MB = 4096
+
+
+def measure(users: int, steps: int) -> dict[str, float]:
+    """Build the world, run one warm-up step and time ``steps`` more (in this process)."""
+    from economy.config import parse_config
+    from economy.market import start_market
+
+    cfg = parse_config(
+        {
+            "seed": 0,
+            "market": {
+                "users": users,
+                "advertisers": ADVERTISERS,
+                "steps": steps + 1,
+                "impressions_per_user": IMPRESSIONS_PER_USER,
+            },
+            "social": {"communities": max(4, users // 250)},
+            "federated": {"every": 0},
+        }
+    )
+    t0 = time.perf_counter()
+    state = start_market(cfg)
+    build = time.perf_counter() - t0
+    state.advance()  # warm-up: first-touch allocations, caches
+    wall, cpu = time.perf_counter(), time.process_time()
+    while not state.done:
+        state.advance()
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    impressions = steps * users * IMPRESSIONS_PER_USER
+    fast = [m.fast_path_us_per_impression for m in state.metrics[1:]]
+    return {
+        "users": users,
+        "advertisers": ADVERTISERS,
+        "impressions_per_step": users * IMPRESSIONS_PER_USER,
+        "world_build_s": build,
+        "step_wall_s": wall / steps,
+        "imp_per_s_wall": impressions / wall,
+        "imp_per_s_cpu": impressions / cpu,
+        "fast_path_us_per_imp": sum(fast) / len(fast),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "load_avg_1m": os.getloadavg()[0],
+    }
+
+
+def run_in_child(users: int, steps: int) -> dict[str, float]:
+    out = subprocess.run(
+        [sys.executable, __file__, "--one", str(users), "--steps", str(steps)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="1,000 and 3,000 users, 2 steps")
+    parser.add_argument("--steps", type=int, default=3, help="timed steps per size")
+    parser.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one is not None:  # the child process: one size, JSON on stdout
+        print(json.dumps(measure(args.one, args.steps)))
+        return
+    sizes = [1_000, 3_000] if args.quick else [1_000, 3_000, 10_000, 30_000, 100_000]
+    steps = 2 if args.quick else args.steps
+    rows = [run_in_child(n, steps) for n in sizes]
+    columns = [
+        "users",
+        "impressions_per_step",
+        "world_build_s",
+        "step_wall_s",
+        "imp_per_s_wall",
+        "imp_per_s_cpu",
+        "fast_path_us_per_imp",
+        "peak_rss_mb",
+        "load_avg_1m",
+    ]
+    print_table(rows, columns)
+    headline = next((r for r in rows if r["users"] == 10_000), None)
+    if headline is not None:
+        ok_rate = max(headline["imp_per_s_wall"], headline["imp_per_s_cpu"]) >= TARGET_RATE
+        ok_mem = headline["peak_rss_mb"] < TARGET_RSS_MB
+        print(
+            f"10,000 users x {ADVERTISERS} advertisers: "
+            f"{headline['imp_per_s_wall']:,.0f} impressions/s wall, "
+            f"{headline['imp_per_s_cpu']:,.0f} by CPU time (target {TARGET_RATE:,}: "
+            f"{'met' if ok_rate else 'NOT met'}); peak RSS {headline['peak_rss_mb']:,.0f} MB "
+            f"(target < {TARGET_RSS_MB:,}: {'met' if ok_mem else 'NOT met'})"
+        )
+    path = write_json("economy_scale", {"quick": args.quick, "steps": steps, "rows": rows})
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
