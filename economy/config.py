@@ -138,13 +138,15 @@ class AdvertiserSection(_Section):
 
 MOVIELENS_USERS = 943  # users of MovieLens-100k (checked against the data in the tests)
 MOVIELENS_GENRES = 18  # its genres, "unknown" left out
+CLOTHING_CLASSES = 20  # clothing classes of the Women's Clothing E-Commerce Reviews
 _SYNTHETIC_ONLY = ("communities", "homophily", "taste_concentration")
 
 
 class WorldSection(_Section):
-    """Which world the market runs on: drawn (``synthetic``) or real (``movielens``)."""
+    """Which world the market runs on: drawn (``synthetic``), real (``movielens``), or drawn
+    users with a real clothing catalogue (``clothing``)."""
 
-    kind: Literal["synthetic", "movielens"] = "synthetic"
+    kind: Literal["synthetic", "movielens", "clothing"] = "synthetic"
     history: int = Field(
         20, ge=1, le=200, description="events in each device's private history (lm scorer)"
     )
@@ -210,6 +212,10 @@ class ExperimentConfig(_Section):
 
     @model_validator(mode="after")
     def _check_real_world(self) -> ExperimentConfig:
+        if self.world.kind == "clothing" and self.market.categories > CLOTHING_CLASSES:
+            raise ValueError(
+                f"market.categories: the clothing catalogue has {CLOTHING_CLASSES} classes"
+            )
         if self.world.kind != "movielens":
             return self
         if self.market.users > MOVIELENS_USERS:

@@ -22,6 +22,14 @@ contract as the synthetic world, so the market loop runs on it unchanged:
   ``world.min_common`` co-rated movies; each user keeps its ``avg_degree / 2`` most similar
   co-raters, so the mean degree lands near ``avg_degree``); communities are its Louvain
   communities.
+
+The clothing catalogue (``world.kind = "clothing"``) gives a synthetic world real product
+texts from the Women's Clothing E-Commerce Reviews (same package; the reviews carry no user
+ids, so users, tastes and ties stay synthetic): categories are the ``market.categories``
+clothing classes with the most reviews, and each reviewed product (``Clothing ID``) of a class
+is a catalogue item whose text is its class, the title and the text of its most helpful
+review (most positive feedback), at most ``PRODUCTS_PER_CLASS`` products (the most reviewed)
+per class.
 """
 
 from __future__ import annotations
@@ -30,7 +38,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from agents.datasets import POSITIVE_RATING, movielens, movielens_users
+from agents.datasets import POSITIVE_RATING, clothing_reviews, movielens, movielens_users
 from graphs import co_rating_graph, communities, membership
 
 from .config import ConfigError, ExperimentConfig
@@ -38,6 +46,7 @@ from .seeding import RunSeeds
 from .world import World, WorldTexts, advertiser_terms
 
 _GENRES_SEP = ". Genres: "
+PRODUCTS_PER_CLASS = 200
 
 
 def _genres(text: dict[int, str]) -> dict[int, list[str]]:
@@ -145,3 +154,30 @@ def make_movielens_world(cfg: ExperimentConfig, seeds: RunSeeds) -> World:
             histories=histories,
         ),
     )
+
+
+def _product_text(name: str, title: str, review: str) -> str:
+    return f"{name}: {title}. {review}" if title else f"{name}: {review}"
+
+
+@lru_cache(maxsize=4)
+def clothing_catalogue(categories: int) -> tuple[tuple[str, ...], list[list[str]]]:
+    """The ``categories`` clothing classes with the most reviews (ties by name) and the
+    product texts of each (see the module docstring), for ``economy.world.catalogue_texts``."""
+    reviews = clothing_reviews()
+    reviews = reviews.assign(Title=reviews["Title"].fillna(""))
+    counts = reviews["Class Name"].value_counts()
+    names = tuple(sorted(counts.index, key=lambda c: (-counts[c], c))[:categories])
+    best = reviews.sort_values(
+        ["Positive Feedback Count", "Review Text"], ascending=[False, True], kind="stable"
+    ).drop_duplicates("Clothing ID")
+    products = []
+    for name in names:
+        rows = best[best["Class Name"] == name]
+        popular = reviews[reviews["Class Name"] == name]["Clothing ID"].value_counts()
+        order = sorted(rows["Clothing ID"], key=lambda i: (-popular[i], i))[:PRODUCTS_PER_CLASS]
+        by_id = rows.set_index("Clothing ID")
+        products.append(
+            [_product_text(name, *by_id.loc[i, ["Title", "Review Text"]]) for i in order]
+        )
+    return names, products

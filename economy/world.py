@@ -3,7 +3,8 @@
 Ground truth (hidden from every agent): user ``u`` clicks an ad of category ``c`` shown in a slot
 with CTR ``s`` with probability ``s x min(1, base_ctr x C x pref[u, c])``; preferences are
 Dirichlet, so the mean CTR of a perfectly shown ad is ``base_ctr``. ``world.kind = "movielens"``
-builds the same contract from real ratings (:mod:`economy.real_world`).
+builds the same contract from real ratings, ``"clothing"`` gives this world real product texts
+(:mod:`economy.real_world`).
 """
 
 from __future__ import annotations
@@ -91,16 +92,24 @@ class World:
 
 
 def make_world(cfg: ExperimentConfig, seeds: RunSeeds) -> World:
-    """The world ``world.kind`` names; the same seed gives the same world."""
+    """The world ``world.kind`` names; the same seed gives the same world. Texts are drawn
+    (from their own stream) only when something reads them: the clothing catalogue or the
+    language-model scorer."""
     if cfg.world.kind == "movielens":
         from .real_world import make_movielens_world  # reads data: only when asked for
 
         return make_movielens_world(cfg, seeds)
     world = make_synthetic_world(cfg, seeds)
-    if cfg.agents.scorer == "lm":
-        texts = synthetic_texts(world, cfg.world.history, seeds.generator("texts"))
-        world = replace(world, texts=texts)
-    return world
+    if cfg.world.kind == "clothing":
+        from .real_world import clothing_catalogue
+
+        catalogue = clothing_catalogue(cfg.market.categories)
+    elif cfg.agents.scorer == "lm":
+        catalogue = synthetic_catalogue(cfg.market.categories)
+    else:
+        return world  # the category scorer reads no texts
+    texts = catalogue_texts(world, cfg.world.history, seeds.generator("texts"), *catalogue)
+    return replace(world, texts=texts)
 
 
 def make_synthetic_world(cfg: ExperimentConfig, seeds: RunSeeds) -> World:
@@ -144,29 +153,37 @@ def advertiser_terms(
     return values, np.full(n, adv.budget_per_step), strategies
 
 
-def synthetic_texts(world: World, history: int, rng: np.random.Generator) -> WorldTexts:
-    """Category names, ad texts and ``history`` viewed products per user (categories drawn
-    from the user's hidden preferences, one view per hour), for the language-model agents."""
+def synthetic_catalogue(categories: int) -> tuple[tuple[str, ...], list[list[str]]]:
+    """Category names (product lines) and each category's products (one per style)."""
+    n = len(_PRODUCTS)
     names = tuple(
-        _PRODUCTS[c % len(_PRODUCTS)]
-        + (f" line {c // len(_PRODUCTS)}" if c >= len(_PRODUCTS) else "")
-        for c in range(world.n_categories)
+        _PRODUCTS[c % n] + (f" line {c // n}" if c >= n else "") for c in range(categories)
     )
-    style = rng.integers(0, len(_STYLES), size=world.n_advertisers)
-    ads = tuple(
-        f"{_STYLES[s]} {names[c]} by brand {a}"
-        for a, (c, s) in enumerate(zip(world.ad_category, style, strict=True))
-    )
+    return names, [[f"{style} {name}" for style in _STYLES] for name in names]
+
+
+def catalogue_texts(
+    world: World,
+    history: int,
+    rng: np.random.Generator,
+    names: tuple[str, ...],
+    products: list[list[str]],
+) -> WorldTexts:
+    """Texts for the language-model agents from a catalogue (``products[c]``: texts of
+    category ``c``'s products): each ad is a product of its category, each user has viewed
+    ``history`` products (one an hour), their categories drawn from the user's hidden
+    preferences."""
+    ads = tuple(products[c][rng.integers(len(products[c]))] for c in world.ad_category)
     cum = np.cumsum(world.prefs, axis=1)
     draws = rng.random((world.n_users, history, 1))
     cats = np.minimum((draws > cum[:, None, :]).sum(-1), world.n_categories - 1)
-    styles = rng.integers(0, len(_STYLES), size=cats.shape)
+    picks = rng.random(cats.shape)
     histories = tuple(
         tuple(
-            ("view", f"{_STYLES[s]} {names[c]}", 3600.0 * t)
-            for t, (c, s) in enumerate(zip(row_c, row_s, strict=True))
+            ("view", products[c][int(u * len(products[c]))], 3600.0 * t)
+            for t, (c, u) in enumerate(zip(row_c, row_u, strict=True))
         )
-        for row_c, row_s in zip(cats, styles, strict=True)
+        for row_c, row_u in zip(cats, picks, strict=True)
     )
     return WorldTexts(categories=names, ads=ads, histories=histories)
 

@@ -136,3 +136,34 @@ def test_too_few_eligible_users_or_movies_fails_before_the_market():
     many = {"world": {"kind": "movielens"}, "market": {"users": 10, "advertisers": 5000}}
     with pytest.raises(ConfigError, match=r"market\.advertisers"):
         make_world(parse_config(many), RunSeeds(0))
+
+
+CLOTHING = {"world": {"kind": "clothing", "history": 6}, "market": {"users": 50, "advertisers": 12}}
+
+
+def test_clothing_catalogue_texts_follow_categories_and_tastes():
+    from agents.datasets import clothing_reviews
+    from economy.config import CLOTHING_CLASSES
+
+    cfg = parse_config(CLOTHING)
+    w = make_world(cfg, RunSeeds(1))
+    assert _same(w, make_world(cfg, RunSeeds(1)))
+    names = w.texts.categories
+    assert names[:2] == ("Dresses", "Knits")  # the classes with the most reviews
+    for a, text in enumerate(w.texts.ads):  # an ad is a product of its own class
+        assert text.startswith(names[w.ad_category[a]] + ":")
+    assert all(len(h) == 6 for h in w.texts.histories)
+    # users, tastes and ties are the synthetic world's (same seed, same draws)
+    synthetic = make_world(parse_config({"market": CLOTHING["market"]}), RunSeeds(1))
+    np.testing.assert_array_equal(w.prefs, synthetic.prefs)
+    assert synthetic.texts is None  # the category scorer draws no texts
+    assert clothing_reviews()["Class Name"].nunique() == CLOTHING_CLASSES
+    with pytest.raises(ConfigError, match=r"market\.categories"):
+        parse_config({**CLOTHING, "market": {"categories": CLOTHING_CLASSES + 1}})
+
+
+@pytest.mark.slow
+def test_lm_agents_run_on_the_clothing_catalogue():
+    cfg = parse_config({**CLOTHING, "agents": {"scorer": "lm"}, "market": {"steps": 2}})
+    a, b = summarize(cfg, simulate(cfg)), summarize(cfg, simulate(cfg))
+    assert a == b and a["totals"]["impressions"] == 2 * 200 * cfg.market.impressions_per_user
