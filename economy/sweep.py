@@ -81,6 +81,7 @@ def create_sweep(
         "config": None if config is None else str(config),
         "overrides": overrides,
         "grid": grid,
+        "keys": list(grid),  # the grid's order (JSON objects are written with sorted keys)
         "points": rows,
     }
     write_json(sweep / SWEEP, plan)
@@ -109,7 +110,9 @@ def write_index(sweep: Path, errors: dict[int, str] | None = None) -> list[dict[
     for p in plan["points"]:
         run = sweep / p["run_dir"]
         status = "failed" if p["point"] in errors else point_status(run)
-        row: dict[str, Any] = {"point": p["point"], **p["values"], "run_dir": p["run_dir"]}
+        row: dict[str, Any] = {"point": p["point"]}
+        row |= {key: p["values"][key] for key in plan["keys"]}
+        row["run_dir"] = p["run_dir"]
         row["status"] = status
         summary = json.loads((run / SUMMARY).read_text()) if status == "done" else None
         for key in HEADLINE_TOTALS:

@@ -52,13 +52,13 @@ def test_same_seed_gives_identical_summary_json(tmp_path):
 
 def test_sweep_runs_every_point_in_parallel_processes(tmp_path, capsys):
     args = ["sweep", "-o", str(tmp_path), "--no-progress", "--workers", "2", *TINY]
-    args += ["--grid", "auction.reserve=0,0.3", "--grid", "seed=1,2"]
+    args += ["--grid", "seed=1,2", "--grid", "auction.reserve=0,0.3"]
     assert main(args) == 0
     sweep = only_child(tmp_path)
     assert f"sweep folder: {sweep}" in capsys.readouterr().out
     rows = json.loads((sweep / INDEX_JSON).read_text())
-    assert [(r["auction.reserve"], r["seed"]) for r in rows] == [(0, 1), (0, 2), (0.3, 1), (0.3, 2)]
-    assert (sweep / INDEX_CSV).read_text().splitlines()[0].startswith("point,auction.reserve,seed")
+    assert [(r["seed"], r["auction.reserve"]) for r in rows] == [(1, 0), (1, 0.3), (2, 0), (2, 0.3)]
+    assert (sweep / INDEX_CSV).read_text().splitlines()[0].startswith("point,seed,auction.reserve")
     for row in rows:
         run = sweep / row["run_dir"]
         cfg = read_run_config(run)  # each point is an ordinary run folder
