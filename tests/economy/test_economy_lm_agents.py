@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import pickle
 from dataclasses import replace
+from functools import lru_cache
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from economy.config import ConfigError, parse_config
 from economy.lm_agents import LMScorer
@@ -180,3 +183,21 @@ def test_bad_training_config_names_the_key(key, value):
     section, leaf = key.split(".")
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         parse_config({section: {leaf: value}})
+
+
+@lru_cache(maxsize=1)
+def _scorer() -> LMScorer:
+    cfg = parse_config(LM)
+    return LMScorer(make_world(cfg, RunSeeds(cfg.seed)), cfg.agents)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.integers(0, 39), max_size=60))
+def test_batched_prediction_is_one_row_per_user(users):
+    scorer = _scorer()
+    users = np.array(users, dtype=int)
+    q = scorer.predict(users)
+    assert q.shape == (users.size, 8)
+    for i, u in enumerate(users):
+        expected = scorer.agents[u].predict_ctr(scorer.ads).clip(1e-12)
+        np.testing.assert_allclose(q[i], expected, rtol=1e-6)  # float32 matvec rounding

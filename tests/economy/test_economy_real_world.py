@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agents.datasets import movielens
 from economy.config import MOVIELENS_GENRES, MOVIELENS_USERS, ConfigError, parse_config
@@ -167,3 +169,28 @@ def test_lm_agents_run_on_the_clothing_catalogue():
     cfg = parse_config({**CLOTHING, "agents": {"scorer": "lm"}, "market": {"steps": 2}})
     a, b = summarize(cfg, simulate(cfg)), summarize(cfg, simulate(cfg))
     assert a == b and a["totals"]["impressions"] == 2 * 200 * cfg.market.impressions_per_user
+
+
+@settings(max_examples=8, deadline=None)
+@given(
+    users=st.integers(2, 60),
+    categories=st.integers(1, MOVIELENS_GENRES),
+    advertisers=st.integers(1, 40),
+    seed=st.integers(0, 2**31),
+)
+def test_movielens_world_invariants(users, categories, advertisers, seed):
+    cfg = parse_config(
+        {
+            "world": {"kind": "movielens", "history": 3},
+            "market": {"users": users, "categories": categories, "advertisers": advertisers},
+        }
+    )
+    w = make_world(cfg, RunSeeds(seed))
+    assert w.prefs.shape == (users, categories)
+    np.testing.assert_allclose(w.prefs.sum(axis=1), 1.0)
+    assert ((w.ad_category >= 0) & (w.ad_category < categories)).all()
+    assert len(w.texts.ads) == advertisers
+    for a, text in enumerate(w.texts.ads):
+        assert w.texts.categories[w.ad_category[a]] in text.rpartition("Genres: ")[2]
+    assert sorted(w.graph.nodes) == list(range(users))
+    assert set(np.unique(w.community)) == set(range(w.community.max() + 1))
