@@ -70,6 +70,7 @@ def shared_backbone(model: str, rank: int, seed: int = 0) -> Any:
     key = (model, int(rank), int(seed))
     if key not in _BACKBONES:
         import torch
+
         from agents import enable_lora, load_model
 
         # One thread per process: Ray runs one client actor per core, and more threads
@@ -168,17 +169,19 @@ class AgentTask:
         )
         return int(base + 4 * (self.backbone.dim + 2))
 
+    def usable_users(self) -> np.ndarray:
+        """Sorted ids of the users whose history gives ``positives`` clicks and a context."""
+        world = movielens_world()
+        return np.array(
+            sorted(u for u, s in world.users.items() if len(s.history) > self.positives)
+        )
+
     def load(self, partition_id: int, num_partitions: int) -> AgentData:
         if not 0 <= partition_id < num_partitions:
             raise FederationError(
                 f"partition-id must be in 0..{num_partitions - 1}, got {partition_id}"
             )
-        world = movielens_world()
-        # Users whose history can give ``positives`` clicks and still leave a context.
-        usable = np.array(
-            sorted(u for u, s in world.users.items() if len(s.history) > self.positives)
-        )
-        part = partition_users(usable, num_partitions, self.seed)[partition_id]
+        part = partition_users(self.usable_users(), num_partitions, self.seed)[partition_id]
         if self.users_per_client:
             part = part[: self.users_per_client]
         return AgentData(tuple(int(u) for u in part))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -121,7 +122,10 @@ def run_server(grid: Grid, cfg: dict[str, Any], context: Context | None = None) 
             seed=int(cfg["seed"]),
         )
 
+    stamps: list[float] = []  # wall clock at each new global version (round 0: the start)
+
     def checkpoint(server_round: int, record: ArrayRecord) -> MetricRecord | None:
+        stamps.append(time.monotonic())
         if folder is not None and server_round > 0:
             save_checkpoint(folder, done + server_round, {k: a.numpy() for k, a in record.items()})
         return None
@@ -144,6 +148,9 @@ def run_server(grid: Grid, cfg: dict[str, Any], context: Context | None = None) 
             "resumed_from": done,
             "model_bytes": array_bytes(arrays),
             "full_model_bytes": task.full_model_bytes(),
+            # seconds from one global version to the next: a round's training plus the
+            # previous round's federated evaluation
+            "round_seconds": np.diff(stamps).tolist(),
             "epsilon_per_round": round_epsilons(cfg),
             "train": {} if result is None else _rounds(result.train_metrics_clientapp, done),
             "evaluate": {} if result is None else _rounds(result.evaluate_metrics_clientapp, done),
@@ -200,8 +207,6 @@ def _run_async_server(
     grid: Grid, cfg: dict[str, Any], arrays: dict[str, np.ndarray], folder: Path | None
 ) -> dict[str, Any]:
     """Buffered asynchronous aggregation (``mode = "async"``); see ``async_buffer``."""
-    import time
-
     want = int(cfg["num-nodes"])
     deadline = time.monotonic() + 120
     while len(list(grid.get_node_ids())) < want:
