@@ -43,7 +43,7 @@ import numpy as np
 from .surrogate import Surrogate, fit_surrogate, members
 from .utility import CachedUtility
 
-REFIT_GROWTH = 1.125  # stderr() refits the surrogate once the data grew by 1/8 since the last fit
+REFIT_GROWTH = 1.5  # stderr() refits the surrogate once the data grew by half since the last fit
 
 
 def stratum_effects(masks: np.ndarray, values: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:

@@ -32,7 +32,7 @@ import numpy as np
 
 KINDS = ("linear", "diagonal", "quadratic")
 PENALTIES = (0.0, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)  # ridge grid for the second-order terms
-_JITTER = 1e-12  # keeps the normal equations invertible when a model has more terms than data
+_RCOND = 1e-12  # eigenvalues of a Gram matrix below this share of the largest count as 0
 _CHUNK = 4096  # coalitions per prediction batch (bounds memory at n = 16)
 
 
@@ -48,25 +48,60 @@ def coalition_shares(masks: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return np.divide(x, total, out=np.zeros_like(x), where=total > 0)
 
 
-def _features(shares: np.ndarray, kind: str) -> np.ndarray:
-    """(m, k) regression features of ``kind`` from (m, n) shares."""
-    if kind == "linear":
-        return shares
+def _second_order(shares: np.ndarray, kind: str) -> np.ndarray:
+    """(m, k2) second-order features of ``kind`` (none for ``linear``) from (m, n) shares."""
     n = shares.shape[1]
+    if kind == "linear":
+        return np.zeros((shares.shape[0], 0))
     rows, cols = np.triu_indices(n) if kind == "quadratic" else (np.arange(n), np.arange(n))
-    return np.concatenate([shares, shares[:, rows] * shares[:, cols]], axis=1)
+    return shares[:, rows] * shares[:, cols]
 
 
-def _solve(x: np.ndarray, y: np.ndarray, penalty: float, n_linear: int) -> tuple[np.ndarray, float]:
-    """Ridge coefficients (k,) and the leave-one-out mean squared error (PRESS / m); the
-    first ``n_linear`` (first-order) columns are not shrunk."""
-    ridge = np.full(x.shape[1], penalty)
-    ridge[:n_linear] = 0.0
-    inverse = np.linalg.inv(x.T @ x + np.diag(ridge + _JITTER))
-    coef = inverse @ (x.T @ y)
-    leverage = np.einsum("mk,kl,ml->m", x, inverse, x)
-    loo = (y - x @ coef) / np.clip(1.0 - leverage, 1e-6, None)
-    return coef, float(np.mean(loo**2))
+def _basis(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Thin SVD ``x = U S V'`` without the directions of (numerically) zero singular value.
+
+    From the eigenvectors of the small Gram matrix ``x'x`` (k x k) rather than a LAPACK SVD
+    of the tall ``x``: one small eigenproblem, far cheaper when BLAS threads contend.
+    """
+    eigval, v = np.linalg.eigh(x.T @ x)
+    keep = eigval > (eigval.max() if eigval.size else 0.0) * _RCOND
+    sv = np.sqrt(eigval[keep])
+    return (x @ v[:, keep]) / sv, sv, v[:, keep].T
+
+
+def _ridge_path(
+    shares: np.ndarray, second: np.ndarray, y: np.ndarray
+) -> list[tuple[float, np.ndarray, float]]:
+    """``(penalty, coef, loo)`` for every penalty of ``PENALTIES`` (just 0 without second-order
+    features): ridge regression of ``y`` on ``[shares, second]`` with only ``second`` shrunk,
+    ``coef`` (n + k2,) and ``loo`` the leave-one-out mean squared error (PRESS / m).
+
+    By Frisch-Waugh: both are projected off the span of ``shares``, and one SVD of the
+    projected ``second`` gives every penalty's fit and leverages. Truncated SVDs rather than
+    normal equations because the quadratic features contain the linear ones
+    (``sum_j a_i a_j = a_i``): the design is rank deficient.
+    """
+    u_lin, s_lin, vt_lin = _basis(shares)
+    lev_lin = (u_lin**2).sum(axis=1)
+    fit_lin = u_lin @ (u_lin.T @ y)
+
+    def linear_coef(target: np.ndarray) -> np.ndarray:  # min-norm least squares on shares
+        return vt_lin.T @ ((u_lin.T @ target) / s_lin)
+
+    if second.shape[1] == 0:
+        loo = (y - fit_lin) / np.clip(1.0 - lev_lin, 1e-6, None)
+        return [(0.0, linear_coef(y), float(np.mean(loo**2)))]
+    u, sv, vt = _basis(second - u_lin @ (u_lin.T @ second))
+    coords = u.T @ (y - fit_lin)
+    path = []
+    for penalty in PENALTIES:
+        gain = sv**2 / (sv**2 + penalty)
+        beta = vt.T @ (coords * gain / sv)
+        leverage = lev_lin + (u**2) @ gain
+        loo = (y - fit_lin - u @ (coords * gain)) / np.clip(1.0 - leverage, 1e-6, None)
+        coef = np.concatenate([linear_coef(y - second @ beta), beta])
+        path.append((penalty, coef, float(np.mean(loo**2))))
+    return path
 
 
 @dataclass(frozen=True)
@@ -95,7 +130,8 @@ class Surrogate:
         out = np.empty(masks.size)
         for start in range(0, masks.size, _CHUNK):
             chunk = masks[start : start + _CHUNK]
-            x = _features(coalition_shares(chunk, self.weights), self.kind)
+            shares = coalition_shares(chunk, self.weights)
+            x = np.concatenate([shares, _second_order(shares, self.kind)], axis=1)
             out[start : start + _CHUNK] = self.v_none + x @ self.coef
         return out
 
@@ -118,9 +154,7 @@ def fit_surrogate(
     y = values[keep] - v_none
     best: Surrogate | None = None
     for kind in KINDS:
-        x = _features(shares, kind)
-        for penalty in PENALTIES[:1] if kind == "linear" else PENALTIES:
-            coef, loo = _solve(x, y, penalty, weights.size)
+        for penalty, coef, loo in _ridge_path(shares, _second_order(shares, kind), y):
             if best is None or loo < best.loo_error:
                 best = Surrogate(kind, penalty, coef, float(v_none), weights, loo)
     assert best is not None
