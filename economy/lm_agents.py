@@ -93,7 +93,7 @@ class LMScorer:
         contexts: list[PrivateContext],
         clock: np.ndarray,
         texts: list[str],
-        states: list[dict[str, np.ndarray]] | None,
+        state: dict[str, np.ndarray] | None,
         rng: np.random.Generator,
         spent: list[float] | None = None,
     ) -> None:
@@ -101,13 +101,8 @@ class LMScorer:
         self._texts, self.rng = texts, rng
         self.backbone = load_model(cfg.model, max_length=cfg.max_length)
         self.agents = [
-            Agent(
-                self.backbone,
-                ctx,
-                state=None if states is None else states[i],
-                epsilon_budget=cfg.epsilon_budget,
-            )
-            for i, ctx in enumerate(contexts)
+            Agent(self.backbone, ctx, state=state, epsilon_budget=cfg.epsilon_budget)
+            for ctx in contexts
         ]
         for agent, eps in zip(self.agents, spent or [], strict=False):
             agent.budget.spent = eps
@@ -115,12 +110,9 @@ class LMScorer:
         self.warm()
 
     def __getstate__(self) -> dict:
-        """What a checkpoint keeps: the contexts and adapter states, not the model (it is
-        reloaded by name); agents with the same adapter version share one stored state."""
-        by_version: dict[str, dict[str, np.ndarray]] = {}
-        for agent in self.agents:
-            if agent.version not in by_version:
-                by_version[agent.version] = agent.state()
+        """What a checkpoint keeps: contexts, budgets, the random stream and the one adapter +
+        head state every agent holds between steps (a round ends with all agents on the
+        global state); not the model, which is reloaded by name."""
         return {
             "cfg": self.cfg,
             "ads": self.ads,
@@ -128,7 +120,7 @@ class LMScorer:
             "contexts": [a.context for a in self.agents],
             "clock": self._clock,
             "texts": self._texts,
-            "states": [by_version[a.version] for a in self.agents],
+            "state": self.agents[0].state() if self.agents else None,
             "rng": self.rng,
             "spent": [a.budget.spent for a in self.agents],
         }
