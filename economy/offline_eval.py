@@ -358,9 +358,10 @@ def evaluate(cfg: ExperimentConfig) -> dict:
     pi_e = agent_policy(model.logits(test), off, rng)
     logged = (test.reward, test.action, test.position, test.pscore)
     uniform = np.full(pi_e.shape, 1.0 / data.n_actions)
-    random_ctr = float(
-        load_open_bandit("random", off.campaign).split(off.test_size)[1].reward.mean()
+    random_log = (
+        data if off.behavior_policy == "random" else load_open_bandit("random", off.campaign)
     )
+    random_ctr = float(random_log.split(off.test_size)[1].reward.mean())
     return {
         "dataset": "obp",
         "behavior_policy": off.behavior_policy,
