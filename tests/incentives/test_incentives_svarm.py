@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+# the same known games as the exact method's tests (pytest puts this folder on sys.path)
+from test_incentives_valuation import airport, games
 
 from incentives import (
     IncentiveError,
@@ -20,10 +21,6 @@ from incentives import (
 from incentives.stratified import StratifiedCVSampler, stratum_effects
 from incentives.surrogate import coalition_shares, fit_surrogate
 from incentives.utility import CachedUtility
-
-
-def airport(costs):
-    return lambda s: float(max((costs[i] for i in s), default=0.0))
 
 
 def mask(coalition) -> int:
@@ -41,18 +38,6 @@ def share_game(n: int, seed: int, weights: np.ndarray, cubic: float = 0.0):
         return float(0.5 + a @ g + a @ (h + h.T) @ a + cubic * (a @ c) ** 3)
 
     return game
-
-
-@st.composite
-def games(draw, max_n=6):
-    """A random game as a lookup table over all coalitions."""
-    n = draw(st.integers(1, max_n))
-    table = {
-        frozenset(c): draw(st.floats(-10, 10))
-        for r in range(n + 1)
-        for c in itertools.combinations(range(n), r)
-    }
-    return n, table
 
 
 @settings(max_examples=30, deadline=None)
