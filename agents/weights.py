@@ -20,14 +20,30 @@ from ._errors import ModelNotFoundError
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
-def package_folder(package: str) -> Path:
-    """Folder of an installed package, found without importing it."""
+def package_folder(
+    package: str,
+    *parts: str,
+    ships: str = "the model weights",
+    error: type[Exception] = ModelNotFoundError,
+) -> Path:
+    """Folder ``parts`` inside an installed package, found without importing it.
+
+    Raises ``error`` naming the package and what it ships when the package or the folder
+    is missing (``bash .ci/env`` installs every package the project reads).
+
+    Example:
+        >>> package_folder("numpy", "linalg").name
+        'linalg'
+    """
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise ModelNotFoundError(
-            f"package {package!r} is not installed; install it with pip (it ships the weights)"
+        raise error(
+            f"package {package!r} is not installed; it ships {ships} (bash .ci/env installs it)"
         )
-    return Path(next(iter(spec.submodule_search_locations)))
+    folder = Path(next(iter(spec.submodule_search_locations)), *parts)
+    if not folder.is_dir():
+        raise error(f"{'/'.join(parts)} missing in the installed {package!r}: {folder}")
+    return folder
 
 
 def cache_dir() -> Path:

@@ -31,13 +31,13 @@ same campaign (an independent sample of the same policy, as in obp's benchmark).
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from scipy.optimize import minimize
 
+from agents.weights import package_folder
 from auction import run_auctions
 
 from .config import ExperimentConfig, OfflineSection
@@ -106,16 +106,9 @@ class LoggedBandit:
 
 def obd_folder() -> Path:
     """``dataset/obd`` inside the installed ``obp`` package (found, not imported)."""
-    spec = importlib.util.find_spec("obp")
-    if spec is None or not spec.submodule_search_locations:
-        raise OfflineError(
-            "package 'obp' is not installed; it ships the Open Bandit Dataset sample "
-            "(pip install --no-deps obp==0.4.1, or bash .ci/env)"
-        )
-    folder = Path(next(iter(spec.submodule_search_locations))) / "dataset" / "obd"
-    if not folder.is_dir():
-        raise OfflineError(f"no Open Bandit Dataset in the installed obp: {folder}")
-    return folder
+    return package_folder(
+        "obp", "dataset", "obd", ships="the Open Bandit Dataset sample", error=OfflineError
+    )
 
 
 def load_open_bandit(behavior_policy: str = "random", campaign: str = "all") -> LoggedBandit:
