@@ -26,6 +26,7 @@ LEDGER = "ledger.db"  # token rewards (incentives.Ledger)
 GRAPH = "graph.npz"  # social graph edges and each user's community, for the report
 CHECKPOINT = "checkpoint.pkl"  # resumable market state; removed when the run completes
 PLOTS = "plots"  # PNGs of ``fedadagent report``
+SWEEP = "sweep.json"  # marks a sweep folder (economy.sweep)
 
 
 class RunFolderError(ValueError):
@@ -74,10 +75,12 @@ def read_run_config(run_dir: str | Path) -> ExperimentConfig:
     """The resolved config of a run folder; RunFolderError if ``run_dir`` is not one."""
     run = Path(run_dir)
     if not (run / CONFIG).is_file():
-        raise RunFolderError(
-            f"{run} is not a run folder: it has no {CONFIG} (run folders are made by "
-            "`fedadagent run` under the config's output_dir)"
+        hint = (
+            "it is a sweep folder: give one of its run folders (index.csv lists them)"
+            if (run / SWEEP).is_file()
+            else f"it has no {CONFIG} (run folders are made by `fedadagent run`)"
         )
+        raise RunFolderError(f"{run} is not a run folder: {hint}")
     try:
         return load_config(run / CONFIG)
     except ConfigError as exc:

@@ -23,6 +23,7 @@ from .config import ConfigError, ExperimentConfig, load_config
 from .rundir import (
     CHECKPOINT,
     SUMMARY,
+    SWEEP,
     RunFolderError,
     atomic_write,
     create_run_dir,
@@ -33,7 +34,6 @@ from .rundir import (
 )
 from .runner import resume_market, run_market
 
-SWEEP = "sweep.json"
 INDEX_CSV, INDEX_JSON = "index.csv", "index.json"
 # Headline metrics copied into the index: summary.json's totals, then its top-level numbers.
 HEADLINE_TOTALS = ("revenue", "advertiser_surplus", "social_welfare", "user_welfare", "clicks")
