@@ -150,14 +150,24 @@ def run_sweep(
         raise ValueError(f"workers must be >= 1, got {workers}")
     todo = [p for p in _plan(sweep)["points"] if point_status(sweep / p["run_dir"]) != "done"]
     errors: dict[int, str] = {}
+    queue = iter(todo)
     ctx = multiprocessing.get_context("spawn")  # safe with threads, same on every OS
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        futures: dict[Future[str], int] = {
-            pool.submit(run_point, str(sweep / p["run_dir"])): p["point"] for p in todo
-        }
+        # At most one point per worker is handed out: the executor would queue more, and a
+        # queued point would still start after Ctrl-C.
+        running: dict[Future[str], int] = {}
+
+        def submit_next() -> None:
+            p = next(queue, None)
+            if p is not None:
+                running[pool.submit(run_point, str(sweep / p["run_dir"]))] = p["point"]
+
+        for _ in range(workers):
+            submit_next()
         try:
-            for fut in as_completed(futures):
-                point = futures[fut]
+            while running:
+                fut = next(as_completed(running))
+                point = running.pop(fut)
                 try:
                     status = fut.result()
                 except Exception as exc:  # one bad point must not stop the sweep
@@ -166,6 +176,7 @@ def run_sweep(
                 write_index(sweep, errors)
                 if on_point is not None:
                     on_point(point, status)
+                submit_next()
         except KeyboardInterrupt:
             pool.shutdown(wait=True, cancel_futures=True)
             write_index(sweep, errors)

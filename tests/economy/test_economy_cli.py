@@ -188,3 +188,15 @@ def test_collusion_example_finds_ring_gains_and_reserve_shrinks_them(tmp_path):
 def test_coalition_cannot_exceed_bidders():
     with pytest.raises(ConfigError, match="coalition: must be at most bidders"):
         load_config(None, {"truthfulness.bidders": 2, "truthfulness.coalition": 3})
+
+
+def test_a_failing_point_is_recorded_and_the_others_run(tmp_path, capsys):
+    overrides = dict(parse_override(t) for t in TINY[1::2]) | {"output_dir": str(tmp_path)}
+    sweep = create_sweep(None, overrides, {"seed": [1, 2]})
+    bad = sweep / json.loads((sweep / SWEEP).read_text())["points"][0]["run_dir"]
+    (bad / "config.toml").write_text("market = 3\n")
+    assert main(["sweep", "--resume", str(sweep), "--no-progress", "--workers", "2"]) == 1
+    assert "point 0 failed: RunFolderError" in capsys.readouterr().err
+    rows = json.loads((sweep / INDEX_JSON).read_text())
+    assert [r["status"] for r in rows] == ["failed", "done"]
+    assert "not a valid config" in rows[0]["error"] and rows[0]["revenue"] is None
