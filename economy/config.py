@@ -112,7 +112,7 @@ class FederatedSection(_Section):
     weight: float = Field(
         0.2, ge=0.0, le=1.0, description="weight of the global model in the device's estimate"
     )
-    valuation: Literal["exact", "gtg", "tmc", "loo"] = "gtg"
+    valuation: Literal["exact", "gtg", "svarm-cv", "tmc", "loo"] = "gtg"
     valuation_budget: int = Field(64, ge=2, le=100_000, description="utility evaluations")
     revenue_share: float = Field(0.05, ge=0.0, le=1.0, description="of auction revenue")
 

@@ -121,6 +121,8 @@ class FederatedCTR:
             method=self.cfg.valuation,
             rng=self.rng,
             stopping=MaxEvaluations(self.cfg.valuation_budget),
+            # svarm-cv's control variate models the weighted average the utility builds.
+            weights=weights if self.cfg.valuation == "svarm-cv" else None,
         )
         rewards = self.policy.pay(result.values, revenue)
         for u, amount in zip(chosen, rewards, strict=True):

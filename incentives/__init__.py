@@ -1,8 +1,9 @@
 """Contribution valuation, token rewards and a tamper-evident ledger (numpy + sqlite3 only).
 
 Values what each participant's update is worth (``valuate``/``shapley_values``: exact,
-permutation, TMC, GTG-Shapley, leave-one-out, Banzhaf), pays tokens for it
-(``RewardPolicy``), and records the payments (``Ledger``). ``incentives.flower.ValuedStrategy``
+permutation, TMC, GTG-Shapley, SVARM with a fitted control variate (``svarm-cv``),
+leave-one-out, Banzhaf), pays tokens for it (``RewardPolicy``), and records the payments
+(``Ledger``). ``incentives.flower.ValuedStrategy``
 does all three for every round of a Flower strategy (importing it imports Flower).
 
 Example:

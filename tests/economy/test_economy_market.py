@@ -104,10 +104,12 @@ def test_world_has_homophilous_social_graph():
     assert homophily(G) > 0.8
 
 
-def test_federated_rounds_pay_tokens_into_a_valid_ledger(tmp_path):
+@pytest.mark.parametrize("valuation", ["gtg", "svarm-cv"])
+def test_federated_rounds_pay_tokens_into_a_valid_ledger(tmp_path, valuation):
     from incentives import Ledger
 
-    cfg = parse_config({**SMALL, "federated": {"every": 2, "clients_per_round": 4}})
+    fed = {"every": 2, "clients_per_round": 4, "valuation": valuation}
+    cfg = parse_config({**SMALL, "federated": fed})
     metrics = simulate(cfg, ledger_path=tmp_path / "ledger.db")
     rounds = [m for m in metrics if m.fed_clients]
     assert len(rounds) == cfg.market.steps // 2
