@@ -1,4 +1,4 @@
-"""Federated training of the agents with Flower: strategies, DP, poisoning, accounting, LoLaFL.
+"""Federated training of the agents with Flower: tasks, strategies, DP, SecAgg+, poisoning, LoLaFL.
 
 The Flower apps live in submodules so that importing this package does not import Flower.
 
@@ -10,17 +10,19 @@ Example:
 
 from ._errors import FederationError
 from .accounting import CommLedger, array_bytes
+from .agent_task import AgentTask, partition_users
 from .gossip_fallback import FallbackHistory, decentralized_rounds
 from .poisoning import ATTACKS, attack, flip_labels, malicious_partitions
 from .selection import DeviceProfile, EnergyAwareSelection, select_nodes
 from .strategies import DP_MODES, ROBUST, STRATEGIES, make_strategy
-from .task import ClickTask, Task, ndcg_precision_at_k
+from .task import ClickTask, Task, make_task, ndcg_precision_at_k
 
 __all__ = [
     "ATTACKS",
     "DP_MODES",
     "ROBUST",
     "STRATEGIES",
+    "AgentTask",
     "ClickTask",
     "CommLedger",
     "DeviceProfile",
@@ -33,7 +35,9 @@ __all__ = [
     "decentralized_rounds",
     "flip_labels",
     "make_strategy",
+    "make_task",
     "malicious_partitions",
     "ndcg_precision_at_k",
+    "partition_users",
     "select_nodes",
 ]

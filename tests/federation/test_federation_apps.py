@@ -68,9 +68,11 @@ def test_buffered_async_aggregation(tmp_path):
     out = simulate(
         tmp_path,
         "async",
-        **{"mode": "async", "num-server-rounds": 4, "buffer-size": 2, "concurrency": 4},
+        **{"mode": "async", "num-server-rounds": 8, "buffer-size": 2, "concurrency": 4},
     )
-    assert out["versions"] == 4 and len(out["staleness"]) >= 8
+    # Enough versions that the nodes whose actors start last reply after the model moved on
+    # (a warm node can otherwise serve the first few versions alone).
+    assert out["versions"] == 8 and len(out["staleness"]) >= 16
     assert max(out["staleness"]) >= 1  # some updates arrived after the model moved on
     task = ClickTask(seed=0)
     data = task.load(0, 4)
