@@ -56,12 +56,15 @@ _MIN_QUALITY = 1e-12
 
 @dataclass(frozen=True)
 class Ad:
-    """An ad candidate: id, text, per-click bid (>= 0) and category."""
+    """An ad candidate: id, text, per-click bid (>= 0), category, and the exchange's public
+    prior of the ad (a feature such as the log of its past clicks over all users; 0 when
+    unknown), weighted by the head's learned ``head.prior``."""
 
     ad_id: str
     text: str
     bid: float
     category: str = ""
+    prior: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -178,11 +181,14 @@ class Agent:
             self._ctx_key = key
         return self._ctx
 
-    def predict_ctr(self, ad_texts: Sequence[str]) -> np.ndarray:
-        """(n,) predicted click probability of each ad text for this user."""
+    def predict_ctr(self, ad_texts: Sequence[str], priors: np.ndarray | float = 0.0) -> np.ndarray:
+        """(n,) predicted click probability of each ad text for this user.
+
+        ``priors``: (n,) or scalar, the exchange's prior of each ad (see :class:`Ad`).
+        """
         _, _, _, cvec = self._context_parts()
         activate(self.backbone, self._adapter, self._version)
-        return predict_ctr(cvec, self.backbone.embed(list(ad_texts)), self._state)
+        return predict_ctr(cvec, self.backbone.embed(list(ad_texts)), self._state, priors)
 
     def choose_ad(
         self,
@@ -204,7 +210,8 @@ class Agent:
         events, emb, weights, cvec = self._context_parts()
         activate(self.backbone, self._adapter, self._version)
         ads = self.backbone.embed([c.text for c in candidates])
-        ctr = predict_ctr(cvec, ads, self._state)
+        priors = np.array([c.prior for c in candidates], dtype=np.float32)
+        ctr = predict_ctr(cvec, ads, self._state, priors)
         outcome = auction.run_auction(
             np.array([c.bid for c in candidates], dtype=float),
             mechanism=mechanism,
@@ -215,7 +222,9 @@ class Agent:
         if len(outcome.winners) == 0:
             return Decision(None, 0.0, None)
         w = int(outcome.winners[0])
-        why = explain(emb, weights, [e.event_id for e in events], ads[w], self._state)
+        why = explain(
+            emb, weights, [e.event_id for e in events], ads[w], self._state, prior=priors[w]
+        )
         return Decision(candidates[w].ad_id, float(outcome.prices[0]), why)
 
     def audit(self, explanation: Explanation) -> list[Event]:
@@ -286,6 +295,7 @@ class Agent:
             np.repeat(cvec[None], len(rows), 0),
             [r.text for r in rows],
             np.array([r.clicked for r in rows], dtype=int),
+            priors=np.array([r.prior for r in rows], dtype=np.float32),
             lr=lr,
             rng=rng,
             **knobs,

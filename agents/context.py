@@ -67,13 +67,15 @@ class Event:
 
 @dataclass(frozen=True)
 class Impression:
-    """One shown ad in the local click log: ``clicked`` is 0 or 1."""
+    """One shown ad in the local click log: ``clicked`` is 0 or 1; ``prior`` is the exchange's
+    public prior of the ad when it was shown (see :class:`agents.Ad`)."""
 
     ad_id: str
     text: str
     category: str
     clicked: int
     time: float
+    prior: float = 0.0
 
 
 @dataclass
@@ -149,12 +151,22 @@ class PrivateContext:
         return self._next_id - 1
 
     def record_impression(
-        self, ad_id: str, text: str, clicked: int, time: float, category: str = ""
+        self,
+        ad_id: str,
+        text: str,
+        clicked: int,
+        time: float,
+        category: str = "",
+        prior: float = 0.0,
     ) -> None:
         """Log a shown ad; a click is also added as a ``click`` event."""
         if clicked not in (0, 1):
             raise AgentError(f"clicked must be 0 or 1, got {clicked}")
-        self.clicks.append(Impression(ad_id, text, category, int(clicked), float(time)))
+        if not np.isfinite(prior):
+            raise AgentError(f"prior must be a finite number, got {prior}")
+        self.clicks.append(
+            Impression(ad_id, text, category, int(clicked), float(time), float(prior))
+        )
         del self.clicks[: -self.max_clicks]
         if clicked:
             self.add("click", text, time, category)

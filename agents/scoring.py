@@ -3,12 +3,14 @@
 With event embeddings ``E`` (m, d), event weights ``w`` (m,) and ad embeddings ``A`` (n, d)
 (all rows unit-norm), the context vector is ``c = sum_i w_i E_i / ||sum_i w_i E_i||`` and
 
-    logit_j = scale * <c * g, A_j> + bias,        ctr_j = sigmoid(logit_j)
+    logit_j = scale * <c * g, A_j> + prior_weight * r_j + bias,        ctr_j = sigmoid(logit_j)
 
-where the head ``(g (d,), scale, bias)`` starts at ``g = 1`` (cosine similarity) and is fitted
-on clicks (binary cross-entropy, i.e. calibrated). The logit is linear in the events, so
-``scale * w_i <E_i * g, A_j> / ||sum_i w_i E_i||`` is event ``i``'s exact share of it: that is
-the explanation of a decision.
+where ``r_j`` is the exchange's public prior of ad ``j`` (e.g. the log of its past clicks over
+all users: what the exchange learns from the ``(ad_id, price, click)`` reports; 0 when unknown)
+and the head ``(g (d,), scale, prior_weight, bias)`` starts at ``g = 1``, ``prior_weight = 0``
+(plain cosine similarity) and is fitted on clicks (binary cross-entropy, i.e. calibrated). The
+logit is linear in the events, so ``scale * w_i <E_i * g, A_j> / ||sum_i w_i E_i||`` is event
+``i``'s exact share of it: that is the explanation of a decision.
 
 Example:
     >>> e = np.eye(3, dtype=np.float32)
@@ -28,7 +30,7 @@ from ._errors import AgentError
 
 INITIAL_SCALE = 4.0
 INITIAL_BIAS = -4.0
-HEAD_KEYS = ("head.gain", "head.scale", "head.bias")
+HEAD_KEYS = ("head.gain", "head.scale", "head.bias", "head.prior")
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ def initial_head(dim: int) -> dict[str, np.ndarray]:
         "head.gain": np.ones(dim, dtype=np.float32),
         "head.scale": np.array([INITIAL_SCALE], dtype=np.float32),
         "head.bias": np.array([INITIAL_BIAS], dtype=np.float32),
+        "head.prior": np.zeros(1, dtype=np.float32),
     }
 
 
@@ -61,23 +64,36 @@ def context_vector(events: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return v / norm if norm > 0 else v
 
 
-def logits(context: np.ndarray, ads: np.ndarray, head: dict[str, np.ndarray]) -> np.ndarray:
-    """(n,) logits of ads (n, d) for a context vector (d,)."""
-    return head["head.scale"][0] * (ads @ (context * head["head.gain"])) + head["head.bias"][0]
+def logits(
+    context: np.ndarray,
+    ads: np.ndarray,
+    head: dict[str, np.ndarray],
+    prior: np.ndarray | float = 0.0,
+) -> np.ndarray:
+    """(n,) logits of ads (n, d) for a context vector (d,); ``prior``: (n,) or scalar."""
+    relevance = head["head.scale"][0] * (ads @ (context * head["head.gain"]))
+    return relevance + head["head.prior"][0] * np.asarray(prior) + head["head.bias"][0]
 
 
-def predict_ctr(context: np.ndarray, ads: np.ndarray, head: dict[str, np.ndarray]) -> np.ndarray:
+def predict_ctr(
+    context: np.ndarray,
+    ads: np.ndarray,
+    head: dict[str, np.ndarray],
+    prior: np.ndarray | float = 0.0,
+) -> np.ndarray:
     """(n,) predicted click probabilities, in (0, 1)."""
-    return 1.0 / (1.0 + np.exp(-logits(context, ads, head)))
+    return 1.0 / (1.0 + np.exp(-logits(context, ads, head, prior)))
 
 
 def torch_logits(
-    context: torch.Tensor, ads: torch.Tensor, head: dict[str, torch.Tensor]
+    context: torch.Tensor,
+    ads: torch.Tensor,
+    head: dict[str, torch.Tensor],
+    prior: torch.Tensor | float = 0.0,
 ) -> torch.Tensor:
     """The same logits as :func:`logits` in torch (for training): context and ads (..., d)."""
-    return (
-        head["head.scale"][0] * (ads * context * head["head.gain"]).sum(-1) + head["head.bias"][0]
-    )
+    relevance = head["head.scale"][0] * (ads * context * head["head.gain"]).sum(-1)
+    return relevance + head["head.prior"][0] * prior + head["head.bias"][0]
 
 
 def explain(
@@ -87,11 +103,16 @@ def explain(
     ad: np.ndarray,
     head: dict[str, np.ndarray],
     top: int = 3,
+    prior: float = 0.0,
 ) -> Explanation:
-    """The ``top`` events with the largest share of ``ad``'s logit (see module docstring)."""
+    """The ``top`` events with the largest share of ``ad``'s logit (see module docstring).
+
+    The prior's share, ``prior_weight * prior``, belongs to no event: it is in
+    ``predicted_ctr`` but not in the contributions.
+    """
     if top < 0:
         raise AgentError(f"top must be >= 0, got {top}")
-    ctr = float(predict_ctr(context_vector(events, weights), ad[None], head)[0])
+    ctr = float(predict_ctr(context_vector(events, weights), ad[None], head, prior)[0])
     if len(events) == 0:
         return Explanation(ctr, (), ())
     v = weights.astype(np.float32) @ events

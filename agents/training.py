@@ -1,6 +1,7 @@
 """Fine-tune a LoRA adapter and the scoring head on clicks, with DP-SGD.
 
-Each training example is ``(context vector, ad text, click)``. The ad runs through the shared
+Each training example is ``(context vector, ad text, click)``, with the exchange's prior of
+the ad as an optional feature. The ad runs through the shared
 backbone with the adapter being trained; the context vector is a constant of the step (it is
 recomputed by the caller between rounds), so the unit of privacy is one click-log row.
 Batches are Poisson-sampled with rate ``q = batch_size / n`` for ``steps = epochs * n /
@@ -136,6 +137,7 @@ def train(
     target_epsilon: float | None = None,
     delta: float = 1e-5,
     accountant: str = "rdp",
+    priors: Sequence[float] | np.ndarray | None = None,
     rng: RngLike = None,
 ) -> TrainResult:
     """Train adapter + head from ``state`` on ``n`` examples; returns the new state.
@@ -155,12 +157,16 @@ def train(
             (overrides ``noise_multiplier``).
         delta: delta of the reported epsilon.
         accountant: ``"rdp"`` or ``"prv"``.
+        priors: (n,) the exchange's prior of each example's ad (default 0: no prior).
         rng: seed of the sampling and the noise.
     """
     contexts = np.asarray(contexts, dtype=np.float32)
     labels = np.asarray(labels)
     _check_inputs(contexts, ad_texts, labels, backbone.dim)
     n = len(labels)
+    priors = np.zeros(n, np.float32) if priors is None else np.asarray(priors, np.float32)
+    if priors.shape != (n,) or not np.isfinite(priors).all():
+        raise AgentError(f"priors must be ({n},) finite numbers, got shape {priors.shape}")
     the_plan = plan(
         n,
         epochs=epochs,
@@ -184,18 +190,25 @@ def train(
     optimizer = torch.optim.Adam(list(params.values()), lr=lr)
     enc = backbone.tokenize(list(ad_texts)) if n else {}
     ctx_t, y_t = torch.from_numpy(contexts), torch.from_numpy(labels.astype(np.float32))
+    prior_t = torch.from_numpy(priors)
 
-    def loss_one(p: dict[str, torch.Tensor], ids, mask, ctx, y) -> torch.Tensor:
+    def loss_one(p: dict[str, torch.Tensor], ids, mask, ctx, prior, y) -> torch.Tensor:
         adapter_p = {k: v for k, v in p.items() if k not in HEAD_KEYS}
         emb = backbone.pooled(ids[None], mask[None], adapter_p)[0]
-        logit = torch_logits(ctx, emb, p)
+        logit = torch_logits(ctx, emb, p, prior)
         return torch.nn.functional.binary_cross_entropy_with_logits(logit, y)
 
     losses = []
     for _ in range(steps):
         idx = np.flatnonzero(gen.random(n) < rate)
         frozen = {k: v.detach() for k, v in params.items()}
-        batch = (enc["input_ids"][idx], enc["attention_mask"][idx], ctx_t[idx], y_t[idx])
+        batch = (
+            enc["input_ids"][idx],
+            enc["attention_mask"][idx],
+            ctx_t[idx],
+            prior_t[idx],
+            y_t[idx],
+        )
         grads: dict[str, torch.Tensor] = {}
         if len(idx):
             grads, values = per_example_gradients(loss_one, frozen, *batch)

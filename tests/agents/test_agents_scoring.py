@@ -20,17 +20,25 @@ def _unit(rows: np.ndarray) -> np.ndarray:
 vectors = arrays(np.float64, (4, D), elements=st.floats(0.1, 1.0))
 
 
-@given(vectors, vectors, arrays(np.float64, 4, elements=st.floats(0.01, 3.0)))
-def test_contributions_add_up_to_the_logit(events, ads, weights):
+@given(
+    vectors,
+    vectors,
+    arrays(np.float64, 4, elements=st.floats(0.01, 3.0)),
+    st.floats(-3.0, 3.0),
+    st.floats(-2.0, 2.0),
+)
+def test_contributions_add_up_to_the_logit(events, ads, weights, prior, prior_weight):
     events, ads = _unit(events), _unit(ads)
     head = initial_head(D)
     head["head.gain"] = np.linspace(0.5, 1.5, D, dtype=np.float32)
-    why = explain(events, weights, [10, 11, 12, 13], ads[0], head, top=4)
-    logit = logits(context_vector(events, weights), ads[:1], head)[0]
-    assert abs(sum(why.contributions) + head["head.bias"][0] - logit) < 1e-4
+    head["head.prior"] = np.array([prior_weight], dtype=np.float32)
+    why = explain(events, weights, [10, 11, 12, 13], ads[0], head, top=4, prior=prior)
+    logit = logits(context_vector(events, weights), ads[:1], head, prior)[0]
+    rest = head["head.bias"][0] + head["head.prior"][0] * prior  # no event's share
+    assert abs(sum(why.contributions) + rest - logit) < 1e-4
     assert list(why.contributions) == sorted(why.contributions, reverse=True)
     assert sorted(why.event_ids) == [10, 11, 12, 13]
-    ctr = predict_ctr(context_vector(events, weights), ads, head)
+    ctr = predict_ctr(context_vector(events, weights), ads, head, prior)
     assert np.all((ctr > 0) & (ctr < 1))
     assert why.predicted_ctr == pytest.approx(float(ctr[0]), rel=1e-5)
 
@@ -41,3 +49,11 @@ def test_empty_context_scores_by_bias_only():
     c = context_vector(np.zeros((0, D), dtype=np.float32), np.zeros(0))
     assert np.allclose(predict_ctr(c, ads, head), 1 / (1 + np.exp(4.0)))
     assert explain(np.zeros((0, D), np.float32), np.zeros(0), [], ads[0], head).event_ids == ()
+
+
+def test_a_fresh_head_ignores_the_prior():
+    head, ads = initial_head(D), _unit(np.eye(D)[:3] + 0.1)
+    c = context_vector(ads[:1], np.ones(1))
+    np.testing.assert_array_equal(
+        predict_ctr(c, ads, head), predict_ctr(c, ads, head, np.array([5.0, -5.0, 0.0]))
+    )
