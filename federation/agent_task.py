@@ -2,7 +2,8 @@
 
 The global arrays are the adapter + head state of :mod:`agents` (fp32 ``dict[str, ndarray]``:
 LoRA ``A``/``B`` of the attention projections, then ``head.gain`` (d,), ``head.scale`` (1,),
-``head.bias`` (1,), ``head.prior`` (1,); this task sends no ad priors, so the last stays 0).
+``head.bias`` (1,), ``head.prior`` (1,)). Every movie carries the exchange's public prior
+``log(1 + its positives before the users' time cuts)`` (``Ad.prior`` of :mod:`agents`).
 Every MovieLens user is one device: its private context is its history of positives (ratings
 >= 4, newest 30 before the time cut, as ``view`` events with their timestamps) and its click
 log is, each round, its newest ``positives`` history positives (clicks) against as many
@@ -49,6 +50,11 @@ class MovieLensWorld:
     text: dict[int, str]  # movie id -> text
     item_ids: np.ndarray  # (n_items,) sorted movie ids
     item_texts: tuple[str, ...]  # texts in item_ids order
+    item_prior: np.ndarray  # (n_items,) float32 log(1 + training positives), item_ids order
+
+    def prior_of(self, movie_ids: np.ndarray) -> np.ndarray:
+        """(n,) the exchange's prior of each movie id."""
+        return self.item_prior[np.searchsorted(self.item_ids, movie_ids)]
 
 
 @lru_cache(maxsize=1)
@@ -58,9 +64,12 @@ def movielens_world() -> MovieLensWorld:
 
     ratings, text = movielens()
     items = np.array(sorted(text))
-    return MovieLensWorld(
-        movielens_users(ratings, history=HISTORY), text, items, tuple(text[int(i)] for i in items)
-    )
+    users = movielens_users(ratings, history=HISTORY)
+    # What the exchange has seen clicked before the cuts: no held-out positive counts.
+    seen = np.concatenate([np.asarray(u.train_positives, dtype=np.int64) for u in users.values()])
+    counts = np.bincount(np.searchsorted(items, seen), minlength=items.size)
+    prior = np.log1p(counts).astype(np.float32)
+    return MovieLensWorld(users, text, items, tuple(text[int(i)] for i in items), prior)
 
 
 _BACKBONES: dict[tuple[str, int, int], Any] = {}
@@ -205,8 +214,9 @@ class AgentTask:
 
     def examples(
         self, arrays: dict[str, np.ndarray], data: AgentData, rng: np.random.Generator
-    ) -> tuple[np.ndarray, list[str], np.ndarray]:
-        """(contexts (n, d), ad texts (n,), clicks (n,)) of the client's users this round.
+    ) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray]:
+        """(contexts (n, d), ad texts (n,), clicks (n,), ad priors (n,)) of the client's users
+        this round.
 
         Context vectors are computed under the global adapter (a constant of the round).
         """
@@ -216,7 +226,7 @@ class AgentTask:
         world, bb = movielens_world(), self.backbone
         adapter = {k: v for k, v in arrays.items() if k not in HEAD_KEYS}
         activate(bb, adapter, state_version(adapter))
-        contexts, ads, labels = [], [], []
+        contexts, ads, labels, movies = [], [], [], []
         for uid in data.users:
             split = world.users[uid]
             clicks = split.history[-self.positives :, 0]
@@ -228,7 +238,9 @@ class AgentTask:
                 contexts.append(cvec)
                 ads.append(world.text[int(mid)])
                 labels.append(1 - label if data.flipped else label)
-        return np.array(contexts, np.float32), ads, np.array(labels)
+                movies.append(int(mid))
+        priors = world.prior_of(np.array(movies, dtype=np.int64))
+        return np.array(contexts, np.float32), ads, np.array(labels), priors
 
     def train(
         self,
@@ -253,13 +265,14 @@ class AgentTask:
                 "must be 0; use fedavg, fedadam or a robust strategy"
             )
         gen = np.random.default_rng(rng)
-        contexts, ads, labels = self.examples(arrays, data, gen)
+        contexts, ads, labels, priors = self.examples(arrays, data, gen)
         fit = train(
             self.backbone,
             arrays,
             contexts,
             ads,
             labels,
+            priors=priors,
             epochs=float(epochs),
             batch_size=self.batch_size,
             lr=lr,
@@ -286,7 +299,7 @@ class AgentTask:
         for uid in data.users:
             split = world.users[uid]
             agent = Agent(self.backbone, self._context(split.history), state=arrays)
-            scores = agent.predict_ctr(world.item_texts)
+            scores = agent.predict_ctr(world.item_texts, world.item_prior)
             rows.append(precision_ndcg_at_k(scores, world.item_ids, split.test, split.seen, k=K))
         precision, ndcg = np.mean(rows, axis=0) if rows else (0.0, 0.0)
         return {"ndcg@10": float(ndcg), "precision@10": float(precision)}

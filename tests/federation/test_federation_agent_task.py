@@ -75,9 +75,11 @@ def test_label_flip_swaps_the_clicks_and_proximal_term_is_refused():
     task = AgentTask(model="tiny-encoder", rank=2, users_per_client=2)
     data = task.load(0, 10)
     rng = np.random.default_rng
-    _, _, clean = task.examples(task.initial_arrays(), data, rng(0))
-    _, _, flipped = task.examples(task.initial_arrays(), task.flip_labels(data), rng(0))
+    _, _, clean, priors = task.examples(task.initial_arrays(), data, rng(0))
+    _, _, flipped, _ = task.examples(task.initial_arrays(), task.flip_labels(data), rng(0))
     assert np.array_equal(flipped, 1 - clean)
+    # the exchange's prior: liked movies were liked by many before the cuts
+    assert priors.shape == clean.shape and priors[clean == 1].mean() > priors[clean == 0].mean()
     with pytest.raises(FederationError, match="no proximal term"):
         task.train(task.initial_arrays(), data, epochs=1, lr=1e-3, proximal_mu=0.1)
 
