@@ -25,7 +25,13 @@ def assert_partition(parts: list[np.ndarray], n: int) -> None:
 )
 def test_dirichlet_partition_is_a_seeded_disjoint_cover(n, K, J, alpha, seed):
     labels = np.random.default_rng(seed).integers(0, J, n)
-    parts = dirichlet_partition(labels, K, alpha, rng=seed)
+    try:
+        parts = dirichlet_partition(labels, K, alpha, rng=seed)
+    except LoLaFLError as err:
+        # Few samples, one class and a small alpha can make non-empty clients too unlikely
+        # (20 samples, 9 clients, alpha 0.25): the documented refusal, naming the way out.
+        assert "raise alpha, or use fewer clients" in str(err)
+        return
     assert len(parts) == K and min(p.size for p in parts) >= 1
     assert_partition(parts, n)
     again = dirichlet_partition(labels, K, alpha, rng=seed)
