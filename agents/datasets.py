@@ -111,6 +111,17 @@ def movielens_users(ratings, *, min_positives: int = 5, history: int = 30) -> di
     return users
 
 
+def positive_counts(users: dict[int, UserSplit], item_ids: np.ndarray) -> np.ndarray:
+    """(n_items,) int: each item's positives before the users' cuts, in sorted ``item_ids`` order.
+
+    What the exchange has seen clicked (no held-out positive is counted): the popularity
+    baseline, and ``log1p`` of it is the exchange's public ad prior.
+    """
+    seen = [np.asarray(u.train_positives, dtype=np.int64) for u in users.values()]
+    flat = np.concatenate(seen) if seen else np.zeros(0, np.int64)
+    return np.bincount(np.searchsorted(item_ids, flat), minlength=len(item_ids))
+
+
 def precision_ndcg_at_k(
     scores: np.ndarray,
     item_ids: np.ndarray,

@@ -24,11 +24,16 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from agents import Agent, PrivateContext, enable_lora, load_model, train
-from agents.datasets import UserSplit, movielens, movielens_users, precision_ndcg_at_k
+from agents.datasets import (
+    UserSplit,
+    movielens,
+    movielens_users,
+    positive_counts,
+    precision_ndcg_at_k,
+)
 from agents.scoring import context_vector, initial_head
 from benchmarks._report import print_table, write_json
 
@@ -106,8 +111,7 @@ def main() -> None:
         train_ids = train_ids[:120]
     item_ids = np.array(sorted(text))
 
-    cut_counts = pd.Series([m for u in users.values() for m in u.train_positives]).value_counts()
-    pop = cut_counts.reindex(item_ids, fill_value=0).to_numpy(dtype=float)
+    pop = positive_counts(users, item_ids).astype(float)
     prior = np.log1p(pop).astype(np.float32)
     results = [
         {

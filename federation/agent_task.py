@@ -60,15 +60,12 @@ class MovieLensWorld:
 @lru_cache(maxsize=1)
 def movielens_world() -> MovieLensWorld:
     """MovieLens-100k from the installed package, split per user (cached per process)."""
-    from agents.datasets import movielens, movielens_users
+    from agents.datasets import movielens, movielens_users, positive_counts
 
     ratings, text = movielens()
     items = np.array(sorted(text))
     users = movielens_users(ratings, history=HISTORY)
-    # What the exchange has seen clicked before the cuts: no held-out positive counts.
-    seen = np.concatenate([np.asarray(u.train_positives, dtype=np.int64) for u in users.values()])
-    counts = np.bincount(np.searchsorted(items, seen), minlength=items.size)
-    prior = np.log1p(counts).astype(np.float32)
+    prior = np.log1p(positive_counts(users, items)).astype(np.float32)
     return MovieLensWorld(users, text, items, tuple(text[int(i)] for i in items), prior)
 
 
