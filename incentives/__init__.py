@@ -14,6 +14,7 @@ Example:
 
 from ._errors import IncentiveError
 from .ledger import Ledger, Verification
+from .payout import RoundPayer, RoundPayment
 from .rewards import RewardPolicy, gini
 from .shapley import METHODS, ValuationResult, shapley_values, valuate
 from .stopping import MaxEvaluations, MaxPermutations, StandardErrorBelow, StoppingRule
@@ -27,6 +28,8 @@ __all__ = [
     "MaxEvaluations",
     "MaxPermutations",
     "RewardPolicy",
+    "RoundPayer",
+    "RoundPayment",
     "StandardErrorBelow",
     "StoppingRule",
     "ValuationResult",

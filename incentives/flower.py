@@ -19,7 +19,6 @@ Example (inside a ServerApp's main)::
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -29,19 +28,8 @@ from flwr.serverapp.strategy import Strategy
 
 from ._errors import IncentiveError
 from .ledger import Ledger
+from .payout import RoundPayer, RoundPayment
 from .rewards import RewardPolicy
-from .shapley import METHODS, ValuationResult, valuate
-from .utility import fl_utility
-
-
-@dataclass(frozen=True)
-class RoundPayment:
-    """What one round paid: node ids, their valuation, and tokens (n,) in node order."""
-
-    server_round: int
-    nodes: list[int]
-    valuation: ValuationResult
-    tokens: np.ndarray
 
 
 def _arrays(content: RecordDict, key: str) -> dict[str, np.ndarray]:
@@ -97,11 +85,8 @@ class ValuedStrategy(Strategy):
         rng: int = 0,
         **options: Any,
     ) -> None:
-        if method not in METHODS:
-            raise IncentiveError(f"method: unknown {method!r}; allowed: {', '.join(METHODS)}")
-        self.strategy, self.evaluate, self.ledger, self.policy = strategy, evaluate, ledger, policy
-        self.revenue, self.method, self.rng, self.options = revenue, method, rng, options
-        self.payments: list[RoundPayment] = []
+        self.strategy, self.revenue = strategy, revenue
+        self.payer = RoundPayer(evaluate, ledger, policy, method, rng, dict(options))
         self._global: dict[str, np.ndarray] | None = None
 
     def summary(self) -> None:
@@ -136,6 +121,11 @@ class ValuedStrategy(Strategy):
     ) -> MetricRecord | None:
         return self.strategy.aggregate_evaluate(server_round, replies)
 
+    @property
+    def payments(self) -> list[RoundPayment]:
+        """Every round's payment so far (accounts ``node-<id>``)."""
+        return self.payer.payments
+
     def _pay(
         self, server_round: int, replies: list[Message], w_t: dict[str, np.ndarray]
     ) -> RoundPayment:
@@ -143,19 +133,8 @@ class ValuedStrategy(Strategy):
         weight_key = getattr(self.strategy, "weighted_by_key", "num-examples")
         # Node order, not arrival order: the same seed then gives the same payments.
         replies = sorted(replies, key=lambda r: int(r.metadata.src_node_id))
-        nodes = [int(r.metadata.src_node_id) for r in replies]
+        accounts = [f"node-{int(r.metadata.src_node_id)}" for r in replies]
         updates = [_update(_arrays(r.content, key), w_t) for r in replies]
         weights = [_weight(r.content, weight_key) for r in replies]
-        utility = fl_utility(w_t, updates, weights, self.evaluate)
-        result = valuate(
-            utility, len(nodes), method=self.method, rng=[self.rng, server_round], **self.options
-        )
-        tokens = self.policy.pay(result.values, float(self.revenue(server_round)))
-        self.ledger.record_rewards(
-            {f"node-{node}": float(t) for node, t in zip(nodes, tokens, strict=True)},
-            round=server_round,
-            memo=f"{self.method} contribution",
-        )
-        paid = RoundPayment(server_round, nodes, result, tokens)
-        self.payments.append(paid)
-        return paid
+        revenue = float(self.revenue(server_round))
+        return self.payer.pay(server_round, w_t, accounts, updates, weights, revenue)

@@ -103,7 +103,9 @@ def test_round_is_valued_paid_and_recorded():
     assert min(honest) > balances.get(f"node-{FREE_RIDER}", 0.0)
     assert ledger.verify().ok
     (paid,) = strategy.payments
-    assert paid.nodes == [1, 2, 3, 4] and paid.valuation.method == "gtg"
+    assert (
+        paid.accounts == ["node-1", "node-2", "node-3", "node-4"] and paid.valuation.method == "gtg"
+    )
     assert paid.tokens.sum() <= 50.0 + 1e-9  # half of the round's revenue at most
     assert metrics["incentives-tokens"] == pytest.approx(paid.tokens.sum())
     assert metrics["incentives-evaluations"] == paid.valuation.n_evaluations
