@@ -21,6 +21,7 @@ from .lora import (
     state_version,
     target_modules,
 )
+from .metrics import ndcg_at_k, precision_at_k
 from .models import Backbone, builtin_names, load_model
 from .privacy import epsilon, noise_multiplier_for, randomized_response
 from .scoring import Explanation, predict_ctr
@@ -48,8 +49,10 @@ __all__ = [
     "epsilon",
     "load_model",
     "load_state",
+    "ndcg_at_k",
     "noise_multiplier_for",
     "plan",
+    "precision_at_k",
     "predict_ctr",
     "privacy",
     "randomized_response",

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ._errors import AgentError
+from .metrics import ndcg_at_k, precision_at_k
 from .weights import package_folder
 
 POSITIVE_RATING = 4
@@ -129,18 +130,13 @@ def precision_ndcg_at_k(
     seen: Iterable[int] = (),
     k: int = 10,
 ) -> tuple[float, float]:
-    """Precision@k and NDCG@k (binary relevance) of ranking ``item_ids`` (n,) by ``scores`` (n,).
+    """(Precision@k, NDCG@k) of ranking the catalogue ``item_ids`` (n,) by ``scores`` (n,).
 
-    Items in ``seen`` are not candidates; ties keep ``item_ids`` order.
+    An adapter onto :func:`agents.metrics.precision_at_k` and :func:`agents.metrics.ndcg_at_k`:
+    the candidates are the items not in ``seen`` (ties keep ``item_ids`` order), and a candidate
+    is relevant (1) when it is in ``relevant`` (a user's held-out positives), else 0.
     """
-    if k < 1:
-        raise AgentError(f"k must be >= 1, got {k}")
-    relevant = set(relevant)
-    mask = ~np.isin(item_ids, list(seen))
-    top = item_ids[mask][np.argsort(-np.asarray(scores)[mask], kind="stable")[:k]]
-    hits = np.array([i in relevant for i in top], dtype=float)
-    discount = 1.0 / np.log2(np.arange(2, k + 2))
-    ideal = float(discount[: min(k, len(relevant))].sum())
-    return float(hits.sum() / k), float(
-        (hits * discount[: len(hits)]).sum() / ideal
-    ) if ideal else 0.0
+    candidates = ~np.isin(item_ids, list(seen))
+    binary = np.isin(item_ids[candidates], list(relevant)).astype(float)
+    ranked = np.asarray(scores)[candidates]
+    return precision_at_k(ranked, binary, k), ndcg_at_k(ranked, binary, k)

@@ -15,7 +15,7 @@ from .gossip_fallback import FallbackHistory, decentralized_rounds
 from .poisoning import ATTACKS, attack, flip_labels, malicious_partitions
 from .selection import DeviceProfile, EnergyAwareSelection, select_nodes
 from .strategies import DP_MODES, ROBUST, STRATEGIES, make_strategy
-from .task import ClickTask, Task, make_task, ndcg_precision_at_k
+from .task import ClickTask, Task, make_task
 
 __all__ = [
     "ATTACKS",
@@ -37,7 +37,6 @@ __all__ = [
     "make_strategy",
     "make_task",
     "malicious_partitions",
-    "ndcg_precision_at_k",
     "partition_users",
     "select_nodes",
 ]

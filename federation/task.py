@@ -9,7 +9,8 @@ The built-in ``ClickTask``: users of a seeded synthetic population (community ta
 bilinear logistic click model ``p(click) = sigmoid(h_u^T W c_a + b)`` over the user's own
 click-history shares ``h_u`` (C,) and the ad's category one-hot ``c_a`` (C,): it learns, across
 users, which past interests predict which clicks. Evaluation ranks 20 candidate ads per
-held-out user by predicted CTR: NDCG@10 and Precision@10 against the true CTRs.
+held-out user by predicted CTR: NDCG@10 with the true CTRs as graded relevance, Precision@10
+with each query's 10 highest-CTR candidates as the relevant ones (``agents.metrics``).
 
 Example:
     >>> task = ClickTask(seed=0)
@@ -78,25 +79,6 @@ class Task(Protocol):
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
-
-
-def ndcg_precision_at_k(
-    scores: np.ndarray, relevance: np.ndarray, k: int = 10
-) -> tuple[float, float]:
-    """Mean NDCG@k and Precision@k of ranking by ``scores`` (q, K) against ``relevance`` (q, K).
-
-    Precision@k counts the top-k items that are among the k most relevant.
-    """
-    k = min(k, scores.shape[1])
-    order = np.argsort(-scores, axis=1)[:, :k]
-    ideal = np.sort(relevance, axis=1)[:, ::-1][:, :k]
-    discount = 1.0 / np.log2(np.arange(2, k + 2))
-    dcg = (np.take_along_axis(relevance, order, axis=1) * discount).sum(axis=1)
-    idcg = (ideal * discount).sum(axis=1)
-    ndcg = float(np.mean(np.where(idcg > 0, dcg / np.where(idcg > 0, idcg, 1), 0.0)))
-    top_true = np.argsort(-relevance, axis=1)[:, :k]
-    hits = [np.intersect1d(o, t).size for o, t in zip(order, top_true, strict=True)]
-    return ndcg, float(np.mean(hits) / k)
 
 
 class ClickTask:
@@ -211,8 +193,16 @@ class ClickTask:
         scores = self._logits(
             arrays, np.repeat(data.test_hist, self.k, axis=0), data.test_cat.ravel()
         ).reshape(data.test_cat.shape)
-        ndcg, precision = ndcg_precision_at_k(scores, data.test_ctr)
-        return {"ndcg@10": ndcg, "precision@10": precision}
+        from agents.metrics import ndcg_at_k, precision_at_k  # lazy: `agents` loads torch
+
+        # Precision's relevant items: each query's 10 candidates of highest true CTR.
+        top = np.argsort(-data.test_ctr, axis=1, kind="stable")[:, :10]
+        relevant = np.zeros_like(data.test_ctr)
+        np.put_along_axis(relevant, top, 1.0, axis=1)
+        return {
+            "ndcg@10": ndcg_at_k(scores, data.test_ctr, k=10),
+            "precision@10": precision_at_k(scores, relevant, k=10),
+        }
 
 
 def make_task(cfg: dict[str, Any]) -> Task:

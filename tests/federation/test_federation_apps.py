@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ from federation import FederationError
 from federation.client_app import app as client_app
 from federation.server_app import load_checkpoint, make_server_app, save_checkpoint
 from federation.settings import settings
-from federation.task import ClickTask, ndcg_precision_at_k
+from federation.task import ClickTask
 
 
 def simulate(tmp_path, name: str, nodes: int = 4, **overrides):
@@ -116,11 +117,15 @@ def test_click_task_learns_and_fedprox_pulls_toward_global():
     assert np.linalg.norm(prox["W"] - start["W"]) < np.linalg.norm(free["W"] - start["W"])
 
 
-def test_ndcg_precision_perfect_and_reversed():
-    rel = np.array([[3.0, 2.0, 1.0, 0.0]])
-    assert ndcg_precision_at_k(rel, rel, k=2) == (1.0, 1.0)
-    ndcg, precision = ndcg_precision_at_k(-rel, rel, k=2)
-    assert ndcg < 0.3 and precision == 0.0
+def test_click_task_precision_counts_the_ten_highest_ctrs_as_relevant():
+    task = ClickTask(seed=1, candidates=20)
+    data = task.load(0, 3)
+    tied = task.initial_arrays()  # W = 0: every candidate scores b, ties keep column order
+    falling = np.tile(np.linspace(0.9, 0.05, 20), (data.test_ctr.shape[0], 1))
+    perfect = task.evaluate(tied, replace(data, test_ctr=falling))
+    assert perfect == {"ndcg@10": pytest.approx(1.0), "precision@10": 1.0}
+    reversed_ = task.evaluate(tied, replace(data, test_ctr=falling[:, ::-1]))
+    assert reversed_["precision@10"] == 0.0 and reversed_["ndcg@10"] < 0.5
 
 
 def test_epsilon_per_round_equals_the_accountant():
