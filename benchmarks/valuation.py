@@ -35,6 +35,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from scipy.special import expit
 from scipy.stats import spearmanr
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -80,7 +81,7 @@ def federated_round(
 
     def loglik(p: dict[str, np.ndarray]) -> float:
         z = np.einsum("mi,ij,mj->m", valid.x_hist, p["W"], onehot) + p["b"][0]
-        q = 1 / (1 + np.exp(-np.clip(z, -30, 30)))
+        q = expit(z)
         y = valid.clicks
         return float(np.mean(y * np.log(q + 1e-9) + (1 - y) * np.log(1 - q + 1e-9)))
 

@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 from scipy.optimize import minimize
+from scipy.special import expit
 
 from agents.weights import package_folder
 from auction import run_auctions
@@ -239,10 +240,6 @@ def doubly_robust(reward, action, position, pscore, action_dist, q_hat) -> Estim
 # --- the agents' click model and policy ---------------------------------------------------
 
 
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
-
-
 @dataclass(frozen=True)
 class ClickModel:
     """Logistic click model, additive in its parts so every (round, item, position) is
@@ -266,7 +263,7 @@ class ClickModel:
 
     def predict(self, data: LoggedBandit) -> np.ndarray:
         """(n, n_actions, len_list) predicted CTR."""
-        return _sigmoid(self.logits(data))
+        return expit(self.logits(data))
 
 
 def fit_click_model(data: LoggedBandit, l2: float, len_list: int) -> ClickModel:
@@ -289,7 +286,7 @@ def fit_click_model(data: LoggedBandit, l2: float, len_list: int) -> ClickModel:
 
     def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
         z = x @ w
-        p = _sigmoid(z)
+        p = expit(z)
         nll = np.logaddexp(0.0, z) - y * z
         return float(nll.sum() + 0.5 * penalty @ (w * w)), x.T @ (p - y) + penalty * w
 
@@ -320,7 +317,7 @@ def agent_policy(logits: np.ndarray, cfg: OfflineSection, rng: np.random.Generat
         np.ones((n, n_actions)),
         mechanism="gsp",
         slot_ctrs=np.ones(len_list),
-        quality=_sigmoid(logits[:, :, 0]),
+        quality=expit(logits[:, :, 0]),
         rng=rng,
     )
     dist = np.zeros((n, n_actions, len_list))

@@ -27,6 +27,7 @@ from functools import lru_cache
 from typing import Any, Protocol
 
 import numpy as np
+from scipy.special import expit
 
 from ._errors import FederationError
 from .poisoning import flip_labels
@@ -75,10 +76,6 @@ class Task(Protocol):
     def full_model_bytes(self) -> int:
         """Bytes of sending the whole model instead of the global arrays."""
         ...
-
-
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
 
 
 class ClickTask:
@@ -166,7 +163,7 @@ class ClickTask:
         loss = 0.0
         for _ in range(max(1, epochs) * 10):
             z = np.einsum("mi,ij,mj->m", data.x_hist, W, onehot) + b
-            p = _sigmoid(z)
+            p = expit(z)
             g = (p - data.clicks) / m
             loss = float(
                 -np.mean(data.clicks * np.log(p + 1e-9) + (1 - data.clicks) * np.log(1 - p + 1e-9))
