@@ -4,9 +4,10 @@ Each training example is ``(context vector, ad text, click)``, with the exchange
 the ad as an optional feature. The ad runs through the shared
 backbone with the adapter being trained; the context vector is a constant of the step (it is
 recomputed by the caller between rounds), so the unit of privacy is one click-log row.
-Batches are Poisson-sampled with rate ``q = batch_size / n`` for ``steps = epochs * n /
-batch_size`` steps, which is what the accountant in :mod:`agents.privacy` assumes; the optimizer
-is Adam applied to the private gradient (post-processing, so no extra privacy cost).
+Batches are Poisson-sampled with rate ``q = min(1, batch_size / n)`` for ``steps = max(1,
+round(epochs * n / batch_size))`` steps (any ``n >= 1`` trains), which is what the accountant in
+:mod:`agents.privacy` assumes; the optimizer is Adam applied to the private gradient
+(post-processing, so no extra privacy cost).
 
 Example:
     >>> from agents.models import load_model
@@ -76,12 +77,16 @@ def plan(
     delta: float = 1e-5,
     accountant: str = "rdp",
 ) -> Plan:
-    """Schedule of :func:`train` on ``n`` examples: rate ``batch_size / n``, ``epochs * n /
-    batch_size`` steps, and the noise multiplier (found from ``target_epsilon`` if given).
+    """Schedule of :func:`train` on ``n`` examples: rate ``min(1, batch_size / n)``,
+    ``round(epochs * n / batch_size)`` steps but at least one when ``n >= 1`` (a device with
+    fewer rows than half a batch still trains; the accountant charges that step at its true
+    rate), none when ``n == 0``, and the noise multiplier (found from ``target_epsilon`` if given).
 
     Example:
         >>> plan(1000, epochs=2, batch_size=100, noise_multiplier=1.0).steps
         20
+        >>> plan(1, batch_size=16).steps
+        1
     """
     if int(n) != n or n < 0:
         raise AgentError(f"n must be an integer >= 0, got {n}")
@@ -92,7 +97,7 @@ def plan(
     if max_grad_norm is not None and not max_grad_norm > 0:
         raise AgentError(f"max_grad_norm must be > 0 or None, got {max_grad_norm}")
     rate = min(1.0, batch_size / max(n, 1))
-    steps = round(epochs * n / batch_size) if n else 0
+    steps = max(1, round(epochs * n / batch_size)) if n else 0
     if target_epsilon is not None and steps:
         if max_grad_norm is None:
             raise AgentError("target_epsilon needs a max_grad_norm (DP-SGD clips)")
@@ -148,7 +153,7 @@ def train(
         contexts: (n, d) context vector of each example.
         ad_texts: (n,) ad texts.
         labels: (n,) clicks, 0 or 1.
-        epochs: passes over the data (steps = round(epochs * n / batch_size)).
+        epochs: passes over the data (steps = max(1, round(epochs * n / batch_size)), 0 if n = 0).
         batch_size: expected (Poisson) batch size.
         lr: Adam learning rate.
         max_grad_norm: per-example clipping norm; ``None`` trains without clipping (no DP).

@@ -106,6 +106,15 @@ def test_train_local_learns_spends_budget_and_stops(backbone):
     assert not agent.can_contribute or agent.budget.remaining < 1e-2
 
 
+def test_one_click_trains_one_step(backbone):
+    agent = _shopper(backbone)
+    agent.context.record_impression(ADS[0].ad_id, ADS[0].text, 1, time=100.0)
+    update = agent.train_local(batch_size=16, lr=0.05, noise_multiplier=1.0, rng=0)
+    assert update.num_examples == 1 and update.steps == 1
+    assert 0 < update.epsilon < math.inf
+    assert any(np.abs(d).max() > 0 for d in update.delta.values())
+
+
 def test_training_learns_the_weight_of_the_exchange_prior(backbone):
     agent = _shopper(backbone)
     for t in range(48):  # clicks follow the exchange's prior, not the text

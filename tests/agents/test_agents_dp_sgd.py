@@ -104,3 +104,11 @@ def test_plan_matches_the_accountant():
     assert target.epsilon <= 2.0 and target.noise_multiplier > 0
     with pytest.raises(AgentError, match="batch_size"):
         plan(10, batch_size=0)
+
+
+def test_one_row_trains_one_step_at_its_true_rate():
+    one = plan(1, batch_size=16, noise_multiplier=1.0)
+    assert one.steps == 1 and one.sample_rate == 1.0
+    assert 0 < one.epsilon < np.inf
+    assert one.epsilon == pytest.approx(epsilon(1.0, 1.0, 1, 1e-5))
+    assert plan(7, epochs=1, batch_size=16).steps == 1  # round(7 / 16) would be 0
