@@ -210,7 +210,9 @@ class Agent:
         events, emb, weights, cvec = self._context_parts()
         activate(self.backbone, self._adapter, self._version)
         ads = self.backbone.embed([c.text for c in candidates])
-        priors = np.array([c.prior for c in candidates], dtype=np.float32)
+        # float64 priors make the CTR float64, as ``predict_ctr(texts)`` with a scalar prior
+        # computes it: the market's batch then ranks and prices on the very same quality.
+        priors = np.array([c.prior for c in candidates], dtype=np.float64)
         ctr = predict_ctr(cvec, ads, self._state, priors)
         outcome = auction.run_auction(
             np.array([c.bid for c in candidates], dtype=float),
