@@ -102,19 +102,49 @@ class SocialSection(_Section):
 
 
 class FederatedSection(_Section):
-    """Federated rounds of the devices' shared click model, valued and paid in tokens."""
+    """Federated rounds of the LM agents through Flower: DP-SGD on each device's click log,
+    aggregated by a Flower strategy, valued and paid in tokens (needs ``agents.scorer = 'lm'``).
+    """
 
     every: int = Field(5, ge=0, le=100_000, description="steps between rounds (0: off)")
-    clients_per_round: int = Field(8, ge=1, le=16, description="devices sampled per round")
-    local_epochs: int = Field(1, ge=1, le=100)
-    lr: float = Field(2.0, gt=0.0, le=100.0)
-    window: int = Field(5, ge=1, le=1_000, description="steps of impression logs kept")
-    weight: float = Field(
-        0.2, ge=0.0, le=1.0, description="weight of the global model in the device's estimate"
+    engine: Literal["simulation", "deployment"] = Field(
+        "simulation",
+        description="Flower's Simulation Engine in this process (Ray) or a SuperLink's "
+        "Deployment Engine (the run is submitted with `flwr run`)",
+    )
+    federation: str = Field(
+        "local-deployment",
+        pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+        description="deployment: the Flower federation (in $FLWR_HOME/config.toml) to submit to",
+    )
+    ray_address: str = Field(
+        "", description="simulation: a Ray cluster to run the devices on ('auto', 'host:port')"
+    )
+    client_cpus: float = Field(1.0, gt=0.0, le=64.0, description="CPUs per device process")
+    strategy: Literal[
+        "fedavg", "fedadam", "fedyogi", "fedavgm", "krum", "multikrum", "trimmed_avg", "median"
+    ] = "fedavg"
+    clients_per_round: int = Field(8, ge=1, le=16, description="devices trained per round")
+    local_epochs: int = Field(1, ge=1, le=100, description="local DP-SGD epochs")
+    batch_size: int = Field(16, ge=1, le=4_096, description="expected Poisson batch size")
+    lr: float = Field(5e-3, gt=0.0, le=1.0)
+    max_grad_norm: float = Field(1.0, gt=0.0, le=1e6, description="per-example clipping norm")
+    noise_multiplier: float = Field(1.0, ge=0.0, le=100.0, description="DP-SGD noise / norm")
+    epsilon_budget: float = Field(
+        10.0, gt=0.0, description="DP-SGD epsilon each device may spend (delta 1e-5); inf allowed"
     )
     valuation: Literal["exact", "gtg", "svarm-cv", "tmc", "loo"] = "gtg"
-    valuation_budget: int = Field(64, ge=2, le=100_000, description="utility evaluations")
+    valuation_budget: int = Field(32, ge=2, le=100_000, description="utility evaluations")
     revenue_share: float = Field(0.05, ge=0.0, le=1.0, description="of auction revenue")
+
+    @model_validator(mode="after")
+    def _check_privacy(self) -> FederatedSection:
+        if self.noise_multiplier == 0 and self.epsilon_budget != float("inf"):
+            raise ValueError(
+                "noise_multiplier: 0 trains without DP (epsilon inf), which no finite "
+                "epsilon_budget can pay; set epsilon_budget = inf to accept that"
+            )
+        return self
 
 
 class AdvertiserSection(_Section):
@@ -162,23 +192,13 @@ class WorldSection(_Section):
 
 
 class AgentsSection(_Section):
-    """What scores ads on the device: click counts per category or a language-model agent."""
+    """What scores ads on the device: a language-model agent (its LoRA adapter + head, trained
+    by the federated rounds) or click counts per category (a baseline without a model)."""
 
-    scorer: Literal["category", "lm"] = "category"
-    model: Literal["tiny-encoder", "minilm"] = "tiny-encoder"
+    scorer: Literal["category", "lm"] = "lm"
+    model: Literal["tiny-encoder", "minilm"] = "minilm"
     max_length: int = Field(32, ge=8, le=512, description="tokens kept per text")
-    train_every: int = Field(
-        0, ge=0, le=100_000, description="steps between federated LoRA rounds (0: off)"
-    )
-    clients_per_round: int = Field(4, ge=1, le=1_000, description="agents trained per round")
-    epochs: float = Field(1.0, gt=0.0, le=100.0, description="local DP-SGD epochs")
-    batch_size: int = Field(16, ge=1, le=4_096, description="expected Poisson batch size")
-    lr: float = Field(5e-3, gt=0.0, le=1.0)
-    max_grad_norm: float = Field(1.0, gt=0.0, description="per-example clipping norm")
-    noise_multiplier: float = Field(1.0, ge=0.0, le=100.0, description="DP-SGD noise / norm")
-    epsilon_budget: float = Field(
-        10.0, gt=0.0, description="DP-SGD epsilon each agent may spend (delta 1e-5)"
-    )
+    lora_rank: int = Field(8, ge=1, le=64, description="rank of the agents' LoRA adapter")
 
 
 class OfflineSection(_Section):
@@ -212,6 +232,11 @@ class ExperimentConfig(_Section):
 
     @model_validator(mode="after")
     def _check_real_world(self) -> ExperimentConfig:
+        if self.federated.every and self.agents.scorer != "lm":
+            raise ValueError(
+                "federated.every: federated rounds train the LM agents; with agents.scorer = "
+                f"{self.agents.scorer!r} set federated.every = 0"
+            )
         if self.world.kind == "clothing" and self.market.categories > CLOTHING_CLASSES:
             raise ValueError(
                 f"market.categories: the clothing catalogue has {CLOTHING_CLASSES} classes"

@@ -19,20 +19,16 @@ for that user, then the clicks it makes in the market), and all agents share one
 Clicks carry the simulator's clock: a step is one hour after the user's newest history event
 (``STEP_SECONDS``), so the context's recency weights see clicks as the newest events.
 
-Federated rounds (``agents.train_every``): ``clients_per_round`` agents with a click log and
-epsilon left are sampled; each fine-tunes the shared adapter + head on its own click log with
-DP-SGD (``Agent.train_local``, RDP accounting, delta 1e-5) and sends only the delta; the
-deltas are averaged weighted by their examples (FedAvg) and every agent loads the new global
-state. That is the slow path: the old version's embeddings are dropped and every text is
-embedded once under the new version. An agent whose budget cannot pay a run stops
-contributing (``BudgetExhaustedError``), and its epsilon never exceeds ``epsilon_budget``.
+Federated rounds (``federated.every``, :mod:`economy.federated`) train the agents' adapter +
+head through Flower; afterwards every agent loads the new global state (:meth:`LMScorer.adopt`),
+the old version's embeddings are dropped and every text is embedded once under the new one.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from agents import Agent, BudgetExhaustedError, PrivateContext, load_model
+from agents import Agent, PrivateContext, enable_lora, load_model
 
 from .config import AgentsSection, ConfigError
 from .world import World
@@ -63,7 +59,6 @@ class LMScorer:
         self,
         world: World,
         cfg: AgentsSection,
-        rng: np.random.Generator | None = None,
         max_events: int = 200,
     ) -> None:
         if world.texts is None:
@@ -82,7 +77,6 @@ class LMScorer:
             np.array([max((t for *_, t in h), default=0.0) for h in histories]),
             sorted(texts, key=len),
             None,
-            rng if rng is not None else np.random.default_rng(0),
         )
 
     def _setup(
@@ -94,24 +88,18 @@ class LMScorer:
         clock: np.ndarray,
         texts: list[str],
         state: dict[str, np.ndarray] | None,
-        rng: np.random.Generator,
-        spent: list[float] | None = None,
     ) -> None:
         self.cfg, self.ads, self.ad_category, self._clock = cfg, ads, ad_category, clock
-        self._texts, self.rng = texts, rng
+        self._texts = texts
         self.backbone = load_model(cfg.model, max_length=cfg.max_length)
-        self.agents = [
-            Agent(self.backbone, ctx, state=state, epsilon_budget=cfg.epsilon_budget)
-            for ctx in contexts
-        ]
-        for agent, eps in zip(self.agents, spent or [], strict=False):
-            agent.budget.spent = eps
+        enable_lora(self.backbone, rank=cfg.lora_rank)
+        self.agents = [Agent(self.backbone, ctx, state=state) for ctx in contexts]
         self._rows: dict[int, tuple[tuple[str, int], np.ndarray]] = {}
         self.warm()
 
     def __getstate__(self) -> dict:
-        """What a checkpoint keeps: contexts, budgets, the random stream and the one adapter +
-        head state every agent holds between steps (a round ends with all agents on the
+        """What a checkpoint keeps: contexts and the one adapter + head state every agent holds
+        between steps (a round ends with all agents on the
         global state); not the model, which is reloaded by name."""
         return {
             "cfg": self.cfg,
@@ -121,8 +109,6 @@ class LMScorer:
             "clock": self._clock,
             "texts": self._texts,
             "state": self.agents[0].state() if self.agents else None,
-            "rng": self.rng,
-            "spent": [a.budget.spent for a in self.agents],
         }
 
     def __setstate__(self, data: dict) -> None:
@@ -163,47 +149,10 @@ class LMScorer:
                 category=self.ad_category[a],
             )
 
-    @property
-    def epsilon_spent(self) -> float:
-        """The largest DP-SGD epsilon any agent has spent so far."""
-        return max((a.budget.spent for a in self.agents), default=0.0)
-
-    def federated_round(self) -> int:
-        """One federated round of the agents' adapter + head (see module docstring).
-
-        Returns:
-            The number of agents whose update was aggregated (0: nobody could train).
-        """
-        c = self.cfg
-        ready = [i for i, a in enumerate(self.agents) if a.context.clicks and a.can_contribute]
-        if not ready:
-            return 0
-        chosen = self.rng.choice(ready, size=min(c.clients_per_round, len(ready)), replace=False)
-        start = self.agents[int(chosen[0])].state()  # every agent holds the global state
-        updates = []
-        for i in sorted(chosen.tolist()):
-            agent = self.agents[i]
-            try:
-                update = agent.train_local(
-                    epochs=c.epochs,
-                    batch_size=c.batch_size,
-                    lr=c.lr,
-                    max_grad_norm=c.max_grad_norm,
-                    noise_multiplier=c.noise_multiplier,
-                    rng=self.rng,
-                )
-            except BudgetExhaustedError:
-                continue  # this agent has stopped contributing
-            if update.steps:  # a log shorter than half a batch trains nothing
-                updates.append(update)
-        if not updates:
-            return 0
-        total = sum(u.num_examples for u in updates)
-        new = {
-            k: start[k] + sum(u.num_examples / total * u.delta[k] for u in updates) for k in start
-        }
+    def adopt(self, state: dict[str, np.ndarray]) -> None:
+        """Every agent loads the new global adapter + head (after a federated round)."""
         for agent in self.agents:
-            agent.load_state(new)
+            agent.load_state(state)
+        self._rows.clear()  # rows are keyed by the adapter's version, not the head's
         self.backbone.clear_cache()  # nobody holds the old version any more
         self.warm()
-        return len(updates)

@@ -10,6 +10,7 @@ step run as one batch (the fast path), in a random order drawn from the run's se
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,19 +19,20 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from agents.metrics import ndcg_at_k
 from auction import BatchOutcome
 from auction.bidders import BaseBidder, make_bidder
 from graphs import spread_trends
-from incentives import Ledger
+from incentives import Ledger, gini
 
 from .config import ExperimentConfig
 from .ctr_estimator import CategoryCTR
-from .federated_ctr import FederatedCTR
 from .seeding import RunSeeds
 from .settlement import Settled, settle_in_windows
 from .world import World, make_world
 
 if TYPE_CHECKING:  # the language-model scorer imports torch: only runs that use it load it
+    from .federated import FederatedAgents, FlowerLink
     from .lm_agents import LMScorer
 
 
@@ -54,8 +56,8 @@ class StepMetrics:
     fed_tokens: float
     token_gini: float
     fast_path_us_per_impression: float
-    lm_clients: int = 0
-    lm_epsilon: float = 0.0
+    ndcg10: float = 0.0
+    dp_sgd_epsilon_max: float = 0.0
 
 
 def _clicks(
@@ -111,7 +113,8 @@ def share_trends(
     that informative); every message carries Laplace noise for ``trend_epsilon``-local DP.
 
     Returns:
-        (bytes sent, epsilon spent per agent: rounds x epsilon, basic composition).
+        (bytes sent, epsilon spent per agent: rounds x epsilon, basic composition; inf when
+        the summaries are shared without noise).
     """
     soc = cfg.social
     if soc.gossip_rounds == 0 or soc.trend_weight == 0:
@@ -130,7 +133,8 @@ def share_trends(
     trend = np.where(total > 0, trend / np.where(total > 0, total, 1.0), 1.0 / c)
     prior = (1 - soc.trend_weight) * world.base_ctr + soc.trend_weight * world.base_ctr * c * trend
     estimator.set_prior(prior)
-    spent = soc.gossip_rounds * soc.trend_epsilon if soc.trend_private else 0.0
+    # raw summaries carry no noise: no finite epsilon bounds what they reveal
+    spent = soc.gossip_rounds * soc.trend_epsilon if soc.trend_private else math.inf
     return int(trace.bytes.sum()), spent
 
 
@@ -143,13 +147,15 @@ def market_step(
     rng: np.random.Generator,
     gossip_rng: np.random.Generator,
     epsilon_so_far: float,
-    fed: FederatedCTR | None = None,
+    fed: FederatedAgents | None = None,
     lm: LMScorer | None = None,
+    link: FlowerLink | None = None,
 ) -> StepMetrics:
     """Run one step of the market and let devices and advertisers learn from it.
 
     ``lm``: the language-model agents that score ads on the devices (``agents.scorer =
-    "lm"``); without it the devices' click counts per category do.
+    "lm"``); without it the devices' click counts per category do. ``fed`` trains them in a
+    federated round every ``federated.every`` steps over the Flower federation ``link``.
     """
     users = rng.permutation(np.repeat(np.arange(world.n_users), cfg.market.impressions_per_user))
     n_imp, k = users.size, len(cfg.auction.slot_ctrs)
@@ -163,14 +169,7 @@ def market_step(
     bids = np.empty((n_imp, len(bidders)))  # filled in place: no list of columns to stack
     for a, (bidder, value) in enumerate(zip(bidders, world.values, strict=True)):
         bids[:, a] = bidder.bid(np.full(n_imp, value))
-    if lm is not None:
-        quality = lm.predict(users)
-    else:
-        quality = estimator.predict(users)[:, world.ad_category]
-    history = estimator.interest_summary()[users]  # the device's own click shares, on-device
-    if fed is not None and cfg.federated.weight > 0:
-        shared = fed.predict(history)[:, world.ad_category]
-        quality = (1 - cfg.federated.weight) * quality + cfg.federated.weight * shared
+    quality = _quality(world, estimator, lm, users)
     outcome = settle_in_windows(
         bids,
         np.array([b.budget.remaining for b in bidders]),
@@ -190,23 +189,24 @@ def market_step(
     estimator.observe(users[rows], world.ad_category[shown[rows, slots]], clicks[rows, slots])
     if lm is not None:
         lm.observe(step, users[rows], shown[rows, slots], clicks[rows, slots])
-    if fed is not None:
-        fed.log(
-            users[rows], history[rows], world.ad_category[shown[rows, slots]], clicks[rows, slots]
-        )
     spent, clicked = _feedback(bidders, outcome, clicks)
 
     gossip_bytes, epsilon = share_trends(world, cfg, estimator, gossip_rng)
     every = cfg.federated.every
-    fed_round = {"fed_clients": 0, "fed_tokens": 0.0}
-    if fed is not None and every and (step + 1) % every == 0:
-        fed_round = fed.round(step, revenue=float(spent.sum()))
-    lm_every, lm_clients = cfg.agents.train_every, 0
-    if lm is not None and lm_every and (step + 1) % lm_every == 0:
-        lm_clients = lm.federated_round()
+    fed_round = {"fed_clients": 0.0, "fed_tokens": 0.0}
+    if fed is not None:
+        fed.pending_revenue += float(spent.sum())
+        if every and (step + 1) % every == 0:
+            if link is None:
+                raise RuntimeError(
+                    "federated rounds run over a Flower federation: start the market with "
+                    "economy.runner.run_market (fedadagent run), or set federated.every = 0"
+                )
+            fed_round = fed.round(link, step)
     value_of_clicks = world.values * clicked
     expected_relevance = np.take_along_axis(true_ctr, shown, axis=1) * outcome.slot_ctrs
     n_filled = int(filled.sum())
+    all_users = np.arange(world.n_users)
     return StepMetrics(
         step=step,
         impressions=n_imp,
@@ -220,13 +220,23 @@ def market_step(
         budget_spent_share=float(spent.sum() / (world.budgets.sum())),
         gossip_bytes=gossip_bytes,
         epsilon_per_agent=epsilon_so_far + epsilon,
-        fed_clients=fed_round["fed_clients"],
+        fed_clients=int(fed_round["fed_clients"]),
         fed_tokens=fed_round["fed_tokens"],
-        token_gini=fed.token_gini if fed is not None else 0.0,
+        token_gini=gini(fed.tokens) if fed is not None else 0.0,
         fast_path_us_per_impression=fast_path / n_imp * 1e6,
-        lm_clients=lm_clients,
-        lm_epsilon=lm.epsilon_spent if lm is not None else 0.0,
+        ndcg10=ndcg_at_k(_quality(world, estimator, lm, all_users), world.true_ctr(all_users)),
+        dp_sgd_epsilon_max=float(fed.epsilon.max()) if fed is not None else 0.0,
     )
+
+
+def _quality(
+    world: World, estimator: CategoryCTR, lm: LMScorer | None, users: np.ndarray
+) -> np.ndarray:
+    """(len(users), advertisers) the devices' predicted CTR of every ad (the auction's
+    quality): the LM agents' if they score, else the click counts per category."""
+    if lm is not None:
+        return lm.predict(users)
+    return estimator.predict(users)[:, world.ad_category]
 
 
 @dataclass
@@ -243,7 +253,7 @@ class MarketState:
     estimator: CategoryCTR
     rng: np.random.Generator
     gossip_rng: np.random.Generator
-    fed: FederatedCTR | None
+    fed: FederatedAgents | None
     metrics: list[StepMetrics]
     lm: LMScorer | None = None
 
@@ -257,11 +267,11 @@ class MarketState:
         """Whether every step of ``market.steps`` has run."""
         return self.step >= self.cfg.market.steps
 
-    def advance(self) -> StepMetrics:
-        """Run the next step and record its metrics."""
+    def advance(self, link: FlowerLink | None = None) -> StepMetrics:
+        """Run the next step (its federated round over ``link``) and record its metrics."""
         so_far = self.metrics[-1].epsilon_per_agent if self.metrics else 0.0
         args = (self.bidders, self.estimator, self.rng, self.gossip_rng, so_far, self.fed)
-        metrics = market_step(self.step, self.world, self.cfg, *args, lm=self.lm)
+        metrics = market_step(self.step, self.world, self.cfg, *args, lm=self.lm, link=link)
         self.metrics.append(metrics)
         return metrics
 
@@ -289,38 +299,32 @@ def start_market(cfg: ExperimentConfig, ledger_path: str | Path = ":memory:") ->
     ]
     estimator = CategoryCTR(world.n_users, cfg.market.categories, prior_ctr=cfg.market.base_ctr)
     rng, gossip_rng = seeds.generator("market"), seeds.generator("gossip")
-    fed = None
-    if cfg.federated.every:
-        fed = FederatedCTR(
-            cfg.federated,
-            world.n_users,
-            m.categories,
-            m.base_ctr,
-            Ledger(ledger_path),
-            seeds.generator("federated"),
-        )
-    lm = None
+    lm = fed = None
     if cfg.agents.scorer == "lm":
         from .lm_agents import LMScorer
 
-        lm = LMScorer(world, cfg.agents, seeds.generator("lm-federated"))
+        lm = LMScorer(world, cfg.agents)
+    if cfg.federated.every and lm is not None:
+        from .federated import FederatedAgents
+
+        fed = FederatedAgents(cfg, lm, Ledger(ledger_path), seeds.generator("federated"))
     return MarketState(cfg, world, bidders, estimator, rng, gossip_rng, fed, [], lm)
 
 
 def run_steps(
-    state: MarketState, on_step: Callable[[MarketState], None] | None = None
+    state: MarketState,
+    on_step: Callable[[MarketState], None] | None = None,
+    link: FlowerLink | None = None,
 ) -> list[StepMetrics]:
-    """Advance ``state`` to the last step, calling ``on_step(state)`` after each one.
+    """Advance ``state`` to the last step, calling ``on_step(state)`` after each one; the
+    federated rounds run over ``link``.
 
-    The ledger is closed at the end, also when a step or ``on_step`` raises (e.g. Ctrl-C).
+    The caller closes the state (its ledger) when it is done with it.
     """
-    try:
-        while not state.done:
-            state.advance()
-            if on_step is not None:
-                on_step(state)
-    finally:
-        state.close()
+    while not state.done:
+        state.advance(link)
+        if on_step is not None:
+            on_step(state)
     return state.metrics
 
 
@@ -330,16 +334,28 @@ def simulate(
     *,
     on_step: Callable[[MarketState], None] | None = None,
 ) -> list[StepMetrics]:
-    """Run the whole market; the same config and seed give the same metrics.
-
-    Token rewards of the federated rounds go to the ledger at ``ledger_path``; ``on_step`` is
-    called with the state after every step (progress, checkpoints).
+    """Run the whole market without federated rounds (``federated.every = 0``: no Flower
+    federation is started; see :func:`economy.runner.run_market` for the whole system); the
+    same config and seed give the same metrics. ``on_step`` is called with the state after
+    every step.
     """
-    return run_steps(start_market(cfg, ledger_path), on_step)
+    state = start_market(cfg, ledger_path)
+    try:
+        return run_steps(state, on_step)
+    finally:
+        state.close()
 
 
-def summarize(cfg: ExperimentConfig, metrics: list[StepMetrics]) -> dict:
-    """Totals and means over the run; timing is kept apart so the rest is reproducible."""
+def summarize(
+    cfg: ExperimentConfig, metrics: list[StepMetrics], fed: FederatedAgents | None = None
+) -> dict:
+    """Totals and means over the run, the federation's tokens and ledger, privacy and quality;
+    timing is kept apart so the rest is reproducible.
+
+    ``privacy.epsilon_max`` is per user, every mechanism composed over the whole run (basic
+    composition): the trend gossip's local-DP epsilon plus the largest DP-SGD epsilon a
+    device spent; ``inf`` when anything ran without noise.
+    """
     totals = {
         key: float(sum(getattr(m, key) for m in metrics))
         for key in ("impressions", "clicks", "revenue", "advertiser_surplus", "social_welfare")
@@ -348,6 +364,15 @@ def summarize(cfg: ExperimentConfig, metrics: list[StepMetrics]) -> dict:
     totals["gossip_bytes"] = float(sum(m.gossip_bytes for m in metrics))
     totals["fed_tokens"] = float(sum(m.fed_tokens for m in metrics))
     slots = sum(m.filled_slots for m in metrics)
+    gossip_eps, dp_eps = metrics[-1].epsilon_per_agent, metrics[-1].dp_sgd_epsilon_max
+    fed_summary = (
+        fed.summary()
+        if fed is not None
+        else {
+            "tokens": {"paid": 0.0, "contributors": 0, "gini_contributors": 0.0},
+            "ledger": {"head": None, "entries": 0, "verified": None},
+        }
+    )
     return {
         "name": cfg.name,
         "seed": cfg.seed,
@@ -356,9 +381,21 @@ def summarize(cfg: ExperimentConfig, metrics: list[StepMetrics]) -> dict:
         "ctr": totals["clicks"] / slots if slots else 0.0,
         "ctr_first_step": metrics[0].ctr,
         "ctr_last_step": metrics[-1].ctr,
-        "epsilon_per_agent": metrics[-1].epsilon_per_agent,
+        "epsilon_per_agent": gossip_eps,
         "token_gini": metrics[-1].token_gini,
         "federated_rounds": sum(1 for m in metrics if m.fed_clients),
-        "lm_rounds": sum(1 for m in metrics if m.lm_clients),
-        "lm_epsilon_max": metrics[-1].lm_epsilon,
+        "agents": {"scorer": cfg.agents.scorer, "model": cfg.agents.model},
+        "federated": {
+            "engine": cfg.federated.engine if fed is not None else "none",
+            "rounds": sum(1 for m in metrics if m.fed_clients),
+            "strategy": cfg.federated.strategy,
+        },
+        "privacy": {
+            "epsilon_max": gossip_eps + dp_eps,
+            "epsilon_trend_gossip": gossip_eps,
+            "epsilon_dp_sgd_max": dp_eps,
+            "delta": 1e-5,
+        },
+        "quality": {"ndcg10": metrics[-1].ndcg10, "ndcg10_first_step": metrics[0].ndcg10},
+        **fed_summary,
     }

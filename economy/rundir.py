@@ -26,6 +26,7 @@ LEDGER = "ledger.db"  # token rewards (incentives.Ledger)
 GRAPH = "graph.npz"  # social graph edges and each user's community, for the report
 CHECKPOINT = "checkpoint.pkl"  # resumable market state; removed when the run completes
 PLOTS = "plots"  # PNGs of ``fedadagent report``
+DEVICES = "devices"  # simulation only: each device's own store (economy.federated)
 SWEEP = "sweep.json"  # marks a sweep folder (economy.sweep)
 
 

@@ -13,6 +13,7 @@ import io
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -27,10 +28,14 @@ from .rundir import (
     SUMMARY,
     atomic_write,
     create_run_dir,
+    read_run_config,
     write_json,
     write_rows,
 )
 from .world import World
+
+if TYPE_CHECKING:
+    from .federated import FlowerLink
 
 OnStep = Callable[[MarketState], None]
 
@@ -52,6 +57,10 @@ def run_market(
 ) -> Path:
     """Simulate into a new run folder (or the fresh one ``run_dir``, holding only its config).
 
+    With federated rounds (``federated.every > 0``) the market runs inside a Flower ServerApp
+    (:mod:`economy.flower_app`): in this process on the Simulation Engine, or submitted to a
+    SuperLink (``federated.engine = "deployment"``).
+
     Args:
         cfg: the resolved config.
         run_dir: a folder made by ``create_run_dir``; default a new one under ``output_dir``.
@@ -59,10 +68,12 @@ def run_market(
         checkpoint_every: steps between checkpoints, >= 1.
     """
     run = create_run_dir(cfg) if run_dir is None else Path(run_dir)
-    state = start_market(cfg, run / LEDGER)
-    save_graph(state.world, run / GRAPH)
-    save_checkpoint(state, run)
-    return _continue(run, state, on_step, checkpoint_every)
+    if cfg.federated.every and cfg.federated.engine == "deployment":
+        from .flower_app import submit
+
+        submit(run, cfg.federated.federation)
+        return run
+    return continue_run(run, open_run(run), on_step=on_step, checkpoint_every=checkpoint_every)
 
 
 def resume_market(
@@ -70,13 +81,51 @@ def resume_market(
 ) -> Path:
     """Continue an interrupted run from its checkpoint (RunFolderError if there is none)."""
     run = Path(run_dir)
-    return _continue(run, load_checkpoint(run), on_step, checkpoint_every)
+    state = load_checkpoint(run)
+    if state.fed is not None and state.cfg.federated.engine == "deployment":
+        from .flower_app import submit
+
+        state.close()
+        submit(run, state.cfg.federated.federation)
+        return run
+    return continue_run(run, state, on_step=on_step, checkpoint_every=checkpoint_every)
 
 
-def _continue(run: Path, state: MarketState, on_step: OnStep | None, every: int) -> Path:
-    if every < 1:
-        raise ValueError(f"checkpoint_every must be >= 1 step, got {every}")
+def open_run(run: Path) -> MarketState:
+    """The market of ``run``: from its checkpoint, or started from its config (the graph and
+    a first checkpoint written)."""
+    if (run / CHECKPOINT).is_file():
+        return load_checkpoint(run)
+    state = start_market(read_run_config(run), run / LEDGER)
+    save_graph(state.world, run / GRAPH)
+    save_checkpoint(state, run)
+    return state
 
+
+def continue_run(
+    run: Path,
+    state: MarketState,
+    *,
+    on_step: OnStep | None = None,
+    checkpoint_every: int = 1,
+    link: FlowerLink | None = None,
+) -> Path:
+    """Run ``state`` to its last step in ``run``: over ``link``, or in a Simulation Engine
+    started here when the market has federated rounds and no federation is given."""
+    if checkpoint_every < 1:
+        raise ValueError(f"checkpoint_every must be >= 1 step, got {checkpoint_every}")
+    if state.fed is not None and link is None:
+        from .flower_app import simulate
+
+        simulate(state, run, lambda st, lk: _steps(run, st, on_step, checkpoint_every, lk))
+    else:
+        _steps(run, state, on_step, checkpoint_every, link)
+    return run
+
+
+def _steps(
+    run: Path, state: MarketState, on_step: OnStep | None, every: int, link: FlowerLink | None
+) -> None:
     def after_step(s: MarketState) -> None:
         if s.step % every == 0 and not s.done:
             save_checkpoint(s, run)
@@ -84,9 +133,11 @@ def _continue(run: Path, state: MarketState, on_step: OnStep | None, every: int)
             on_step(s)
 
     try:
-        run_steps(state, after_step)
-    finally:  # also on Ctrl-C: the finished steps' metrics are kept for a look or a report
-        write_rows(run / METRICS, [asdict(m) for m in state.metrics])
-    write_json(run / SUMMARY, summarize(state.cfg, state.metrics))
+        try:
+            run_steps(state, after_step, link)
+        finally:  # also on Ctrl-C: the finished steps' metrics are kept for a look or a report
+            write_rows(run / METRICS, [asdict(m) for m in state.metrics])
+        write_json(run / SUMMARY, summarize(state.cfg, state.metrics, state.fed))
+    finally:
+        state.close()
     (run / CHECKPOINT).unlink(missing_ok=True)
-    return run

@@ -69,12 +69,12 @@ def movielens_world() -> MovieLensWorld:
     return MovieLensWorld(users, text, items, tuple(text[int(i)] for i in items), prior)
 
 
-_BACKBONES: dict[tuple[str, int, int], Any] = {}
+_BACKBONES: dict[tuple[str, int, int, int], Any] = {}
 
 
-def shared_backbone(model: str, rank: int, seed: int = 0) -> Any:
+def shared_backbone(model: str, rank: int, seed: int = 0, max_length: int = MAX_TOKENS) -> Any:
     """The process's one ``agents.Backbone`` for ``model`` with LoRA of ``rank`` enabled."""
-    key = (model, int(rank), int(seed))
+    key = (model, int(rank), int(seed), int(max_length))
     if key not in _BACKBONES:
         import torch
 
@@ -83,7 +83,7 @@ def shared_backbone(model: str, rank: int, seed: int = 0) -> Any:
         # One thread per process: Ray runs one client actor per core, and more threads
         # oversubscribe the cores (a 2-layer test model embedded 20x slower with 2 threads).
         torch.set_num_threads(1)
-        backbone = load_model(model, max_length=MAX_TOKENS)
+        backbone = load_model(model, max_length=int(max_length))
         enable_lora(backbone, rank=int(rank), seed=int(seed))
         _BACKBONES[key] = backbone
     return _BACKBONES[key]
@@ -112,7 +112,29 @@ class AgentData:
     flipped: bool = False  # label-flip poisoning: clicks and non-clicks swap
 
 
-class AgentTask:
+class LoRATask:
+    """What the tasks that train the agents' adapter + head share: their global arrays."""
+
+    @property
+    def backbone(self) -> Any:
+        raise NotImplementedError
+
+    def initial_arrays(self) -> dict[str, np.ndarray]:
+        """The fresh adapter (peft's: B = 0, so the base model's scores) and cosine head."""
+        from agents.lora import initial_adapter
+        from agents.scoring import initial_head
+
+        return {**initial_adapter(self.backbone), **initial_head(self.backbone.dim)}
+
+    def full_model_bytes(self) -> int:
+        """Bytes of sending the whole fine-tuned model instead: every base weight + head."""
+        base = sum(
+            p.numel() * 4 for n, p in self.backbone.core.named_parameters() if "lora_" not in n
+        )
+        return int(base + 4 * (self.backbone.dim + 3))
+
+
+class AgentTask(LoRATask):
     """Federated training of the agents' adapter + head (see module doc).
 
     Args:
@@ -161,20 +183,6 @@ class AgentTask:
     @property
     def backbone(self) -> Any:
         return shared_backbone(self.model, self.rank, self.seed)
-
-    def initial_arrays(self) -> dict[str, np.ndarray]:
-        """The fresh adapter (peft's: B = 0, so the base model's scores) and cosine head."""
-        from agents.lora import initial_adapter
-        from agents.scoring import initial_head
-
-        return {**initial_adapter(self.backbone), **initial_head(self.backbone.dim)}
-
-    def full_model_bytes(self) -> int:
-        """Bytes of sending the whole fine-tuned model instead: every base weight + head."""
-        base = sum(
-            p.numel() * 4 for n, p in self.backbone.core.named_parameters() if "lora_" not in n
-        )
-        return int(base + 4 * (self.backbone.dim + 2))
 
     def usable_users(self) -> np.ndarray:
         """Sorted ids of the users whose history gives ``positives`` clicks and a context."""

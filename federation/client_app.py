@@ -43,6 +43,8 @@ def _setup(msg: Message, context: Context):
         arrays = dict(zip(sorted(make_task(cfg).initial_arrays()), arrays_list, strict=True))
     else:
         arrays = {k: a.numpy() for k, a in msg.content["arrays"].items()}
+    if context.node_config.get("device-store"):  # a device's own store wins over the run's
+        cfg = {**cfg, "device-store": str(context.node_config["device-store"])}
     pid = int(context.node_config["partition-id"])
     n = int(context.node_config["num-partitions"])
     return cfg, int(sent.get("server-round", 0)), pid, n, arrays, legacy
@@ -108,6 +110,14 @@ def train(msg: Message, context: Context) -> Message:
             }
         )
     return Message(content=content, reply_to=msg)
+
+
+@app.query()
+def query(msg: Message, context: Context) -> Message:
+    """Who this node is: its ``partition-id`` (the device's public id, which the exchange needs
+    to address and pay it) and the federation's ``num-partitions``."""
+    ids = {k: int(context.node_config[k]) for k in ("partition-id", "num-partitions")}
+    return Message(content=RecordDict({"node": MetricRecord(ids)}), reply_to=msg)
 
 
 @app.evaluate()

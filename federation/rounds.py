@@ -29,6 +29,7 @@ Example (inside a ServerApp's ``main``)::
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -51,9 +52,9 @@ from ._errors import FederationError
 Arrays = dict[str, np.ndarray]
 WEIGHT_KEY = "num-examples"
 ARRAY_KEY = "arrays"
-# What a reply's metrics mean, by name: privacy losses compose to their worst case (max),
-# counts add up; anything else is a per-example mean.
-MAX_SUFFIXES = ("epsilon",)
+# What a reply's metrics mean, by name: privacy losses (any key naming epsilon) are reported
+# at their worst case (max), counts add up; anything else is a per-example mean.
+PRIVACY_WORD = "epsilon"
 SUM_KEYS = frozenset({"steps", "declined", "bytes-up", "bytes-down", "clicks", "rows"})
 
 
@@ -117,7 +118,7 @@ def _finite_metrics(content: RecordDict) -> dict[str, float]:
             if isinstance(value, list):
                 continue
             v = float(value)
-            if math.isnan(v) or (math.isinf(v) and not key.endswith(MAX_SUFFIXES)):
+            if math.isnan(v) or (math.isinf(v) and PRIVACY_WORD not in key):
                 raise FederationError(f"metric {key!r} is {v}: metrics must be finite numbers")
             metrics[key] = v
     return metrics
@@ -158,8 +159,8 @@ def check_reply(msg: Message, start: Mapping[str, np.ndarray]) -> ClientUpdate:
 
 
 def aggregate_metrics(records: list[RecordDict], weighting_metric_name: str) -> MetricRecord:
-    """Replies' metrics by meaning: ``*epsilon`` max, counts (``SUM_KEYS``, the weight) sum,
-    the rest weighted by ``weighting_metric_name``. Flower's ``*_metrics_aggr_fn`` signature.
+    """Replies' metrics by meaning: keys naming ``epsilon`` max, counts (``SUM_KEYS``, the
+    weight) sum, the rest weighted by ``weighting_metric_name`` (Flower's aggr-fn signature).
 
     Example:
         >>> r = [RecordDict({"m": MetricRecord({"num-examples": 1, "epsilon": 2.0, "loss": 1.0,
@@ -174,7 +175,7 @@ def aggregate_metrics(records: list[RecordDict], weighting_metric_name: str) -> 
     out = MetricRecord()
     for key in dict.fromkeys(k for row in rows for k in row):
         values = np.array([row[key] for row in rows if key in row])
-        if key.endswith(MAX_SUFFIXES):
+        if PRIVACY_WORD in key:
             out[key] = float(values.max())
         elif key in SUM_KEYS or key == weighting_metric_name:
             out[key] = float(values.sum())
@@ -207,6 +208,33 @@ def train_messages(
     ]
 
 
+def exchange(
+    grid: Grid,
+    messages: Sequence[Message],
+    *,
+    timeout: float | None = None,
+    stop: threading.Event | None = None,
+    poll: float = 0.05,
+) -> list[Message]:
+    """Push ``messages`` and pull their replies until all arrived, ``timeout`` seconds passed
+    (the late ones are missing), or ``stop`` is set (KeyboardInterrupt)."""
+    if not messages:
+        return []
+    waiting = set(grid.push_messages(messages))
+    deadline = None if timeout is None else time.monotonic() + timeout
+    replies: list[Message] = []
+    while waiting:
+        got = list(grid.pull_messages(waiting))
+        replies.extend(got)
+        waiting.difference_update(m.metadata.reply_to_message_id for m in got)
+        if not waiting or (deadline is not None and time.monotonic() > deadline):
+            break
+        if stop is not None and stop.is_set():
+            raise KeyboardInterrupt("the run was stopped while waiting for the devices")
+        time.sleep(poll)
+    return replies
+
+
 def train_round(
     grid: Grid,
     strategy: Any,
@@ -217,6 +245,7 @@ def train_round(
     nodes: Sequence[int] | None = None,
     hooks: Iterable[RoundHook] = (),
     timeout: float | None = None,
+    stop: threading.Event | None = None,
 ) -> RoundResult:
     """One federated training round (see the module docstring).
 
@@ -230,10 +259,11 @@ def train_round(
             a client-side DP wrapper's ``configure_train`` is not called: use local DP-SGD.
         hooks: called after aggregation, in order (see :class:`RoundHook`).
         timeout: seconds to wait for replies (None: until all arrive).
+        stop: when set while waiting, the round ends with KeyboardInterrupt (Ctrl-C).
     """
     start = {k: np.asarray(v, dtype=np.float32) for k, v in arrays.items()}
     messages = train_messages(strategy, grid, start, server_round, config, nodes)
-    replies = list(grid.send_and_receive(messages, timeout=timeout)) if messages else []
+    replies = exchange(grid, messages, timeout=timeout, stop=stop)
     good: list[Message] = []
     updates: list[ClientUpdate] = []
     declined: list[int] = []

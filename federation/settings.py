@@ -15,6 +15,9 @@ from .strategies import DP_MODES, STRATEGIES
 DEFAULTS: dict[str, Any] = {
     "task": "click",
     "model": "minilm",
+    "max-length": 32,
+    "device-store": "",
+    "economy-run-dir": "",
     "lora-rank": 8,
     "agent-lr": 2e-3,
     "batch-size": 16,
@@ -52,7 +55,7 @@ DEFAULTS: dict[str, Any] = {
     "output": "",
 }
 _CHOICES = {
-    "task": ("click", "agent"),
+    "task": ("click", "agent", "device"),
     "mode": ("sync", "async"),
     "strategy": tuple(STRATEGIES),
     "dp": DP_MODES,

@@ -210,6 +210,7 @@ def make_task(cfg: dict[str, Any]) -> Task:
     """
     keys = ("task", "seed", "model", "lora-rank", "users-per-client", "positives-per-user")
     keys += ("batch-size", "dp-sgd-clipping-norm", "dp-sgd-noise-multiplier", "dp-delta")
+    keys += ("max-length", "device-store")
     return _cached_task(tuple((k, cfg[k]) for k in keys))
 
 
@@ -218,6 +219,20 @@ def _cached_task(items: tuple[tuple[str, Any], ...]) -> Task:
     cfg = dict(items)
     if cfg["task"] == "click":
         return ClickTask(seed=int(cfg["seed"]))
+    if cfg["task"] == "device":
+        from .device_task import DeviceTask
+
+        return DeviceTask(
+            str(cfg["model"]),
+            store=str(cfg["device-store"]),
+            rank=int(cfg["lora-rank"]),
+            max_length=int(cfg["max-length"]),
+            batch_size=int(cfg["batch-size"]),
+            clipping_norm=float(cfg["dp-sgd-clipping-norm"]),
+            noise_multiplier=float(cfg["dp-sgd-noise-multiplier"]),
+            delta=float(cfg["dp-delta"]),
+            seed=int(cfg["seed"]),
+        )
     from .agent_task import AgentTask
 
     return AgentTask(

@@ -86,12 +86,14 @@ def _account(name: str, what: str = "account") -> str:
 class Ledger:
     """Append-only, hash-chained token ledger in a SQLite file (``":memory:"`` for tests).
 
-    Usable as a context manager (closes the connection).
+    Usable as a context manager (closes the connection). One ledger object may be handed from
+    one thread to another (a Flower ServerApp runs in its own thread) but not used by two at
+    once; every write is one transaction.
     """
 
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
-        self._db = sqlite3.connect(self.path, isolation_level=None)
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         if self.path != ":memory:":
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")  # a returned write survives power loss

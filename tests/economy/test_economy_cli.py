@@ -22,6 +22,8 @@ from economy.sweep import INDEX_CSV, INDEX_JSON, SWEEP, create_sweep, plan_point
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 TINY = ["-c", "market.users=30", "-c", "market.advertisers=4", "-c", "market.steps=3"]
 TINY += ["-c", "market.impressions_per_user=2", "-c", "federated.valuation_budget=8"]
+# the market loop alone (click counts, no Flower): the quickstart test runs the whole system
+TINY += ["-c", "agents.scorer=category", "-c", "federated.every=0"]
 
 
 def only_child(folder: Path) -> Path:
@@ -29,14 +31,21 @@ def only_child(folder: Path) -> Path:
     return child
 
 
+@pytest.mark.slow
 def test_quickstart_end_to_end_reduced(tmp_path, capsys):
+    """The main job at reduced size: MiniLM LoRA agents, Flower rounds, tokens, the ledger."""
     args = ["run", str(EXAMPLES / "quickstart.toml"), "-o", str(tmp_path), "--no-progress"]
-    args += ["-c", "market.users=80", "-c", "market.steps=6"]
+    args += ["-c", "market.users=24", "-c", "market.steps=4", "-c", "federated.every=2"]
+    args += ["-c", "federated.clients_per_round=3", "-c", "federated.valuation_budget=8"]
     assert main(args) == 0
     run = only_child(tmp_path)
     summary = json.loads((run / SUMMARY).read_text())
-    assert summary["name"] == "quickstart" and summary["steps"] == 6
-    assert summary["federated_rounds"] == 1  # federated.every = 5 by default
+    assert summary["name"] == "quickstart" and summary["steps"] == 4
+    assert summary["agents"]["scorer"] == "lm" and summary["agents"]["model"] == "minilm"
+    assert summary["federated"] == {"engine": "simulation", "rounds": 2, "strategy": "fedavg"}
+    assert summary["ledger"]["verified"] is True and summary["tokens"]["contributors"] >= 1
+    assert 0 < summary["privacy"]["epsilon_max"] < float("inf")
+    assert 0 <= summary["quality"]["ndcg10"] <= 1
     assert main(["report", str(run)]) == 0
     assert "graph.png" in capsys.readouterr().out
 

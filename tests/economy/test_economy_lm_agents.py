@@ -22,6 +22,7 @@ LM = {
     "agents": {"scorer": "lm", "model": "tiny-encoder"},
     "world": {"history": 5},
     "market": {"users": 40, "advertisers": 8, "steps": 2, "impressions_per_user": 2},
+    "federated": {"every": 0},  # the scorer alone; test_economy_federated trains it
 }
 
 
@@ -147,42 +148,27 @@ def test_interrupted_lm_run_resumes_to_the_same_summary(tmp_path):
     assert (run / SUMMARY).read_text() == (reference / SUMMARY).read_text()
 
 
-FED = {**LM, "agents": {**LM["agents"], "train_every": 1, "clients_per_round": 3, "batch_size": 2}}
-
-
-@pytest.mark.slow
-def test_federated_rounds_share_one_adapter_and_spend_within_budget():
-    state = start_market(parse_config(FED))
-    before = state.lm.agents[0].version
-    state.advance()
-    m = state.metrics[0]
-    assert 1 <= m.lm_clients <= 3
-    versions = {a.version for a in state.lm.agents}
-    assert len(versions) == 1 and versions != {before}  # everyone holds the new global state
-    spent = [a.budget.spent for a in state.lm.agents]
-    assert sum(e > 0 for e in spent) == m.lm_clients  # only the trained agents paid
-    assert 0 < m.lm_epsilon == max(spent) <= FED["agents"].get("epsilon_budget", 10.0)
-    restored = pickle.loads(pickle.dumps(state.lm))
-    assert [a.budget.spent for a in restored.agents] == spent
-    assert {a.version for a in restored.agents} == versions
-
-
-def test_exhausted_budgets_stop_contributing():
-    tight = {**FED, "agents": {**FED["agents"], "epsilon_budget": 1e-3}}
-    cfg = parse_config(tight)
-    metrics = simulate(cfg)
-    assert all(m.lm_clients == 0 and m.lm_epsilon == 0 for m in metrics)
-    assert summarize(cfg, metrics)["lm_rounds"] == 0
-
-
 @pytest.mark.parametrize(
     ("key", "value"),
-    [("agents.train_every", -1), ("agents.noise_multiplier", -0.5), ("agents.epsilon_budget", 0)],
+    [
+        ("federated.every", -1),
+        ("federated.noise_multiplier", -0.5),
+        ("federated.epsilon_budget", 0),
+        ("agents.lora_rank", 0),
+    ],
 )
 def test_bad_training_config_names_the_key(key, value):
     section, leaf = key.split(".")
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         parse_config({section: {leaf: value}})
+
+
+def test_training_without_noise_must_be_accepted_explicitly():
+    with pytest.raises(ConfigError, match="epsilon_budget = inf"):
+        parse_config({"federated": {"noise_multiplier": 0}})
+    assert parse_config({"federated": {"noise_multiplier": 0, "epsilon_budget": "inf"}})
+    with pytest.raises(ConfigError, match=r"federated\.every"):
+        parse_config({"agents": {"scorer": "category"}})  # rounds need the LM agents
 
 
 @lru_cache(maxsize=1)

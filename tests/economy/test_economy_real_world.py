@@ -14,7 +14,8 @@ from economy.seeding import RunSeeds
 from economy.world import make_world
 from graphs import homophily
 
-ML = {"world": {"kind": "movielens"}, "market": {"users": 120, "advertisers": 15}}
+COUNTS = {"agents": {"scorer": "category"}, "federated": {"every": 0}}
+ML = {"world": {"kind": "movielens"}, "market": {"users": 120, "advertisers": 15}, **COUNTS}
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +141,11 @@ def test_too_few_eligible_users_or_movies_fails_before_the_market():
         make_world(parse_config(many), RunSeeds(0))
 
 
-CLOTHING = {"world": {"kind": "clothing", "history": 6}, "market": {"users": 50, "advertisers": 12}}
+CLOTHING = {
+    "world": {"kind": "clothing", "history": 6},
+    "market": {"users": 50, "advertisers": 12},
+    **COUNTS,
+}
 
 
 def test_clothing_catalogue_texts_follow_categories_and_tastes():
@@ -156,7 +161,7 @@ def test_clothing_catalogue_texts_follow_categories_and_tastes():
         assert text.startswith(names[w.ad_category[a]] + ":")
     assert all(len(h) == 6 for h in w.texts.histories)
     # users, tastes and ties are the synthetic world's (same seed, same draws)
-    synthetic = make_world(parse_config({"market": CLOTHING["market"]}), RunSeeds(1))
+    synthetic = make_world(parse_config({"market": CLOTHING["market"], **COUNTS}), RunSeeds(1))
     np.testing.assert_array_equal(w.prefs, synthetic.prefs)
     assert synthetic.texts is None  # the category scorer draws no texts
     assert clothing_reviews()["Class Name"].nunique() == CLOTHING_CLASSES
@@ -166,7 +171,8 @@ def test_clothing_catalogue_texts_follow_categories_and_tastes():
 
 @pytest.mark.slow
 def test_lm_agents_run_on_the_clothing_catalogue():
-    cfg = parse_config({**CLOTHING, "agents": {"scorer": "lm"}, "market": {"steps": 2}})
+    lm = {"scorer": "lm", "model": "tiny-encoder"}
+    cfg = parse_config({**CLOTHING, "agents": lm, "market": {"steps": 2}})
     a, b = summarize(cfg, simulate(cfg)), summarize(cfg, simulate(cfg))
     assert a == b and a["totals"]["impressions"] == 2 * 200 * cfg.market.impressions_per_user
 

@@ -18,7 +18,8 @@ SMALL = {
     "name": "rep",
     "seed": 3,
     "market": {"users": 60, "advertisers": 5, "steps": 4, "impressions_per_user": 2},
-    "federated": {"every": 2, "clients_per_round": 4, "valuation_budget": 16},
+    "agents": {"scorer": "category"},
+    "federated": {"every": 0},  # test_economy_federated reports a federated run
 }
 
 
@@ -34,6 +35,7 @@ def test_report_writes_every_plot(run, capsys):
         "revenue.png",
         "welfare.png",
         "ctr.png",
+        "ndcg.png",
         "epsilon.png",
         "lorenz.png",
         "graph.png",

@@ -1,0 +1,272 @@
+"""Federated rounds of the market's LM agents through Flower, valued and paid in tokens.
+
+Every ``federated.every`` steps, inside the economy's ServerApp (:mod:`economy.flower_app`):
+
+1. the exchange picks ``clients_per_round`` devices (seeded) among those it served (they have
+   a click log) whose reported epsilon leaves budget;
+2. the simulator hands each chosen device its own observations through the device's store
+   (:func:`federation.device_task.write_device`: node-local storage, never a Flower message);
+3. one round through the federated-round core (:func:`federation.rounds.train_round`) over the
+   Flower grid: each device's ClientApp (``task = "device"``) fine-tunes the global LoRA
+   adapter + head on its own click log with DP-SGD and replies the new arrays, its number of
+   rows and its epsilon; the configured Flower strategy aggregates the validated replies;
+4. :class:`incentives.RoundPayer` values the accepted updates on the exchange's public
+   catalogue (:class:`CatalogueUtility`) and pays each device (``user-<u>``) tokens out of
+   ``revenue_share`` of the auction revenue since the previous round, into the run's ledger;
+5. every market agent scores with the new global adapter + head from the next step.
+
+The exchange keeps one accountant entry per user: the DP-SGD epsilon its device reported
+(its own budget composes the rounds, basic composition); the market adds the trend gossip's
+local-DP epsilon (:func:`economy.market.summarize`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from incentives import Ledger, MaxEvaluations, RewardPolicy, RoundPayer, gini
+
+from .config import ExperimentConfig
+
+log = logging.getLogger(__name__)
+
+
+class CatalogueUtility:
+    """Public validation of an adapter + head on the exchange's own catalogue.
+
+    One panel profile per ad category: a user whose context is the catalogue's ads of that
+    category; the ads of its category should be clicked, the others not. The utility is the
+    balanced mean log-likelihood of those labels under the agents' CTR model (higher is
+    better). It uses only public data (ad texts and categories), so the server can value
+    updates without any user's data.
+
+    Args:
+        backbone: the agents' shared backbone (LoRA enabled).
+        ads: (n,) ad texts; categories: (n,) their category names.
+    """
+
+    def __init__(self, backbone: Any, ads: Sequence[str], categories: Sequence[str]) -> None:
+        self.backbone, self.ads = backbone, list(ads)
+        names = np.asarray(categories)
+        self.masks = [names == c for c in dict.fromkeys(categories) if (names == c).sum() > 0]
+        self.masks = [m for m in self.masks if m.sum() < len(names)]  # both labels present
+
+    def __call__(self, state: Mapping[str, np.ndarray]) -> float:
+        from agents.lora import activate, state_version
+        from agents.scoring import HEAD_KEYS, context_vector, predict_ctr
+
+        if not self.masks:
+            return 0.0
+        state = {k: np.asarray(v, dtype=np.float32) for k, v in state.items()}
+        adapter = {k: v for k, v in state.items() if k not in HEAD_KEYS}
+        activate(self.backbone, adapter, state_version(adapter))
+        emb = self.backbone.embed(self.ads)
+        total = 0.0
+        for mask in self.masks:
+            cvec = context_vector(emb[mask], np.ones(int(mask.sum())))
+            p = np.clip(predict_ctr(cvec, emb, state).astype(float), 1e-9, 1 - 1e-9)
+            total += 0.5 * np.log(p[mask]).mean() + 0.5 * np.log(1 - p[~mask]).mean()
+        return float(total / len(self.masks))
+
+
+@dataclass
+class FlowerLink:
+    """The running federation as the exchange sees it: the grid and which node is which
+    device (asked once per run with a ``query`` message: each node answers its
+    ``partition-id``, the device's public id)."""
+
+    grid: Any
+    node_of: dict[int, int]  # device (user) -> node id
+    store: Path
+    stop: threading.Event | None = None  # set: end the round now (Ctrl-C)
+
+    @classmethod
+    def connect(cls, grid: Any, devices: int, store: Path, timeout: float = 120.0) -> FlowerLink:
+        """Wait for ``devices`` nodes, learn their ids; FederationError if they differ."""
+        from flwr.app import ConfigRecord, Message, MessageType, RecordDict
+
+        from federation import FederationError
+        from federation.rounds import wait_for_nodes
+
+        nodes = wait_for_nodes(grid, devices, timeout)
+        ask = RecordDict({"config": ConfigRecord()})
+        asks = [Message(ask, dst_node_id=n, message_type=MessageType.QUERY) for n in nodes]
+        node_of: dict[int, int] = {}
+        for reply in grid.send_and_receive(asks, timeout=timeout):
+            if not reply.has_content():
+                continue
+            ids = next(iter(reply.content.metric_records.values()))
+            if int(ids["num-partitions"]) != devices:
+                raise FederationError(
+                    f"the federation has {int(ids['num-partitions'])} devices, the market "
+                    f"{devices} users: set market.users to the number of SuperNodes"
+                )
+            node_of[int(ids["partition-id"])] = int(reply.metadata.src_node_id)
+        missing = sorted(set(range(devices)) - set(node_of))
+        if missing:
+            raise FederationError(f"no node answered for devices {missing[:10]}")
+        return cls(grid, node_of, Path(store))
+
+
+class FederatedAgents:
+    """Rounds, payments and the per-user DP-SGD accountant of the market (module doc).
+
+    Args:
+        cfg: the run's config.
+        lm: the market's LM agents (``economy.lm_agents.LMScorer``).
+        ledger: where token rewards are recorded.
+        rng: the component's random stream (device sampling, valuation seeds).
+    """
+
+    def __init__(
+        self, cfg: ExperimentConfig, lm: Any, ledger: Ledger, rng: np.random.Generator
+    ) -> None:
+        f = cfg.federated
+        self.cfg, self.lm, self.rng = cfg, lm, rng
+        n = len(lm.agents)
+        self.tokens = np.zeros(n)  # tokens paid to each device so far
+        self.epsilon = np.zeros(n)  # DP-SGD epsilon each device reported (its total)
+        self.rounds, self.pending_revenue = 0, 0.0
+        self.ledger, self.policy = ledger, RewardPolicy(revenue_share=f.revenue_share)
+        self.seed = int(rng.integers(2**31))  # of the valuations: round r uses [seed, r]
+        self.payer = self._payer()
+
+    def _payer(self) -> RoundPayer:
+        f = self.cfg.federated
+        return RoundPayer(
+            CatalogueUtility(self.lm.backbone, self.lm.ads, self.lm.ad_category),
+            self.ledger,
+            self.policy,
+            method=f.valuation,
+            seed=self.seed,
+            options={"stopping": MaxEvaluations(f.valuation_budget)},
+        )
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        del state["payer"]  # its utility holds the model: rebuilt on restore
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.payer = self._payer()
+
+    def client_config(self, store: Path) -> dict[str, Any]:
+        """What every device receives with the global arrays (the ``config`` record)."""
+        f, a = self.cfg.federated, self.cfg.agents
+        return {
+            "task": "device",
+            "model": a.model,
+            "lora-rank": a.lora_rank,
+            "max-length": a.max_length,
+            "batch-size": f.batch_size,
+            "local-epochs": f.local_epochs,
+            "agent-lr": f.lr,
+            "dp-sgd-clipping-norm": f.max_grad_norm,
+            "dp-sgd-noise-multiplier": f.noise_multiplier,
+            "seed": self.cfg.seed,
+            "device-store": str(store),
+        }
+
+    def choose(self) -> list[int]:
+        """This round's devices: served (a click log), budget left; seeded, sorted."""
+        f = self.cfg.federated
+        ready = [
+            u
+            for u, agent in enumerate(self.lm.agents)
+            if agent.context.clicks and self.epsilon[u] < f.epsilon_budget
+        ]
+        if not ready:
+            return []
+        k = min(f.clients_per_round, len(ready))
+        return sorted(int(u) for u in self.rng.choice(ready, size=k, replace=False))
+
+    def round(self, link: FlowerLink, step: int) -> dict[str, float]:
+        """One federated round now; returns its metrics (clients, tokens, evaluations)."""
+        from federation import make_strategy
+        from federation.device_task import write_device
+        from federation.rounds import train_round
+
+        chosen = self.choose()
+        if not chosen:
+            return {"fed_clients": 0.0, "fed_tokens": 0.0, "fed_evaluations": 0.0}
+        f = self.cfg.federated
+        for u in chosen:
+            write_device(
+                link.store,
+                u,
+                self.lm.agents[u].context,
+                budget_total=f.epsilon_budget,
+                budget_spent=float(self.epsilon[u]),
+            )
+        user_of = {link.node_of[u]: u for u in chosen}
+        revenue, self.pending_revenue = self.pending_revenue, 0.0
+        paid: dict[str, float] = {}
+
+        def account(_r: int, _start: Any, updates: Sequence[Any], _new: Any) -> dict[str, float]:
+            for up in updates:
+                self.epsilon[user_of[up.node_id]] = up.metrics.get("epsilon-spent", np.inf)
+            return {}
+
+        def pay(r: int, start: Any, updates: Sequence[Any], _new: Any) -> dict[str, float]:
+            if not updates:
+                return {}
+            users = [user_of[up.node_id] for up in updates]
+            out = self.payer.pay(
+                r,
+                start,
+                [f"user-{u}" for u in users],
+                [up.delta(start) for up in updates],
+                [up.num_examples for up in updates],
+                revenue,
+            )
+            np.add.at(self.tokens, users, np.round(out.tokens, 6))
+            paid.update(tokens=float(out.tokens.sum()), evals=float(out.valuation.n_evaluations))
+            return {}
+
+        self.rounds += 1
+        start = self.lm.agents[0].state()  # every agent holds the global state
+        result = train_round(
+            link.grid,
+            make_strategy(f.strategy, num_nodes=len(chosen)),
+            start,
+            self.rounds,
+            self.client_config(link.store),
+            nodes=[link.node_of[u] for u in chosen],
+            hooks=[account, pay],
+            stop=link.stop,
+        )
+        for node, why in result.rejected.items():
+            log.warning("round %d: device %d's reply refused: %s", self.rounds, user_of[node], why)
+        if result.updates:
+            self.lm.adopt(result.arrays)
+        return {
+            "fed_clients": float(len(result.updates)),
+            "fed_tokens": paid.get("tokens", 0.0),
+            "fed_evaluations": paid.get("evals", 0.0),
+        }
+
+    def summary(self) -> dict[str, Any]:
+        """Tokens paid, how many devices got any and their Gini, the ledger's head."""
+        paid = self.tokens[self.tokens > 0]
+        seq, digest = self.ledger.head()
+        return {
+            "tokens": {
+                "paid": float(self.tokens.sum()),
+                "contributors": int(paid.size),
+                "gini_contributors": gini(paid) if paid.size else 0.0,
+                "gini_all_users": gini(self.tokens),
+            },
+            "ledger": {
+                "head": f"{seq}:{digest}",
+                "entries": seq,
+                "verified": bool(self.ledger.verify().ok),
+            },
+        }

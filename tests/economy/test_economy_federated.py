@@ -1,0 +1,105 @@
+"""The whole system at test size: the market's LM agents trained through Flower rounds (the
+Simulation Engine, one node per user), valued and paid in tokens into the run's ledger."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from economy.cli import main
+from economy.config import parse_config
+from economy.rundir import CHECKPOINT, DEVICES, LEDGER, PLOTS, SUMMARY, create_run_dir
+from economy.runner import resume_market, run_market
+from incentives import Ledger
+
+FED = {
+    "name": "fed",
+    "seed": 3,
+    "agents": {"scorer": "lm", "model": "tiny-encoder"},
+    "world": {"history": 5},
+    "market": {"users": 8, "advertisers": 5, "steps": 4, "impressions_per_user": 3},
+    "federated": {"every": 2, "clients_per_round": 3, "valuation_budget": 8, "batch_size": 4},
+}
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def federated_run(tmp_path_factory):
+    """(run folder, per step: every agent's adapter version) of one federated run."""
+    versions: list[set[str]] = []
+
+    def on_step(state) -> None:
+        versions.append({a.version for a in state.lm.agents})
+
+    cfg = parse_config({**FED, "output_dir": str(tmp_path_factory.mktemp("fed"))})
+    return run_market(cfg, on_step=on_step), versions
+
+
+def test_rounds_ran_through_flower_and_changed_the_one_global_adapter(federated_run):
+    run, versions = federated_run
+    summary = json.loads((run / SUMMARY).read_text())
+    assert summary["agents"] == {"scorer": "lm", "model": "tiny-encoder"}
+    assert summary["federated"] == {"engine": "simulation", "rounds": 2, "strategy": "fedavg"}
+    assert all(len(v) == 1 for v in versions)  # every agent holds the one global state
+    # rounds after steps 2 and 4 (federated.every = 2): the adapter changed exactly then
+    assert versions[1] != versions[0] and versions[2] == versions[1]
+    assert versions[3] != versions[2]
+    rows = list(csv.DictReader((run / "metrics.csv").open()))
+    assert [int(r["fed_clients"]) > 0 for r in rows] == [False, True, False, True]
+
+
+def test_tokens_went_to_the_devices_that_trained_and_the_ledger_verifies(federated_run):
+    run, _ = federated_run
+    summary = json.loads((run / SUMMARY).read_text())
+    with Ledger(run / LEDGER) as ledger:
+        check = ledger.verify()
+        balances = ledger.balances()
+        seq, digest = ledger.head()
+    assert check.ok and summary["ledger"]["verified"] is True
+    assert summary["ledger"]["head"] == f"{seq}:{digest}"
+    trained = {p.name.removeprefix("device-") for p in (run / DEVICES).iterdir()}
+    paid = {a.removeprefix("user-") for a, b in balances.items() if b > 0}
+    assert paid and paid <= trained  # only devices that trained were paid
+    assert summary["tokens"]["contributors"] == len(paid)
+    assert summary["tokens"]["paid"] == pytest.approx(sum(balances.values()), abs=1e-5)
+    rows = list(csv.DictReader((run / "metrics.csv").open()))
+    revenue = np.cumsum([float(r["revenue"]) for r in rows])
+    # rewards never exceed the revenue share of the steps that funded them
+    assert summary["tokens"]["paid"] <= FED["federated"].get("revenue_share", 0.05) * revenue[-1]
+    assert main(["report", str(run)]) == 0  # token Lorenz curve from the ledger, ranking quality
+    assert {"lorenz.png", "ndcg.png"} <= {p.name for p in (run / PLOTS).iterdir()}
+
+
+def test_privacy_is_per_user_and_composed_over_the_run(federated_run):
+    run, _ = federated_run
+    summary = json.loads((run / SUMMARY).read_text())
+    p = summary["privacy"]
+    assert p["epsilon_trend_gossip"] == pytest.approx(4 * 2 * 2.0)  # steps x rounds x epsilon
+    assert 0 < p["epsilon_dp_sgd_max"] <= 10.0  # the devices' budget
+    assert p["epsilon_max"] == pytest.approx(p["epsilon_trend_gossip"] + p["epsilon_dp_sgd_max"])
+    spent = [
+        json.loads((d / "budget.json").read_text())["spent"] for d in (run / DEVICES).iterdir()
+    ]
+    assert max(spent) == pytest.approx(p["epsilon_dp_sgd_max"])
+    assert 0 <= summary["quality"]["ndcg10"] <= 1
+
+
+def test_interrupted_federated_run_resumes_to_the_same_results(federated_run, tmp_path):
+    reference, _ = federated_run
+    cfg = parse_config({**FED, "output_dir": str(tmp_path)})
+    run = create_run_dir(cfg)
+
+    def stop(state):
+        if state.step == 3:
+            raise KeyboardInterrupt
+
+    # checkpoints every 2 steps: the one after step 2 holds round 1's payments
+    with pytest.raises(KeyboardInterrupt):
+        run_market(cfg, run, on_step=stop, checkpoint_every=2)
+    assert (run / CHECKPOINT).is_file() and not (run / SUMMARY).exists()
+    resume_market(run)
+    assert (run / SUMMARY).read_text() == (reference / SUMMARY).read_text()
