@@ -26,6 +26,8 @@ import tomli_w
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from federation import FederationError
+
 from .config import ConfigError, ExperimentConfig, load_config
 from .overrides import parse_grid, parse_override
 from .rundir import RunFolderError
@@ -221,6 +223,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, RunFolderError) as exc:
         print(f"fedadagent: {exc}", file=sys.stderr)
         return 2
+    except FederationError as exc:  # e.g. the federation's nodes never came, or differ
+        print(f"fedadagent: federation: {exc}", file=sys.stderr)
+        return 1
+    except RuntimeError as exc:  # a deployment run that failed on the SuperLink
+        print(f"fedadagent: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

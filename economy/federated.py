@@ -134,6 +134,7 @@ class FederatedAgents:
         self.tokens = np.zeros(n)  # tokens paid to each device so far
         self.epsilon = np.zeros(n)  # DP-SGD epsilon each device reported (its total)
         self.rounds, self.pending_revenue = 0, 0.0
+        self.round_cost = 0.0  # the largest epsilon one device spent in one round so far
         self.ledger, self.policy = ledger, RewardPolicy(revenue_share=f.revenue_share)
         self.seed = int(rng.integers(2**31))  # of the valuations: round r uses [seed, r]
         self.payer = self._payer()
@@ -176,12 +177,13 @@ class FederatedAgents:
         }
 
     def choose(self) -> list[int]:
-        """This round's devices: served (a click log), budget left; seeded, sorted."""
+        """This round's devices: served (a click log), with budget left for another round (as
+        costly as the costliest one reported so far); seeded, sorted."""
         f = self.cfg.federated
         ready = [
             u
             for u, agent in enumerate(self.lm.agents)
-            if agent.context.clicks and self.epsilon[u] < f.epsilon_budget
+            if agent.context.clicks and self.epsilon[u] + self.round_cost <= f.epsilon_budget
         ]
         if not ready:
             return []
@@ -213,6 +215,7 @@ class FederatedAgents:
         def account(_r: int, _start: Any, updates: Sequence[Any], _new: Any) -> dict[str, float]:
             for up in updates:
                 self.epsilon[user_of[up.node_id]] = up.metrics.get("epsilon-spent", np.inf)
+                self.round_cost = max(self.round_cost, up.metrics.get("epsilon", np.inf))
             return {}
 
         def pay(r: int, start: Any, updates: Sequence[Any], _new: Any) -> dict[str, float]:

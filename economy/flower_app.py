@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import subprocess
 import threading
@@ -133,9 +134,24 @@ def submit(run: Path, federation: str) -> None:
     cmd = [flwr, "run", str(PROJECT), federation, "--stream"]
     cmd += ["--run-config", f'economy-run-dir="{run.resolve()}"']
     env = {**os.environ, "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1"}
-    done = subprocess.run(cmd, env=env, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"`{' '.join(cmd)}` failed with exit code {done.returncode}")
+    run_id = None
+    with subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as proc:
+        try:
+            for line in proc.stdout or ():
+                print(line, end="", flush=True)  # the ServerApp's stream, as flwr shows it
+                found = re.search(r"started run (\d+)", line)
+                run_id = run_id or (found.group(1) if found else None)
+        except KeyboardInterrupt:
+            # Ctrl-C ends only flwr's stream: stop the run on the SuperLink as well, so a
+            # later --resume does not race a ServerApp that is still running.
+            if run_id is not None:
+                subprocess.run([flwr, "stop", run_id, federation], env=env, check=False)
+            proc.kill()
+            raise
+    if proc.returncode != 0:
+        raise RuntimeError(f"`{' '.join(cmd)}` failed with exit code {proc.returncode}")
     # `flwr run --stream` exits 0 even when the ServerApp raised (Flower's exit code 201 is only
     # printed in the stream): the market ran to its end iff it wrote summary.json.
     if not (run / SUMMARY).is_file():

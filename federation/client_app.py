@@ -75,7 +75,7 @@ def client_update(
         arrays,
         data,
         epochs=int(cfg["local-epochs"]),
-        lr=float(cfg["agent-lr"] if cfg["task"] == "agent" else cfg["lr"]),
+        lr=float(cfg["lr"] if cfg["task"] == "click" else cfg["agent-lr"]),
         proximal_mu=float(cfg["proximal-mu"]),
         rng=np.random.default_rng(seed),
     )
@@ -86,7 +86,6 @@ def client_update(
         "num-examples": m,
         "bytes-up": array_bytes(new),
         "bytes-down": array_bytes(arrays),
-        "malicious": int(bad),
         "battery": device.battery,
         "charging": int(device.charging),
         "tier": device.tier,
@@ -95,9 +94,19 @@ def client_update(
     return new, m, metrics
 
 
+def _lolafl(msg: Message) -> bool:
+    """Whether ``msg`` is LoLaFL's (``method = "lolafl"``: its config holds ``lolafl-`` keys)."""
+    config = msg.content.config_records.get("config") if msg.has_content() else None
+    return config is not None and any(k.startswith("lolafl-") for k in config)
+
+
 @app.train(mods=[secagg.secagg_when_asked])
 def train(msg: Message, context: Context) -> Message:
     """Train locally from the global arrays; reply with the new arrays and metrics."""
+    if _lolafl(msg):
+        from .lolafl.client_app import app as lolafl_app
+
+        return lolafl_app(msg, context)
     cfg, server_round, pid, n, arrays, legacy = _setup(msg, context)
     new, m, metrics = client_update(cfg, pid, n, arrays, server_round)
     if legacy:
@@ -123,6 +132,10 @@ def query(msg: Message, context: Context) -> Message:
 @app.evaluate()
 def evaluate(msg: Message, context: Context) -> Message:
     """NDCG@10 and Precision@10 of the global arrays on the node's held-out queries."""
+    if _lolafl(msg):
+        from .lolafl.client_app import app as lolafl_app
+
+        return lolafl_app(msg, context)
     cfg, _, pid, n, arrays, legacy = _setup(msg, context)
     task = make_task(cfg)
     data = task.load(pid, n)

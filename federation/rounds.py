@@ -87,7 +87,7 @@ class RoundResult:
     Attributes:
         server_round: the round number (1-based).
         arrays: the new global arrays (the old ones when nothing valid arrived).
-        updates: accepted, non-declined replies, in node order.
+        updates: accepted, non-declined replies, in the chosen nodes' order (else by node id).
         declined: nodes that replied ``num-examples = 0``.
         rejected: node id -> why its reply was refused.
         metrics: train metrics aggregated by meaning, plus every hook's metrics.
@@ -268,7 +268,15 @@ def train_round(
     updates: list[ClientUpdate] = []
     declined: list[int] = []
     rejected: dict[int, str] = {}
-    for msg in sorted(replies, key=lambda m: int(m.metadata.src_node_id)):
+    # A fixed order (the caller's, else by node id) makes the aggregate's floating-point sums,
+    # and so the run, repeat exactly: replies arrive in any order, node ids differ per run.
+    order = {int(n): i for i, n in enumerate(nodes or ())}
+
+    def position(msg: Message) -> int:
+        node = int(msg.metadata.src_node_id)
+        return order.get(node, len(order)) if order else node
+
+    for msg in sorted(replies, key=position):
         try:
             update = check_reply(msg, start)
         except FederationError as exc:

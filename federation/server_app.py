@@ -17,12 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from flwr.app import Array, ArrayRecord, ConfigRecord, Context, MetricRecord
+from flwr.app import Context
 from flwr.serverapp import Grid, ServerApp
 
 from ._errors import FederationError
 from .accounting import array_bytes
 from .async_buffer import run_async
+from .rounds import evaluate_round, train_round, wait_for_nodes
 from .secagg import run_secagg
 from .selection import EnergyAwareSelection
 from .settings import settings
@@ -89,8 +90,18 @@ def round_epsilons(cfg: dict[str, Any]) -> list[float]:
 def run_server(grid: Grid, cfg: dict[str, Any], context: Context | None = None) -> dict[str, Any]:
     """Run (or resume) the configured rounds; returns the summary it also writes.
 
+    Every round goes through the round core (:func:`federation.rounds.train_round`): replies
+    are validated before the strategy aggregates them, and their metrics are aggregated by
+    meaning. The global arrays are evaluated by the nodes (federated evaluation) before the
+    first round (round 0) and after every round, and by the server on its own held-out
+    queries with ``server-eval = true``. ``num-nodes = 0`` takes the federation's size.
     ``context`` (the ServerApp's) is needed only by ``secagg = true`` (the legacy workflow).
     """
+    if cfg["method"] == "lolafl":
+        from .lolafl.config import RunConfig
+        from .lolafl.server_app import run_lolafl
+
+        return _finish(cfg, run_lolafl(grid, RunConfig.from_mapping(dict(cfg))))
     task = make_task(cfg)
     arrays, done = task.initial_arrays(), 0
     folder = Path(cfg["checkpoint-dir"]) if cfg["checkpoint-dir"] else None
@@ -99,13 +110,16 @@ def run_server(grid: Grid, cfg: dict[str, Any], context: Context | None = None) 
         if found is not None:
             done, arrays = found
     total = int(cfg["num-server-rounds"])
+    want = int(cfg["num-nodes"]) or None
+    num_nodes = len(wait_for_nodes(grid, want, float(cfg["node-timeout"])))
+    cfg = {**cfg, "num-nodes": num_nodes}
     if cfg["mode"] == "async":
         return _run_async_server(grid, cfg, arrays, folder)
     if cfg["secagg"]:
         return _run_secagg_server(grid, context, cfg, arrays, done, folder, task)
     strategy = make_strategy(
         cfg["strategy"],
-        num_nodes=int(cfg["num-nodes"]),
+        num_nodes=num_nodes,
         fraction_train=float(cfg["fraction-train"]),
         num_malicious=int(cfg["num-malicious"]),
         dp=cfg["dp"],
@@ -113,7 +127,6 @@ def run_server(grid: Grid, cfg: dict[str, Any], context: Context | None = None) 
         clipping_norm=float(cfg["clipping-norm"]),
         **({"proximal_mu": float(cfg["proximal-mu"])} if cfg["strategy"] == "fedprox" else {}),
     )
-
     if int(cfg["clients-per-round"]) > 0:
         strategy = EnergyAwareSelection(
             strategy,
@@ -122,38 +135,46 @@ def run_server(grid: Grid, cfg: dict[str, Any], context: Context | None = None) 
             seed=int(cfg["seed"]),
         )
 
-    stamps: list[float] = []  # wall clock at each new global version (round 0: the start)
+    def checkpoint(r: int, _start: Any, _updates: Any, new: dict[str, np.ndarray]) -> dict:
+        if folder is not None:
+            save_checkpoint(folder, r, new)
+        return {}
 
-    def checkpoint(server_round: int, record: ArrayRecord) -> MetricRecord | None:
-        stamps.append(time.monotonic())
-        if folder is not None and server_round > 0:
-            save_checkpoint(folder, done + server_round, {k: a.numpy() for k, a in record.items()})
-        return None
+    train: dict[str, dict[str, float]] = {}
+    evaluate: dict[str, dict[str, float]] = {}
+    server: dict[str, dict[str, float]] = {}
+    rejected: dict[str, dict[str, str]] = {}
+    seconds: list[float] = []
 
-    result = None
-    if total > done:
-        result = strategy.start(
-            grid,
-            ArrayRecord({k: Array(v) for k, v in arrays.items()}),
-            num_rounds=total - done,
-            train_config=ConfigRecord(dict(cfg)),
-            evaluate_config=ConfigRecord(dict(cfg)),
-            evaluate_fn=checkpoint,
-        )
-        arrays = {k: a.numpy() for k, a in result.arrays.items()}
+    def evaluation(r: int) -> None:
+        evaluate[str(r)] = evaluate_round(grid, strategy, arrays, r, cfg)
+        if cfg["server-eval"]:
+            server[str(r)] = task.evaluate(arrays, task.load(0, num_nodes))
+
+    evaluation(done)
+    for r in range(done + 1, total + 1):
+        start = time.monotonic()
+        result = train_round(grid, strategy, arrays, r, cfg, hooks=[checkpoint])
+        seconds.append(time.monotonic() - start)
+        arrays = result.arrays
+        train[str(r)] = result.metrics
+        if result.rejected:
+            rejected[str(r)] = {str(n): why for n, why in result.rejected.items()}
+        evaluation(r)
     return _finish(
         cfg,
         {
             "rounds_done": total,
             "resumed_from": done,
+            "num_nodes": num_nodes,
             "model_bytes": array_bytes(arrays),
             "full_model_bytes": task.full_model_bytes(),
-            # seconds from one global version to the next: a round's training plus the
-            # previous round's federated evaluation
-            "round_seconds": np.diff(stamps).tolist(),
+            "round_seconds": seconds,  # each round's training, replies and aggregation
             "epsilon_per_round": round_epsilons(cfg),
-            "train": {} if result is None else _rounds(result.train_metrics_clientapp, done),
-            "evaluate": {} if result is None else _rounds(result.evaluate_metrics_clientapp, done),
+            "train": train,
+            "evaluate": evaluate,
+            "server_evaluate": server,
+            "rejected": rejected,
         },
     )
 
@@ -207,13 +228,7 @@ def _run_async_server(
     grid: Grid, cfg: dict[str, Any], arrays: dict[str, np.ndarray], folder: Path | None
 ) -> dict[str, Any]:
     """Buffered asynchronous aggregation (``mode = "async"``); see ``async_buffer``."""
-    want = int(cfg["num-nodes"])
-    deadline = time.monotonic() + 120
-    while len(list(grid.get_node_ids())) < want:
-        if time.monotonic() > deadline:
-            raise FederationError(f"fewer than {want} nodes connected within 120 s")
-        time.sleep(0.5)
-    concurrency = int(cfg["concurrency"]) or want
+    concurrency = int(cfg["concurrency"]) or int(cfg["num-nodes"])
     out = run_async(grid, {**cfg, "concurrency": concurrency}, arrays)
     final = {k: v.astype(np.float32) for k, v in out["arrays"].items()}
     if folder is not None:
@@ -229,10 +244,6 @@ def _run_async_server(
             "final_arrays": {k: v.tolist() for k, v in final.items()},
         },
     )
-
-
-def _rounds(per_round: dict[int, MetricRecord], offset: int) -> dict[str, dict[str, float]]:
-    return {str(r + offset): {k: float(v) for k, v in m.items()} for r, m in per_round.items()}
 
 
 def make_server_app(**overrides: Any) -> ServerApp:

@@ -43,7 +43,10 @@ DEFAULTS: dict[str, Any] = {
     "attack-fraction": 0.0,
     "attack-scale": 1.0,
     "num-malicious": 0,
-    "num-nodes": 2,
+    "num-nodes": 0,
+    "node-timeout": 120.0,
+    "server-eval": False,
+    "method": "strategy",
     "clients-per-round": 0,
     "fairness-floor": 0.2,
     "buffer-size": 2,
@@ -60,6 +63,7 @@ _CHOICES = {
     "strategy": tuple(STRATEGIES),
     "dp": DP_MODES,
     "attack": ATTACKS,
+    "method": ("strategy", "lolafl"),
 }
 # Keys that belong to other apps sharing the run config (LoLaFL) are left alone.
 _FOREIGN_PREFIXES = ("lolafl-",)
@@ -72,13 +76,20 @@ def settings(run_config: dict[str, Any]) -> dict[str, Any]:
     )
     if unknown:
         raise FederationError(f"unknown run-config keys {unknown}; allowed: {sorted(DEFAULTS)}")
-    cfg = {**DEFAULTS, **{k: v for k, v in run_config.items() if k in DEFAULTS}}
+    # keys of the other apps (LoLaFL's) pass through for them to check
+    cfg = {**DEFAULTS, **run_config}
     for key, allowed in _CHOICES.items():
         if cfg[key] not in allowed:
             raise FederationError(f"{key} = {cfg[key]!r}; allowed: {', '.join(allowed)}")
-    for key in ("num-server-rounds", "local-epochs", "num-nodes"):
+    for key in ("num-server-rounds", "local-epochs"):
         if int(cfg[key]) < 1:
             raise FederationError(f"{key} must be >= 1, got {cfg[key]}")
+    if int(cfg["num-nodes"]) < 0:
+        raise FederationError(
+            f"num-nodes must be >= 0 (0: every node of the federation), got {cfg['num-nodes']}"
+        )
+    if not float(cfg["node-timeout"]) > 0:
+        raise FederationError(f"node-timeout must be > 0 seconds, got {cfg['node-timeout']}")
     if not 0 <= float(cfg["attack-fraction"]) <= 1:
         raise FederationError(f"attack-fraction must be in [0, 1], got {cfg['attack-fraction']}")
     _check_agent(cfg)
@@ -130,7 +141,7 @@ def _check_secagg(cfg: dict[str, Any]) -> None:
         )
     if not cfg["secagg"]:
         return
-    if shares > int(cfg["num-nodes"]):
+    if 0 < int(cfg["num-nodes"]) < shares:
         raise FederationError(
             f"secagg-num-shares ({shares}) must be <= num-nodes ({cfg['num-nodes']})"
         )

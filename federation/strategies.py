@@ -67,6 +67,8 @@ def make_strategy(
     """
     from flwr.serverapp import strategy as fs
 
+    from .rounds import aggregate_metrics
+
     if name not in STRATEGIES:
         raise FederationError(f"unknown strategy {name!r}; allowed: {', '.join(STRATEGIES)}")
     if dp not in DP_MODES:
@@ -88,6 +90,9 @@ def make_strategy(
         "min_train_nodes": sampled,
         "min_evaluate_nodes": num_nodes,
         "min_available_nodes": num_nodes,
+        # replies' metrics by meaning (epsilon: max, counts: sum), not all weighted means
+        "train_metrics_aggr_fn": aggregate_metrics,
+        "evaluate_metrics_aggr_fn": aggregate_metrics,
     }
     strategy = getattr(fs, cls_name)(**common, **options)
     if dp == "none":

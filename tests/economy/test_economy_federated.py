@@ -21,7 +21,13 @@ FED = {
     "agents": {"scorer": "lm", "model": "tiny-encoder"},
     "world": {"history": 5},
     "market": {"users": 8, "advertisers": 5, "steps": 4, "impressions_per_user": 3},
-    "federated": {"every": 2, "clients_per_round": 3, "valuation_budget": 8, "batch_size": 4},
+    "federated": {
+        "every": 2,
+        "clients_per_round": 3,
+        "valuation_budget": 8,
+        "batch_size": 4,
+        "lr": 0.02,
+    },
 }
 
 pytestmark = pytest.mark.slow
@@ -31,12 +37,19 @@ pytestmark = pytest.mark.slow
 def federated_run(tmp_path_factory):
     """(run folder, per step: every agent's adapter version) of one federated run."""
     versions: list[set[str]] = []
+    states: list[dict[str, np.ndarray]] = []
 
     def on_step(state) -> None:
         versions.append({a.version for a in state.lm.agents})
+        states.append(state.lm.agents[0].state())
 
     cfg = parse_config({**FED, "output_dir": str(tmp_path_factory.mktemp("fed"))})
-    return run_market(cfg, on_step=on_step), versions
+    run = run_market(cfg, on_step=on_step)
+    # a round moves each weight by at most about lr per DP-SGD step (Adam): the devices
+    # train with federated.lr, nothing else
+    step = max(float(np.abs(states[1][k] - states[0][k]).max()) for k in states[0])
+    assert 0 < step <= 4 * cfg.federated.lr
+    return run, versions
 
 
 def test_rounds_ran_through_flower_and_changed_the_one_global_adapter(federated_run):

@@ -115,8 +115,8 @@ def test_two_rounds_four_agent_clients_in_the_simulation_engine(tmp_path):
         backend_config={"client_resources": {"num_cpus": 1}},
     )
     summary = json.loads(out.read_text())
-    assert sorted(summary["train"]) == sorted(summary["evaluate"]) == ["1", "2"]
-    assert summary["train"]["1"]["bytes-up"] == pytest.approx(summary["model_bytes"])
+    assert sorted(summary["train"]) == ["1", "2"] and sorted(summary["evaluate"]) == ["0", "1", "2"]
+    assert summary["train"]["1"]["bytes-up"] == pytest.approx(4 * summary["model_bytes"])
     assert summary["full_model_bytes"] > 40 * summary["model_bytes"]
     assert summary["train"]["2"]["epsilon"] > 0 and summary["train"]["2"]["train_loss"] > 0
     assert 0 <= summary["evaluate"]["2"]["ndcg@10"] <= 1
