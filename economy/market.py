@@ -58,6 +58,7 @@ class StepMetrics:
     fast_path_us_per_impression: float
     ndcg10: float = 0.0
     dp_sgd_epsilon_max: float = 0.0
+    fed_seconds: float = 0.0  # wall time of the step's federated round (0: none)
 
 
 def _clicks(
@@ -202,7 +203,9 @@ def market_step(
                     "federated rounds run over a Flower federation: start the market with "
                     "economy.runner.run_market (fedadagent run), or set federated.every = 0"
                 )
+            started = time.perf_counter()
             fed_round = fed.round(link, step)
+            fed_round["fed_seconds"] = time.perf_counter() - started
     value_of_clicks = world.values * clicked
     expected_relevance = np.take_along_axis(true_ctr, shown, axis=1) * outcome.slot_ctrs
     n_filled = int(filled.sum())
@@ -226,6 +229,7 @@ def market_step(
         fast_path_us_per_impression=fast_path / n_imp * 1e6,
         ndcg10=ndcg_at_k(_quality(world, estimator, lm, all_users), world.true_ctr(all_users)),
         dp_sgd_epsilon_max=float(fed.epsilon.max()) if fed is not None else 0.0,
+        fed_seconds=float(fed_round.get("fed_seconds", 0.0)),
     )
 
 

@@ -121,6 +121,7 @@ def run_server(grid: Grid, cfg: dict[str, Any], context: Context | None = None) 
         cfg["strategy"],
         num_nodes=num_nodes,
         fraction_train=float(cfg["fraction-train"]),
+        fraction_evaluate=float(cfg["fraction-evaluate"]),
         num_malicious=int(cfg["num-malicious"]),
         dp=cfg["dp"],
         noise_multiplier=float(cfg["noise-multiplier"]),

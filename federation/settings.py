@@ -32,6 +32,7 @@ DEFAULTS: dict[str, Any] = {
     "num-server-rounds": 3,
     "strategy": "fedavg",
     "fraction-train": 1.0,
+    "fraction-evaluate": 1.0,
     "local-epochs": 1,
     "lr": 2.0,
     "proximal-mu": 0.0,
@@ -90,6 +91,10 @@ def settings(run_config: dict[str, Any]) -> dict[str, Any]:
         )
     if not float(cfg["node-timeout"]) > 0:
         raise FederationError(f"node-timeout must be > 0 seconds, got {cfg['node-timeout']}")
+    if not 0 <= float(cfg["fraction-evaluate"]) <= 1:
+        raise FederationError(
+            f"fraction-evaluate must be in [0, 1], got {cfg['fraction-evaluate']}"
+        )
     if not 0 <= float(cfg["attack-fraction"]) <= 1:
         raise FederationError(f"attack-fraction must be in [0, 1], got {cfg['attack-fraction']}")
     _check_agent(cfg)

@@ -39,6 +39,7 @@ def make_strategy(
     *,
     num_nodes: int,
     fraction_train: float = 1.0,
+    fraction_evaluate: float = 1.0,
     num_malicious: int = 0,
     dp: str = "none",
     noise_multiplier: float = 0.0,
@@ -54,6 +55,7 @@ def make_strategy(
         num_nodes: cohort size; every ``min_*_nodes`` is set to the number sampled, so round 1
             never starts before the nodes connect.
         fraction_train: share of the cohort trained each round.
+        fraction_evaluate: share of the cohort that evaluates each round (0: none).
         num_malicious: attackers the robust rules must tolerate (Krum, MultiKrum, Bulyan).
         dp: ``"none"``, ``"central-fixed"``, ``"central-adaptive"`` (the server clips and
             noises), ``"client-fixed"``, ``"client-adaptive"`` (clients clip with Flower's
@@ -73,8 +75,10 @@ def make_strategy(
         raise FederationError(f"unknown strategy {name!r}; allowed: {', '.join(STRATEGIES)}")
     if dp not in DP_MODES:
         raise FederationError(f"unknown dp mode {dp!r}; allowed: {', '.join(DP_MODES)}")
-    if num_nodes < 1 or not 0 < fraction_train <= 1:
-        raise FederationError("num_nodes must be >= 1 and fraction_train in (0, 1]")
+    if num_nodes < 1 or not 0 < fraction_train <= 1 or not 0 <= fraction_evaluate <= 1:
+        raise FederationError(
+            "num_nodes must be >= 1, fraction_train in (0, 1] and fraction_evaluate in [0, 1]"
+        )
     cls_name, allowed = STRATEGIES[name]
     unknown = sorted(set(options) - set(allowed))
     if unknown:
@@ -86,9 +90,9 @@ def make_strategy(
     sampled = max(1, round(fraction_train * num_nodes))
     common = {
         "fraction_train": fraction_train,
-        "fraction_evaluate": 1.0,
+        "fraction_evaluate": fraction_evaluate,
         "min_train_nodes": sampled,
-        "min_evaluate_nodes": num_nodes,
+        "min_evaluate_nodes": max(1, round(fraction_evaluate * num_nodes)),
         "min_available_nodes": num_nodes,
         # replies' metrics by meaning (epsilon: max, counts: sum), not all weighted means
         "train_metrics_aggr_fn": aggregate_metrics,
