@@ -49,18 +49,18 @@ class BufferedAggregator:
         self._buffer: list[tuple[float, dict[str, np.ndarray]]] = []
         self.staleness: list[int] = []
         # Each version's arrays, so an update is taken against the version it started from.
-        self._versions = {0: {k: v.copy() for k, v in self.arrays.items()}}
+        self.versions = {0: {k: v.copy() for k, v in self.arrays.items()}}
 
     def add(self, local: Mapping[str, np.ndarray], base_version: int) -> bool:
         """Buffer a client's new arrays, trained from ``base_version``; True if a step applied."""
-        if base_version not in self._versions:
+        if base_version not in self.versions:
             raise FederationError(
                 f"version {base_version} is unknown (current {self.version}, kept "
-                f"{sorted(self._versions)})"
+                f"{sorted(self.versions)})"
             )
         stale = self.version - base_version
         self.staleness.append(stale)
-        base = self._versions[base_version]
+        base = self.versions[base_version]
         delta = {k: np.asarray(local[k], dtype=np.float64) - base[k] for k in self.arrays}
         self._buffer.append((staleness_weight(stale), delta))
         if len(self._buffer) < self.buffer_size:
@@ -70,21 +70,26 @@ class BufferedAggregator:
             self.arrays[k] = self.arrays[k] + self.server_lr * step
         self._buffer.clear()
         self.version += 1
-        self._versions[self.version] = {k: v.copy() for k, v in self.arrays.items()}
+        self.versions[self.version] = {k: v.copy() for k, v in self.arrays.items()}
         return True
 
     def forget_before(self, version: int) -> None:
         """Drop stored versions older than ``version`` (no client still trains from them)."""
-        for v in [v for v in self._versions if v < version]:
-            del self._versions[v]
+        for v in [v for v in self.versions if v < version]:
+            del self.versions[v]
 
 
 def run_async(grid: Any, cfg: dict[str, Any], initial: Mapping[str, np.ndarray]) -> dict[str, Any]:
     """Drive FedBuff over a Flower ``Grid`` until ``num-server-rounds`` versions are applied.
 
-    Uses ``push_messages`` / ``pull_messages`` so replies are handled as they arrive.
+    Uses ``push_messages`` / ``pull_messages`` so replies are handled as they arrive; every
+    reply is validated by the round core's :func:`federation.rounds.check_reply` against the
+    version it answered (a refused one is counted in ``rejected`` and the node is sent the
+    current version again).
     """
-    from flwr.app import Array, ArrayRecord, ConfigRecord, Message, RecordDict
+    from flwr.app import ConfigRecord, Message, RecordDict
+
+    from .rounds import ARRAY_KEY, check_reply, to_record
 
     agg = BufferedAggregator(
         initial, buffer_size=int(cfg["buffer-size"]), server_lr=float(cfg["server-lr"])
@@ -93,10 +98,13 @@ def run_async(grid: Any, cfg: dict[str, Any], initial: Mapping[str, np.ndarray])
     nodes = sorted(grid.get_node_ids())
     busy: dict[str, tuple[int, int]] = {}  # message id -> (node, base version)
 
+    rejected: list[str] = []
+
     def send(node: int) -> None:
-        arrays = ArrayRecord({k: Array(v.astype(np.float32)) for k, v in agg.arrays.items()})
         msg = Message(
-            content=RecordDict({"arrays": arrays, "config": ConfigRecord(dict(cfg))}),
+            content=RecordDict(
+                {ARRAY_KEY: to_record(agg.arrays), "config": ConfigRecord(dict(cfg))}
+            ),
             dst_node_id=node,
             message_type="train",
         )
@@ -113,10 +121,20 @@ def run_async(grid: Any, cfg: dict[str, Any], initial: Mapping[str, np.ndarray])
             node, base = busy.pop(reply.metadata.reply_to_message_id)
             if agg.version >= target:  # replies that arrive together may overshoot: stop
                 break
-            if reply.has_content():
-                agg.add({k: a.numpy() for k, a in reply.content["arrays"].items()}, base)
+            try:
+                update = check_reply(reply, agg.versions[base])
+            except FederationError as exc:
+                rejected.append(f"node {node}: {exc}")
+            else:
+                if update.num_examples > 0:
+                    agg.add(update.arrays, base)
             if agg.version < target:
                 send(node)
         agg.forget_before(min((base for _, base in busy.values()), default=agg.version))
         time.sleep(0.05)
-    return {"arrays": agg.arrays, "version": agg.version, "staleness": agg.staleness}
+    return {
+        "arrays": agg.arrays,
+        "version": agg.version,
+        "staleness": agg.staleness,
+        "rejected": rejected,
+    }

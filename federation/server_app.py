@@ -241,6 +241,7 @@ def _run_async_server(
             "versions": out["version"],
             "staleness": out["staleness"],
             "mean_staleness": float(np.mean(out["staleness"])) if out["staleness"] else 0.0,
+            "rejected": out["rejected"],
             "model_bytes": array_bytes(final),
             "final_arrays": {k: v.tolist() for k, v in final.items()},
         },
