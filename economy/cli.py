@@ -16,6 +16,7 @@ status 130 and leaves a resumable run (or sweep).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -82,6 +83,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
         print(f"run folder: {run_offline(cfg)}")
         return 0
+    _quiet_libraries()
     try:
         with _progress(cfg.market.steps, cfg.name, not args.no_progress) as update:
             kwargs = {"on_step": lambda state: update(state.step), "checkpoint_every": args.every}
@@ -93,8 +95,54 @@ def _cmd_run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print(f"interrupted; resume with: fedadagent run --resume {run}", file=sys.stderr)
         return INTERRUPTED
+    _print_summary(Path(run))
     print(f"run folder: {run}")
     return 0
+
+
+def _quiet_libraries() -> None:
+    """Keep the libraries' own warnings, log lines and load bars out of the progress bar."""
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    logging.getLogger("flwr").setLevel(logging.ERROR)
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+
+def _print_summary(run: Path) -> None:
+    """One screen of the run's summary.json: what ran, what it earned, what it cost."""
+    import json
+
+    from .rundir import SUMMARY
+
+    path = run / SUMMARY
+    if not path.is_file():
+        return
+    s = json.loads(path.read_text())
+    t = s["totals"]
+    lines = [
+        f"[bold]{s['name']}[/] seed {s['seed']}, {s['steps']} steps, "
+        f"{t['impressions']:,.0f} impressions",
+        f"agents       {s['agents']['scorer']}"
+        + (f" ({s['agents']['model']} LoRA)" if s["agents"]["scorer"] == "lm" else ""),
+        f"federated    {s['federated']['rounds']} rounds on {s['federated']['engine']} "
+        f"({s['federated']['strategy']})",
+        f"market       revenue {t['revenue']:,.1f}, advertiser surplus "
+        f"{t['advertiser_surplus']:,.1f}, user welfare {t['user_welfare']:,.1f}, "
+        f"CTR {s['ctr']:.4f}",
+        f"quality      NDCG@10 {s['quality']['ndcg10_first_step']:.3f} (first step) -> "
+        f"{s['quality']['ndcg10']:.3f} (last)",
+        f"privacy      epsilon per user {s['privacy']['epsilon_max']:.3g} (trend gossip "
+        f"{s['privacy']['epsilon_trend_gossip']:.3g} + DP-SGD "
+        f"{s['privacy']['epsilon_dp_sgd_max']:.3g}, delta {s['privacy']['delta']:g})",
+        f"tokens       {s['tokens']['paid']:,.4g} paid to {s['tokens']['contributors']} devices "
+        f"(Gini among them {s['tokens']['gini_contributors']:.3f})",
+        f"ledger       head {s['ledger']['head']}, verified {s['ledger']['verified']}",
+    ]
+    Console().print("\n".join(lines), highlight=False)
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
