@@ -37,6 +37,8 @@ def test_quickstart_end_to_end_reduced(tmp_path, capsys):
     args = ["run", str(EXAMPLES / "quickstart.toml"), "-o", str(tmp_path), "--no-progress"]
     args += ["-c", "market.users=24", "-c", "market.steps=4", "-c", "federated.every=2"]
     args += ["-c", "federated.clients_per_round=3", "-c", "federated.valuation_budget=8"]
+    # larger steps than the default, so that this short run's noisy updates earn tokens
+    args += ["-c", "federated.lr=0.02"]
     assert main(args) == 0
     run = only_child(tmp_path)
     summary = json.loads((run / SUMMARY).read_text())

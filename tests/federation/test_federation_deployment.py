@@ -45,5 +45,6 @@ def test_two_rounds_on_superlink_and_three_supernodes(tmp_path):
                 break
             time.sleep(0.5)
         result = json.loads(out.read_text())
-        assert sorted(result["evaluate"]) == ["1", "2"]
+        assert sorted(result["evaluate"]) == ["0", "1", "2"]  # round 0: before training
+        assert result["num_nodes"] == 3
         assert result["evaluate"]["2"]["ndcg@10"] > 0.6
