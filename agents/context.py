@@ -104,7 +104,10 @@ class Budget:
 
     @property
     def remaining(self) -> float:
-        """Epsilon left to spend."""
+        """Epsilon left to spend (an unlimited budget stays unlimited, even after runs that
+        spent infinite epsilon without noise)."""
+        if self.epsilon == math.inf:
+            return math.inf
         return max(0.0, self.epsilon - self.spent)
 
     def spend(self, amount: float, what: str) -> None:

@@ -2,11 +2,12 @@
 
 ``checkpoint.pkl`` in the run folder is one atomically written file (temp file + rename): the
 pickled :class:`economy.market.MarketState` after a finished step (bidders, the devices' CTR
-estimates, the LM agents' contexts and global adapter + head, the federation's tokens and
-per-device epsilon, every random generator's state, the metrics so far) and a byte image of the ledger database at that moment. Two objects are not pickled:
-the world, which is rebuilt from the run's config and seed (deterministic), and the ledger
-connection, which is reopened on the restored database. Restoring the ledger image drops
-entries written by a step that did not finish, so a resumed run pays every reward once.
+estimates, the LM agents' contexts and global adapter + head, the federation's tokens and per-
+device epsilon, every random generator's state, the metrics so far) and a byte image of the
+ledger database at that moment. Two objects are not pickled: the world, which is rebuilt from
+the run's config and seed (deterministic), and the ledger connection, which is reopened on the
+restored database. Restoring the ledger image drops entries written by a step that did not
+finish, so a resumed run pays every reward once.
 """
 
 from __future__ import annotations

@@ -326,6 +326,8 @@ def run_steps(
     The caller closes the state (its ledger) when it is done with it.
     """
     while not state.done:
+        if link is not None and link.stop is not None and link.stop.is_set():
+            raise KeyboardInterrupt("the run was stopped")  # Ctrl-C reached the engine
         state.advance(link)
         if on_step is not None:
             on_step(state)
