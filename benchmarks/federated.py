@@ -1,37 +1,76 @@
-"""Federated training of the agents' LoRA adapter + head (MiniLM, r=8) on MovieLens-100k.
+"""Federated LoRA agents on MovieLens-100k through the one federated system: NDCG@10 vs
+user-level epsilon (3 seeds), seconds per economy round, bytes per round.
 
-Every MovieLens user is one device; users are dealt to N clients (``federation.agent_task``),
-each client keeps at most ``--users`` of them. Three tables:
+No round loop here: every federated round runs through the project's one round core.
+Each run is federation's ServerApp (``federation.server_app.make_server_app(**run_config)``,
+whose ``run_server`` calls ``federation.rounds.train_round``) with federation's ClientApp
+(``federation.client_app.app``, ``task = "agent"``) on Flower's Simulation Engine
+(``flwr.simulation.run_simulation``, one Ray actor per core); the script reads the final
+global arrays from the run's checkpoint folder (``load_checkpoint``) and the per-round
+summary from its ``output`` JSON.
 
-1. Scaling (10, 50, 200 clients): seconds per round and rounds to a target NDCG@10.
-   - ``ray``: the Flower Simulation Engine runs federation's ServerApp/ClientApp
-     (``run_simulation``, one Ray actor per core, every client every round). Its seconds per
-     round are the server's (a round's training plus the previous round's federated
-     evaluation on the clients' partitions).
-   - ``in-process``: the same ``client_update`` a ClientApp computes, for a seeded cohort of
-     clients per round, aggregated with Flower's FedAvg code (``aggregate_arrayrecords``
-     weighted by examples); seconds per round = the cohort's training + aggregation in one
-     process. 200 clients x MiniLM through Ray do not fit 2 cores, so 50 and 200 run so.
-2. Bytes per round: the adapter + head up and down per client vs sending the full model.
-3. NDCG@10 vs epsilon (1, 3, 8, no DP): local DP-SGD on every client; the noise multiplier is
-   chosen so that all rounds together spend the target (example-level: one click-log row,
-   delta 1e-5, RDP), i.e. ``noise_multiplier_for(eps, q, rounds x steps)``.
+1. NDCG@10 vs user-level epsilon, mean and sd over seeds (0, 1, 2 by default). MovieLens-100k
+   users are the devices, one user per Flower node (``users-per-client = 1``): the 924 usable
+   users are dealt to ``num-nodes`` seeded partitions and each node is the first user of its
+   own (462 devices by default). Each round the strategy samples ``fraction-train`` of them;
+   a device trains the MiniLM LoRA adapter (r=8) + head (``federation.agent_task.AgentTask``:
+   every movie carries the exchange's public prior, the head learns its weight) with Adam on
+   its 4 newest history positives against 4 sampled unrated movies. Rows: popularity (rank
+   by the exchange's count of training positives), zero-shot (the initial arrays: base
+   MiniLM, cosine head, prior weight 0), federated LoRA without DP and at user-level
+   epsilon 8, 3, 1.
 
-NDCG@10 / Precision@10 of each global adapter are measured centrally on a fixed sample of
-users (their held-out newest positives; candidates: every movie they have not rated).
-Timings are wall clock on a shared, loaded 2-core machine.
+   Sizes: one round of 138 devices (q = 0.30), 10 local Adam steps at lr 1e-2. Under central
+   DP the noise on the mean update is ``z x clip / cohort``, the same on each of the 74,115
+   coordinates, and Adam moves every coordinate by about lr per step, so what decides the
+   outcome is cohort / z: at equal compute one round of 138 spends less privacy than 2-3
+   rounds of 46-69 (no composition), and fewer nodes cost less engine time (Flower's
+   in-memory Simulation Engine checks every node's queue against every pending message
+   every 0.1 s, so a round costs about nodes x cohort on top of the training).
 
-    bash .ci/env python benchmarks/federated.py [--quick]
+   DP is central over clients (``dp = "central-fixed"``: Flower's server-side DP-FedAvg,
+   ``DifferentialPrivacyServerSideFixedClipping``): the server clips each client's whole
+   update to ``clipping-norm`` and adds Gaussian noise ``noise-multiplier x clipping-norm`` to
+   the sum, so the guarantee covers everything a client holds; client-level DP implies
+   user-level DP, and here a client is exactly one user. Epsilon per user is
+   ``agents.privacy.epsilon(z, q = fraction-train, rounds, delta = 1e-5)`` (RDP over
+   ``rounds`` Poisson-subsampled Gaussian mechanisms; Flower samples a fixed-size cohort,
+   the usual approximation), i.e. ``federation.server_app.round_epsilons(cfg)[-1]``, and
+   ``z = noise_multiplier_for(epsilon, q, rounds, 1e-5)``. Local DP-SGD is off in every row
+   (``dp-sgd-clipping-norm = dp-sgd-noise-multiplier = 0``), so the epsilon is the central
+   one only. The clipping norm is the median per-client update norm of the no-DP setting,
+   measured once (``--clip``); choosing it from data is not itself private (as usual in
+   benchmarks). Federated evaluation is off (``fraction-evaluate = 0``): NDCG@10 is measured
+   centrally by ``AgentTask.evaluate`` on a fixed sample of users per seed (their held-out
+   newest positives; candidates: every movie they have not rated).
+
+2. Seconds per economy round on the Simulation Engine at 10, 50, 200 devices: the economy
+   (``economy.runner.run_market``, MiniLM agents, synthetic world) with ``market.users`` =
+   devices, ``federated.every = 1``, ``federated.clients_per_round = 8``; the per-step
+   ``fed_seconds`` of the run folder's ``metrics.csv`` (wall time of each federated round:
+   training, aggregation, valuation, payment). Start-up = total wall time minus the steps.
+
+3. Bytes per round: the adapter + head up and down per client vs the full model (from the
+   no-DP run's summary: ``model_bytes``, ``full_model_bytes``, ``bytes-up``).
+
+Wall clock on a shared 2-core machine: the load average is printed with every table.
+
+    bash .ci/env python benchmarks/federated.py [--quick] [--seeds 0,1,2]
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
+import logging
 import math
+import os
+import shlex
 import sys
 import tempfile
 import time
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,262 +78,390 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks._report import print_table, write_json
-from federation.accounting import array_bytes
-from federation.agent_task import AgentData
-from federation.client_app import client_update
-from federation.server_app import load_checkpoint
-from federation.settings import settings
-from federation.task import make_task
+
+DELTA = 1e-5
+EPSILONS = (8.0, 3.0, 1.0)
+ESTIMATE = "full run: about 35 min on 2 idle cores (12 federated runs + 3 economy runs)"
 
 
-def agent_config(args: argparse.Namespace, **extra: Any) -> dict[str, Any]:
-    """The checked run config of the agent task for this benchmark."""
+@dataclass(frozen=True)
+class Sizes:
+    """What one benchmark run trains and measures (``FULL`` or ``QUICK``)."""
+
+    rank: int  # LoRA rank
+    clients: int  # devices, one user each (0: every usable user, 924)
+    per_round: int  # clients sampled per round (fraction-train = per_round / clients)
+    rounds: int
+    epochs: int  # local epochs (4 positives + 4 sampled non-clicks per user, batch 16)
+    lr: float  # agent-lr (Adam)
+    clip: float  # central clipping norm: the median no-DP client update norm
+    eval_users: int
+    econ_devices: tuple[int, ...]
+    econ_steps: int
+
+
+FULL = Sizes(
+    rank=8,
+    clients=462,
+    per_round=138,
+    rounds=1,
+    epochs=20,
+    lr=1e-2,
+    clip=9.0,
+    eval_users=200,
+    econ_devices=(10, 50, 200),
+    econ_steps=4,
+)
+QUICK = replace(
+    FULL, clients=200, per_round=8, rounds=2, eval_users=40, econ_devices=(10,), econ_steps=3
+)
+
+
+def header(title: str) -> None:
+    """The table's title with the date, the machine load and the command."""
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    cmd = shlex.join([Path(sys.executable).name, *sys.argv])
+    print(f"\n{title}\n  {time.strftime('%Y-%m-%d %H:%M:%S')}, load average {load}, `{cmd}`")
+
+
+def agent_config(sizes: Sizes, seed: int, clients: int, **extra: Any) -> dict[str, Any]:
+    """The checked run config of one federated agent run (no DP-SGD, no federated eval)."""
+    from federation.settings import settings
+
     return settings(
         {
             "task": "agent",
-            "model": args.model,
-            "lora-rank": args.rank,
-            "users-per-client": args.users,
-            "local-epochs": args.epochs,
-            "agent-lr": args.lr,
-            "seed": args.seed,
+            "model": "minilm",
+            "lora-rank": sizes.rank,
+            "users-per-client": 1,
+            "positives-per-user": 4,
+            "batch-size": 16,
+            "local-epochs": sizes.epochs,
+            "agent-lr": sizes.lr,
+            "num-nodes": clients,
+            "num-server-rounds": sizes.rounds,
+            "fraction-train": sizes.per_round / clients,
+            "fraction-evaluate": 0.0,
+            "dp-sgd-clipping-norm": 0.0,
+            "dp-sgd-noise-multiplier": 0.0,
+            "seed": seed,
             **extra,
         }
     )
 
 
-class CentralEval:
-    """NDCG@10 / Precision@10 of global arrays on a fixed user sample (cached per state)."""
-
-    def __init__(self, cfg: dict[str, Any], n_users: int, seed: int) -> None:
-        self.task = make_task(cfg)
-        users = np.random.default_rng([seed, 7]).permutation(self.task.usable_users())
-        self.data = AgentData(tuple(int(u) for u in users[:n_users]))
-        self._seen: dict[str, dict[str, float]] = {}
-
-    def __call__(self, arrays: dict[str, np.ndarray]) -> dict[str, float]:
-        from agents import state_version
-
-        key = state_version(arrays)
-        if key not in self._seen:
-            self._seen[key] = self.task.evaluate(arrays, self.data)
-        return self._seen[key]
-
-
-def in_process(
-    cfg: dict[str, Any], cohort: int, rounds: int, central: CentralEval, target: float
-) -> dict[str, Any]:
-    """FedAvg rounds in this process over a seeded cohort; stops once ``target`` is reached."""
-    from flwr.app import Array, ArrayRecord, MetricRecord, RecordDict
-    from flwr.serverapp.strategy.strategy_utils import aggregate_arrayrecords
-
-    n = int(cfg["num-nodes"])
-    arrays = make_task(cfg).initial_arrays()
-    pick = np.random.default_rng([int(cfg["seed"]), n, 3])
-    curve, seconds, eps = [central(arrays)["ndcg@10"]], [], []
-    for r in range(1, rounds + 1):
-        start = time.perf_counter()
-        replies = []
-        for pid in sorted(pick.choice(n, size=cohort, replace=False)):
-            new, _, metrics = client_update(cfg, int(pid), n, arrays, r)
-            eps.append(metrics.get("epsilon", math.inf))
-            replies.append(
-                RecordDict(
-                    {
-                        "arrays": ArrayRecord({k: Array(v) for k, v in new.items()}),
-                        "metrics": MetricRecord(metrics),
-                    }
-                )
-            )
-        arrays = {k: a.numpy() for k, a in aggregate_arrayrecords(replies, "num-examples").items()}
-        seconds.append(time.perf_counter() - start)
-        curve.append(central(arrays)["ndcg@10"])
-        if curve[-1] >= target:
-            break
-    return {"curve": curve, "seconds": seconds, "arrays": arrays, "epsilon_per_run": eps}
-
-
-def through_ray(
-    cfg: dict[str, Any], central: CentralEval, folder: Path, target: float
-) -> dict[str, Any]:
-    """The real apps in the Simulation Engine; NDCG of each round's checkpoint, centrally."""
+def run_federation(cfg: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """Federation's ServerApp + ClientApp on the Simulation Engine; the final arrays (from
+    the checkpoint folder), the summary (``output``) and the wall time."""
     from flwr.simulation import run_simulation
 
     from federation.client_app import app as client_app
-    from federation.server_app import make_server_app
+    from federation.server_app import load_checkpoint, make_server_app
 
-    out, ckpt = folder / "ray.json", folder / "ckpt"
+    out, ckpt = folder / "summary.json", folder / "checkpoints"
     run_cfg = {**cfg, "output": str(out), "checkpoint-dir": str(ckpt)}
     start = time.perf_counter()
     run_simulation(
         server_app=make_server_app(**run_cfg),
         client_app=client_app,
         num_supernodes=int(cfg["num-nodes"]),
-        backend_config={"client_resources": {"num_cpus": 1}},
+        backend_config={
+            "client_resources": {"num_cpus": 1},
+            "init_args": {"logging_level": "ERROR", "log_to_driver": False},
+        },
     )
     wall = time.perf_counter() - start
+    found = load_checkpoint(ckpt) if out.is_file() else None
+    if found is None or found[0] != int(cfg["num-server-rounds"]):
+        raise RuntimeError(f"the federated run did not finish (no final checkpoint in {ckpt})")
     summary = json.loads(out.read_text())
-    curve = [central(make_task(cfg).initial_arrays())["ndcg@10"]]
-    for r in range(1, int(cfg["num-server-rounds"]) + 1):
-        with np.load(ckpt / f"round-{r:05d}.npz") as z:
-            curve.append(central({k: z[k] for k in z.files})["ndcg@10"])
-    assert load_checkpoint(ckpt)[0] == int(cfg["num-server-rounds"])
+    if summary["rejected"]:
+        raise RuntimeError(f"replies were rejected: {summary['rejected']}")
+    return {"arrays": found[1], "summary": summary, "wall_s": wall}
+
+
+class Evaluation:
+    """NDCG@10 / Precision@10 on a fixed sample of users (one per seed), centrally."""
+
+    def __init__(self, cfg: dict[str, Any], n_users: int) -> None:
+        from federation.agent_task import AgentData
+        from federation.task import make_task
+
+        self.task = make_task(cfg)
+        users = np.random.default_rng([int(cfg["seed"]), 7]).permutation(self.task.usable_users())
+        self.data = AgentData(tuple(int(u) for u in users[:n_users]))
+
+    def popularity(self) -> dict[str, float]:
+        """Ranking every unrated movie by the exchange's count of training positives."""
+        from agents.datasets import precision_ndcg_at_k
+        from federation.agent_task import movielens_world
+
+        world = movielens_world()
+        rows = [
+            precision_ndcg_at_k(
+                world.item_prior, world.item_ids, world.users[u].test, world.users[u].seen, k=10
+            )
+            for u in self.data.users
+        ]
+        precision, ndcg = np.mean(rows, axis=0)
+        return {"ndcg@10": float(ndcg), "precision@10": float(precision)}
+
+    def __call__(self, arrays: dict[str, np.ndarray]) -> dict[str, float]:
+        import torch
+
+        torch.set_num_threads(max(1, os.cpu_count() or 1))  # Ray is done: both cores
+        return self.task.evaluate(arrays, self.data)
+
+
+def update_norm(start: dict[str, np.ndarray], end: dict[str, np.ndarray]) -> float:
+    """L2 norm of the change of the global arrays."""
+    return float(math.sqrt(sum(float(((end[k] - start[k]) ** 2).sum()) for k in start)))
+
+
+def one_seed(sizes: Sizes, seed: int, clients: int, tmp: Path) -> list[dict[str, Any]]:
+    """Every row of table 1 for one seed (popularity, zero-shot, no DP, each epsilon)."""
+    from agents.privacy import noise_multiplier_for
+    from federation.server_app import round_epsilons
+
+    base = agent_config(sizes, seed, clients)
+    evaluation = Evaluation(base, sizes.eval_users)
+    initial = evaluation.task.initial_arrays()
+    rows = [
+        {"seed": seed, "row": "popularity", "epsilon": "-", **evaluation.popularity()},
+        {"seed": seed, "row": "zero-shot", "epsilon": "-", **evaluation(initial)},
+    ]
+    q = sizes.per_round / clients
+    for eps in (None, *EPSILONS):
+        if eps is None:
+            cfg, z = base, 0.0
+        else:
+            z = noise_multiplier_for(eps, q, sizes.rounds, DELTA)
+            cfg = agent_config(
+                sizes,
+                seed,
+                clients,
+                **{"dp": "central-fixed", "noise-multiplier": z, "clipping-norm": sizes.clip},
+            )
+        name = "no DP" if eps is None else f"epsilon {eps:g}"
+        print(f"seed {seed}, {name}: {clients} devices, {sizes.per_round}/round ...", flush=True)
+        run = run_federation(cfg, tmp / f"seed{seed}-{name.replace(' ', '')}")
+        spent = round_epsilons(cfg)
+        scores = evaluation(run["arrays"])
+        rows.append(
+            {
+                "seed": seed,
+                "row": f"federated LoRA, {name}",
+                "epsilon": spent[-1] if spent else math.inf,
+                "noise_multiplier": z,
+                **scores,
+                "prior_weight": float(run["arrays"]["head.prior"][0]),
+                "global_update_norm": update_norm(initial, run["arrays"]),
+                "wall_s": run["wall_s"],
+                "round_seconds": run["summary"]["round_seconds"],
+                "summary": {
+                    k: run["summary"][k] for k in ("model_bytes", "full_model_bytes", "train")
+                },
+            }
+        )
+        last = rows[-1]
+        print(
+            f"  NDCG@10 {last['ndcg@10']:.4f} (popularity {rows[0]['ndcg@10']:.4f}), "
+            f"epsilon {last['epsilon']:.3g}, z {z:.3f}, prior weight {last['prior_weight']:.3f}, "
+            f"wall {last['wall_s']:.0f} s",
+            flush=True,
+        )
+    return rows
+
+
+def quality_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mean and sd over seeds of each row, and of its NDCG@10 minus popularity's (paired)."""
+    names = list(dict.fromkeys(r["row"] for r in rows))
+    pop = {r["seed"]: r["ndcg@10"] for r in rows if r["row"] == "popularity"}
+    out = []
+    for name in names:
+        mine = [r for r in rows if r["row"] == name]
+        ndcg = np.array([r["ndcg@10"] for r in mine])
+        gap = np.array([r["ndcg@10"] - pop[r["seed"]] for r in mine])
+        sd = lambda a: float(a.std(ddof=1)) if a.size > 1 else float("nan")  # noqa: E731
+        eps = mine[0]["epsilon"]
+        out.append(
+            {
+                "row": name,
+                "epsilon": eps if isinstance(eps, str) else (float(eps) if eps < 1e9 else "inf"),
+                "noise_mult": mine[0].get("noise_multiplier", "-"),
+                "ndcg@10_mean": float(ndcg.mean()),
+                "ndcg@10_sd": sd(ndcg),
+                "minus_pop_mean": float(gap.mean()),
+                "minus_pop_sd": sd(gap),
+                "p@10_mean": float(np.mean([r["precision@10"] for r in mine])),
+                "seeds": len(mine),
+            }
+        )
+    return out
+
+
+def economy_round_seconds(devices: int, steps: int, seed: int, tmp: Path) -> dict[str, Any]:
+    """One economy run on the Simulation Engine; seconds per federated round from
+    ``metrics.csv`` and the start-up (total wall time minus the steps)."""
+    from economy.config import parse_config
+    from economy.runner import run_market
+
+    cfg = parse_config(
+        {
+            "name": f"fedbench-{devices}",
+            "seed": seed,
+            "output_dir": str(tmp / f"economy-{devices}"),
+            "market": {"users": devices, "steps": steps},
+            "agents": {"scorer": "lm", "model": "minilm"},
+            "federated": {"every": 1, "clients_per_round": 8},
+        }
+    )
+    stamps: list[float] = []
+    start = time.perf_counter()
+    run = run_market(cfg, on_step=lambda _state: stamps.append(time.perf_counter()))
+    wall = time.perf_counter() - start
+    with open(run / "metrics.csv", newline="") as fh:
+        fed = np.array([float(r["fed_seconds"]) for r in csv.DictReader(fh)])
+    # A step = the market's fast path + its federated round: the market's share is measured
+    # on steps 2.. (step 1's start is not observable), so start-up = time to the end of
+    # step 1 minus step 1; teardown = after the last step (engine shutdown, summary).
+    steps = np.diff(np.array([start, *stamps]) - start)
+    market = float(np.median(steps[1:] - fed[1:])) if len(steps) > 1 else 0.0
     return {
-        "curve": curve,
-        "seconds": summary["round_seconds"],
+        "devices": devices,
+        "clients/round": min(8, devices),
+        "steps": len(fed),
+        "s/round_median": float(np.median(fed)),
+        "s/round_first": float(fed[0]),
+        "s/round_max": float(fed.max()),
+        "market_s/step": market,
+        "startup_s": float(steps[0] - fed[0] - market),
+        "teardown_s": wall - (stamps[-1] - start),
         "wall_s": wall,
-        "client_ndcg": {r: m["ndcg@10"] for r, m in summary["evaluate"].items()},
-        "bytes_up_per_client": summary["train"]["1"]["bytes-up"],
+        "fed_seconds": fed.tolist(),
     }
 
 
-def rounds_to(curve: list[float], target: float) -> int | str:
-    hit = [r for r, v in enumerate(curve) if v >= target]
-    return hit[0] if hit else f"> {len(curve) - 1}"
+def byte_rows(summary: dict[str, Any], per_round: int) -> list[dict[str, Any]]:
+    lora, full = summary["model_bytes"], summary["full_model_bytes"]
+    up = summary["train"]["1"]["bytes-up"]
+    return [
+        {
+            "clients/round": per_round,
+            "lora_KiB/client": lora / 1024,
+            "full_MiB/client": full / 2**20,
+            "lora_MiB/round": 2 * per_round * lora / 2**20,
+            "full_MiB/round": 2 * per_round * full / 2**20,
+            "ratio": full / lora,
+            "measured_up_B/round": up,
+        }
+    ]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer rounds, users and clients")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--model", default="minilm")
-    parser.add_argument("--rank", type=int, default=8)
-    parser.add_argument("--lr", type=float, default=5e-3, help="Adam learning rate (agent-lr)")
-    parser.add_argument("--epochs", type=int, default=5, help="local epochs per round")
-    parser.add_argument(
-        "--target", type=float, default=0.03, help="NDCG@10 target (zero-shot: ~0.017)"
+    parser = argparse.ArgumentParser(
+        description=" ".join(__doc__.split("\n\n")[0].split()),
+        epilog=f"Time: {ESTIMATE}; --quick: about 5 min.",
     )
-    parser.add_argument("--no-ray", action="store_true", help="skip the Ray run")
-    parser.add_argument(
-        "--skip-epsilon", action="store_true", help="no epsilon curve (writes federated_scaling)"
-    )
+    parser.add_argument("--quick", action="store_true", help="1 seed, tiny sizes (smoke check)")
+    parser.add_argument("--seeds", default=None, help="comma-separated seeds (default 0,1,2)")
+    parser.add_argument("--clip", type=float, default=None, help="central clipping norm")
+    parser.add_argument("--devices", type=int, default=None, help="devices (Flower nodes)")
+    parser.add_argument("--per-round", type=int, default=None, help="clients sampled per round")
+    parser.add_argument("--rounds", type=int, default=None, help="federated rounds")
+    parser.add_argument("--skip-economy", action="store_true", help="no economy table")
     args = parser.parse_args()
-    args.users = 2 if args.quick else 4
-    rounds = 2 if args.quick else 4  # in-process runs stop earlier at the target
-    ray_rounds = 2 if args.quick else 3
-    eps_rounds = 2 if args.quick else 3
-    eval_users = 60 if args.quick else 200
-    cohorts = {10: 10, 50: 10, 200: 20}
+    logging.getLogger("absl").setLevel(logging.ERROR)  # dp-accounting's RDP convergence notes
+    logging.getLogger("flwr").propagate = False  # Flower prints its own lines once
+    sizes = QUICK if args.quick else FULL
+    flags = {"clip": "clip", "per_round": "per_round", "rounds": "rounds", "devices": "clients"}
+    for flag, field in flags.items():
+        if getattr(args, flag) is not None:
+            sizes = replace(sizes, **{field: getattr(args, flag)})
+    seeds = [int(s) for s in (args.seeds or ("0" if args.quick else "0,1,2")).split(",")]
+    started = time.perf_counter()
 
-    central = CentralEval(agent_config(args), eval_users, args.seed)
-    task = make_task(agent_config(args))
-    zero_shot = central(task.initial_arrays())
-    target = args.target
-    print(f"zero-shot NDCG@10 {zero_shot['ndcg@10']:.4f} on {eval_users} users; target {target}")
+    from federation.agent_task import AgentTask
 
-    scaling, runs = [], {}
-    with tempfile.TemporaryDirectory() as tmp:
-        if not args.no_ray:
-            cfg = agent_config(args, **{"num-nodes": 10, "num-server-rounds": ray_rounds})
-            runs["ray-10"] = through_ray(cfg, central, Path(tmp), target)
-            scaling.append(("ray", 10, 10, runs["ray-10"]))
-    for n, cohort in cohorts.items():
-        if n == 10 and not args.no_ray and args.quick:
-            continue  # quick: 10 clients only through Ray
-        cfg = agent_config(args, **{"num-nodes": n, "num-server-rounds": rounds})
-        runs[f"in-process-{n}"] = in_process(cfg, cohort, rounds, central, target)
-        scaling.append(("in-process", n, cohort, runs[f"in-process-{n}"]))
-    rows = [
-        {
-            "engine": engine,
-            "clients": n,
-            "per_round": cohort,
-            "users/client": args.users,
-            "s/round": float(np.mean(run["seconds"])),
-            "rounds_run": len(run["curve"]) - 1,
-            f"rounds_to_{target}": rounds_to(run["curve"], target),
-            "ndcg@10_first": run["curve"][1],
-            "ndcg@10_last": run["curve"][-1],
-        }
-        for engine, n, cohort, run in scaling
-    ]
-    print("\nScaling (NDCG@10 central, on the fixed user sample; round 0 = zero-shot)")
-    cols = ["engine", "clients", "per_round", "users/client", "s/round", "rounds_run"]
-    print_table(rows, [*cols, f"rounds_to_{target}", "ndcg@10_first", "ndcg@10_last"])
-    for name, run in runs.items():
+    usable = AgentTask(positives=4).usable_users().size
+    clients = sizes.clients or int(usable)
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="fedbench-") as tmp:
+        for seed in seeds:
+            rows.extend(one_seed(sizes, seed, clients, Path(tmp)))
+            save(args, sizes, clients, seeds, started, {"per_seed": rows, "complete": False})
+        table = quality_table(rows)
+        q = sizes.per_round / clients
+        header(
+            f"NDCG@10 on MovieLens-100k, {len(seeds)} seed(s) {seeds} (mean, sd over seeds; "
+            f"'minus_pop': paired NDCG@10 - popularity's)\n  {clients} devices (1 user each), "
+            f"{sizes.per_round} per round (q = {q:.3f}), {sizes.rounds} rounds, MiniLM LoRA "
+            f"r={sizes.rank} + head, {sizes.epochs} local epochs of Adam at lr {sizes.lr:g}; "
+            f"central DP-FedAvg (clip {sizes.clip:g}), user-level epsilon at delta {DELTA:g}; "
+            f"{sizes.eval_users} evaluation users per seed"
+        )
+        print_table(table, list(table[0]))
+        no_dp = next(r for r in rows if r["row"] == "federated LoRA, no DP")
         print(
-            f"{name}: NDCG@10 by round {np.round(run['curve'], 4).tolist()}, s/round "
-            f"{np.round(run['seconds'], 1).tolist()}"
+            f"no-DP run: global update norm {no_dp['global_update_norm']:.3g} after "
+            f"{sizes.rounds} rounds (mean of the clients' updates; clip {sizes.clip:g}), "
+            f"prior weight {no_dp['prior_weight']:.3f}"
         )
-    if "ray-10" in runs and "in-process-10" in runs:
-        a, b = runs["ray-10"]["curve"], runs["in-process-10"]["curve"]
-        gap = max(abs(x - y) for x, y in zip(a, b, strict=False))
-        print(
-            f"same config through Ray and in-process: max |NDCG@10 gap| {gap:.2g} "
-            f"over {min(len(a), len(b)) - 1} rounds (the client updates are seeded)"
-        )
+        bytes_table = byte_rows(no_dp["summary"], sizes.per_round)
+        header("Bytes per round (up + down; LoRA adapter + head vs the full fine-tuned model)")
+        print_table(bytes_table, list(bytes_table[0]))
 
-    lora, full = array_bytes(task.initial_arrays()), task.full_model_bytes()
-    byte_rows = [
-        {
-            "clients/round": cohort,
-            "lora_KiB/client": lora / 1024,
-            "full_MiB/client": full / 2**20,
-            "lora_MiB/round": 2 * cohort * lora / 2**20,
-            "full_MiB/round": 2 * cohort * full / 2**20,
-            "ratio": full / lora,
-        }
-        for cohort in sorted(set(cohorts.values()))
-    ]
-    print("\nBytes per round (up + down; LoRA r=8 adapter + head vs the full fine-tuned model)")
-    print_table(byte_rows, list(byte_rows[0]))
-    if "ray-10" in runs:
-        print(f"measured in the Ray run: {runs['ray-10']['bytes_up_per_client']:.0f} B up/client")
+        econ: list[dict[str, Any]] = []
+        if not args.skip_economy:
+            for devices in sizes.econ_devices:
+                print(f"economy: {devices} devices, {sizes.econ_steps} steps ...", flush=True)
+                econ.append(economy_round_seconds(devices, sizes.econ_steps, seeds[0], Path(tmp)))
+            header(
+                "Seconds per economy round on the Simulation Engine (MiniLM agents, synthetic "
+                f"world, federated.every = 1, 8 clients per round, {sizes.econ_steps} steps; "
+                "metrics.csv fed_seconds)"
+            )
+            print_table(econ, [k for k in econ[0] if k != "fed_seconds"])
+    total = time.perf_counter() - started
+    print(f"\ntotal wall time {total / 60:.1f} min")
+    results = {"quality": table, "per_seed": rows, "bytes": bytes_table, "economy": econ}
+    save(args, sizes, clients, seeds, started, {**results, "complete": True})
 
-    from agents.privacy import epsilon, noise_multiplier_for
 
-    eps_levels = () if args.skip_epsilon else (None, 8.0, 3.0, 1.0)
-    n_clients, per_client = 10, 2 * 4 * args.users  # positives-per-user = 4
-    batch = int(agent_config(args)["batch-size"])
-    q = min(1.0, batch / per_client)
-    steps = round(args.epochs * per_client / batch)
-    eps_rows = []
-    for target_eps in eps_levels:
-        extra: dict[str, Any] = {"num-nodes": n_clients, "num-server-rounds": eps_rounds}
-        if target_eps is not None:
-            z = noise_multiplier_for(target_eps, q, eps_rounds * steps, 1e-5)
-            extra.update({"dp-sgd-clipping-norm": 1.0, "dp-sgd-noise-multiplier": z})
-        run = in_process(agent_config(args, **extra), n_clients, eps_rounds, central, math.inf)
-        total = math.inf if target_eps is None else epsilon(z, q, eps_rounds * steps, 1e-5)
-        eps_rows.append(
-            {
-                "epsilon": "no DP" if target_eps is None else target_eps,
-                "spent": total,
-                "per_round_run": float(np.mean(run["epsilon_per_run"])),
-                "noise": 0.0 if target_eps is None else z,
-                "ndcg@10": run["curve"][-1],
-                "best_round_ndcg@10": max(run["curve"][1:]),
-                "precision@10": central(run["arrays"])["precision@10"],
-            }
-        )
-        print_table(eps_rows[-1:], list(eps_rows[-1]))
-    if eps_rows:
-        print(
-            f"\nNDCG@10 vs epsilon ({n_clients} clients x {args.users} users, {eps_rounds} rounds, "
-            f"in-process; example-level DP-SGD, q={q:.2f}, {steps} steps/round, delta 1e-5)"
-        )
-        print_table(eps_rows, list(eps_rows[0]))
+def plain(v: Any) -> Any:
+    """JSON-safe: non-finite floats as strings, run summaries left out."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return str(v)
+    if isinstance(v, dict):
+        return {k: plain(x) for k, x in v.items() if k != "summary"}
+    if isinstance(v, list):
+        return [plain(x) for x in v]
+    return v
 
-    def plain(v: Any) -> Any:
-        return v if not isinstance(v, float) or math.isfinite(v) else str(v)
 
+def save(
+    args: argparse.Namespace,
+    sizes: Sizes,
+    clients: int,
+    seeds: list[int],
+    started: float,
+    results: dict[str, Any],
+) -> None:
+    """``benchmarks/results/federated[_quick].json`` (after each seed, and at the end)."""
     write_json(
-        "federated_scaling" if args.skip_epsilon else "federated",
-        {
-            "quick": args.quick,
-            "seed": args.seed,
-            "model": args.model,
-            "rank": args.rank,
-            "lr": args.lr,
-            "local_epochs": args.epochs,
-            "eval_users": eval_users,
-            "zero_shot": zero_shot,
-            "target": target,
-            "scaling": [{k: plain(v) for k, v in r.items()} for r in rows],
-            "curves": {k: v["curve"] for k, v in runs.items()},
-            "bytes": byte_rows,
-            "epsilon": [{k: plain(v) for k, v in r.items()} for r in eps_rows],
-        },
+        "federated_quick" if args.quick else "federated",
+        plain(
+            {
+                "command": shlex.join(sys.argv),
+                "load_average": list(os.getloadavg()),
+                "wall_s": time.perf_counter() - started,
+                "sizes": asdict(sizes),
+                "devices": clients,
+                "seeds": seeds,
+                "delta": DELTA,
+                **results,
+            }
+        ),
     )
 
 
