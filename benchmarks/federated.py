@@ -80,7 +80,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks._report import print_table, write_json
 
 DELTA = 1e-5
-EPSILONS = (8.0, 3.0, 1.0)
+EPSILONS = (None, 8.0, 3.0, 1.0)  # None: no DP
 ESTIMATE = "full run: about 35 min on 2 idle cores (12 federated runs + 3 economy runs)"
 
 
@@ -218,8 +218,10 @@ def update_norm(start: dict[str, np.ndarray], end: dict[str, np.ndarray]) -> flo
     return float(math.sqrt(sum(float(((end[k] - start[k]) ** 2).sum()) for k in start)))
 
 
-def one_seed(sizes: Sizes, seed: int, clients: int, tmp: Path) -> list[dict[str, Any]]:
-    """Every row of table 1 for one seed (popularity, zero-shot, no DP, each epsilon)."""
+def one_seed(
+    sizes: Sizes, seed: int, clients: int, epsilons: tuple[float | None, ...], tmp: Path
+) -> list[dict[str, Any]]:
+    """Every row of table 1 for one seed (popularity, zero-shot, each epsilon; None: no DP)."""
     from agents.privacy import noise_multiplier_for
     from federation.server_app import round_epsilons
 
@@ -231,7 +233,7 @@ def one_seed(sizes: Sizes, seed: int, clients: int, tmp: Path) -> list[dict[str,
         {"seed": seed, "row": "zero-shot", "epsilon": "-", **evaluation(initial)},
     ]
     q = sizes.per_round / clients
-    for eps in (None, *EPSILONS):
+    for eps in epsilons:
         if eps is None:
             cfg, z = base, 0.0
         else:
@@ -369,7 +371,13 @@ def main() -> None:
     parser.add_argument("--devices", type=int, default=None, help="devices (Flower nodes)")
     parser.add_argument("--per-round", type=int, default=None, help="clients sampled per round")
     parser.add_argument("--rounds", type=int, default=None, help="federated rounds")
+    parser.add_argument(
+        "--epsilons", default=None, help="comma-separated targets, 'none' = no DP (none,8,3,1)"
+    )
     parser.add_argument("--skip-economy", action="store_true", help="no economy table")
+    parser.add_argument(
+        "--tag", default="", help="write results/federated_<tag>.json (for variations)"
+    )
     args = parser.parse_args()
     logging.getLogger("absl").setLevel(logging.ERROR)  # dp-accounting's RDP convergence notes
     logging.getLogger("flwr").propagate = False  # Flower prints its own lines once
@@ -379,6 +387,9 @@ def main() -> None:
         if getattr(args, flag) is not None:
             sizes = replace(sizes, **{field: getattr(args, flag)})
     seeds = [int(s) for s in (args.seeds or ("0" if args.quick else "0,1,2")).split(",")]
+    epsilons = EPSILONS
+    if args.epsilons:
+        epsilons = tuple(None if e == "none" else float(e) for e in args.epsilons.split(","))
     started = time.perf_counter()
 
     from federation.agent_task import AgentTask
@@ -388,7 +399,7 @@ def main() -> None:
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="fedbench-") as tmp:
         for seed in seeds:
-            rows.extend(one_seed(sizes, seed, clients, Path(tmp)))
+            rows.extend(one_seed(sizes, seed, clients, epsilons, Path(tmp)))
             save(args, sizes, clients, seeds, started, {"per_seed": rows, "complete": False})
         table = quality_table(rows)
         q = sizes.per_round / clients
@@ -401,15 +412,17 @@ def main() -> None:
             f"{sizes.eval_users} evaluation users per seed"
         )
         print_table(table, list(table[0]))
-        no_dp = next(r for r in rows if r["row"] == "federated LoRA, no DP")
-        print(
-            f"no-DP run: global update norm {no_dp['global_update_norm']:.3g} after "
-            f"{sizes.rounds} rounds (mean of the clients' updates; clip {sizes.clip:g}), "
-            f"prior weight {no_dp['prior_weight']:.3f}"
-        )
-        bytes_table = byte_rows(no_dp["summary"], sizes.per_round)
-        header("Bytes per round (up + down; LoRA adapter + head vs the full fine-tuned model)")
-        print_table(bytes_table, list(bytes_table[0]))
+        bytes_table: list[dict[str, Any]] = []
+        no_dp = next((r for r in rows if r["row"] == "federated LoRA, no DP"), None)
+        if no_dp is not None:
+            print(
+                f"no-DP run: global update norm {no_dp['global_update_norm']:.3g} after "
+                f"{sizes.rounds} rounds (mean of the clients' updates; clip {sizes.clip:g}), "
+                f"prior weight {no_dp['prior_weight']:.3f}"
+            )
+            bytes_table = byte_rows(no_dp["summary"], sizes.per_round)
+            header("Bytes per round (up + down; LoRA adapter + head vs the full fine-tuned model)")
+            print_table(bytes_table, list(bytes_table[0]))
 
         econ: list[dict[str, Any]] = []
         if not args.skip_economy:
@@ -447,9 +460,10 @@ def save(
     started: float,
     results: dict[str, Any],
 ) -> None:
-    """``benchmarks/results/federated[_quick].json`` (after each seed, and at the end)."""
+    """``benchmarks/results/federated[_quick][_<tag>].json`` (after each seed, and at the end)."""
+    name = "federated_quick" if args.quick else "federated"
     write_json(
-        "federated_quick" if args.quick else "federated",
+        f"{name}_{args.tag}" if args.tag else name,
         plain(
             {
                 "command": shlex.join(sys.argv),
