@@ -81,7 +81,10 @@ from benchmarks._report import print_table, write_json
 
 DELTA = 1e-5
 EPSILONS = (None, 8.0, 3.0, 1.0)  # None: no DP
-ESTIMATE = "full run: about 35 min on 2 idle cores (12 federated runs + 3 economy runs)"
+ESTIMATE = (
+    "full run: 40 min measured on 2 shared cores at load average 2-3.5 (12 federated runs of "
+    "about 3 min, 3 economy runs of about 30 s); --skip-quality: about 2 min"
+)
 
 
 @dataclass(frozen=True)
@@ -323,7 +326,9 @@ def economy_round_seconds(devices: int, steps: int, seed: int, tmp: Path) -> dic
     run = run_market(cfg, on_step=lambda _state: stamps.append(time.perf_counter()))
     wall = time.perf_counter() - start
     with open(run / "metrics.csv", newline="") as fh:
-        fed = np.array([float(r["fed_seconds"]) for r in csv.DictReader(fh)])
+        table = list(csv.DictReader(fh))
+    fed = np.array([float(r["fed_seconds"]) for r in table])
+    trained = [int(float(r["fed_clients"])) for r in table]  # accepted updates per round
     # A step = the market's fast path + its federated round: the market's share is measured
     # on steps 2.. (step 1's start is not observable), so start-up = time to the end of
     # step 1 minus step 1; teardown = after the last step (engine shutdown, summary).
@@ -332,6 +337,7 @@ def economy_round_seconds(devices: int, steps: int, seed: int, tmp: Path) -> dic
     return {
         "devices": devices,
         "clients/round": min(8, devices),
+        "trained/round": "/".join(map(str, trained)),
         "steps": len(fed),
         "s/round_median": float(np.median(fed)),
         "s/round_first": float(fed[0]),
@@ -360,7 +366,50 @@ def byte_rows(summary: dict[str, Any], per_round: int) -> list[dict[str, Any]]:
     ]
 
 
-def main() -> None:
+def report_quality(
+    rows: list[dict[str, Any]], sizes: Sizes, clients: int, seeds: list[int]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Print tables 1 and 3 (bytes, from the no-DP run's summary); return them."""
+    table = quality_table(rows)
+    header(
+        f"NDCG@10 on MovieLens-100k, {len(seeds)} seed(s) {seeds} (mean, sd over seeds; "
+        f"'minus_pop': paired NDCG@10 - popularity's)\n  {clients} devices (1 user each), "
+        f"{sizes.per_round} per round (q = {sizes.per_round / clients:.3f}), {sizes.rounds} "
+        f"round(s), MiniLM LoRA r={sizes.rank} + head, {sizes.epochs} local epochs of Adam at "
+        f"lr {sizes.lr:g}; central DP-FedAvg (clip {sizes.clip:g}), user-level epsilon at "
+        f"delta {DELTA:g}; {sizes.eval_users} evaluation users per seed"
+    )
+    print_table(table, list(table[0]))
+    no_dp = next((r for r in rows if r["row"] == "federated LoRA, no DP"), None)
+    if no_dp is None:
+        return table, []
+    print(
+        f"no-DP run: global update norm {no_dp['global_update_norm']:.3g} after "
+        f"{sizes.rounds} round(s) (mean of the clients' updates; clip {sizes.clip:g}), "
+        f"prior weight {no_dp['prior_weight']:.3f}"
+    )
+    bytes_table = byte_rows(no_dp["summary"], sizes.per_round)
+    header("Bytes per round (up + down; LoRA adapter + head vs the full fine-tuned model)")
+    print_table(bytes_table, list(bytes_table[0]))
+    return table, bytes_table
+
+
+def report_economy(sizes: Sizes, seed: int, tmp: Path) -> list[dict[str, Any]]:
+    """Run and print table 2."""
+    econ = []
+    for devices in sizes.econ_devices:
+        print(f"economy: {devices} devices, {sizes.econ_steps} steps ...", flush=True)
+        econ.append(economy_round_seconds(devices, sizes.econ_steps, seed, tmp))
+    header(
+        "Seconds per economy round on the Simulation Engine (MiniLM agents, synthetic world, "
+        f"federated.every = 1, 8 clients per round, {sizes.econ_steps} steps; metrics.csv "
+        "fed_seconds; trained/round: accepted updates of each round)"
+    )
+    print_table(econ, [k for k in econ[0] if k != "fed_seconds"])
+    return econ
+
+
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=" ".join(__doc__.split("\n\n")[0].split()),
         epilog=f"Time: {ESTIMATE}; --quick: about 5 min.",
@@ -375,10 +424,15 @@ def main() -> None:
         "--epsilons", default=None, help="comma-separated targets, 'none' = no DP (none,8,3,1)"
     )
     parser.add_argument("--skip-economy", action="store_true", help="no economy table")
+    parser.add_argument("--skip-quality", action="store_true", help="only the economy table")
     parser.add_argument(
         "--tag", default="", help="write results/federated_<tag>.json (for variations)"
     )
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
     logging.getLogger("absl").setLevel(logging.ERROR)  # dp-accounting's RDP convergence notes
     logging.getLogger("flwr").propagate = False  # Flower prints its own lines once
     sizes = QUICK if args.quick else FULL
@@ -394,47 +448,19 @@ def main() -> None:
 
     from federation.agent_task import AgentTask
 
-    usable = AgentTask(positives=4).usable_users().size
-    clients = sizes.clients or int(usable)
+    clients = sizes.clients or int(AgentTask(positives=4).usable_users().size)
     rows: list[dict[str, Any]] = []
+    table: list[dict[str, Any]] = []
+    bytes_table: list[dict[str, Any]] = []
+    econ: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="fedbench-") as tmp:
-        for seed in seeds:
-            rows.extend(one_seed(sizes, seed, clients, epsilons, Path(tmp)))
-            save(args, sizes, clients, seeds, started, {"per_seed": rows, "complete": False})
-        table = quality_table(rows)
-        q = sizes.per_round / clients
-        header(
-            f"NDCG@10 on MovieLens-100k, {len(seeds)} seed(s) {seeds} (mean, sd over seeds; "
-            f"'minus_pop': paired NDCG@10 - popularity's)\n  {clients} devices (1 user each), "
-            f"{sizes.per_round} per round (q = {q:.3f}), {sizes.rounds} rounds, MiniLM LoRA "
-            f"r={sizes.rank} + head, {sizes.epochs} local epochs of Adam at lr {sizes.lr:g}; "
-            f"central DP-FedAvg (clip {sizes.clip:g}), user-level epsilon at delta {DELTA:g}; "
-            f"{sizes.eval_users} evaluation users per seed"
-        )
-        print_table(table, list(table[0]))
-        bytes_table: list[dict[str, Any]] = []
-        no_dp = next((r for r in rows if r["row"] == "federated LoRA, no DP"), None)
-        if no_dp is not None:
-            print(
-                f"no-DP run: global update norm {no_dp['global_update_norm']:.3g} after "
-                f"{sizes.rounds} rounds (mean of the clients' updates; clip {sizes.clip:g}), "
-                f"prior weight {no_dp['prior_weight']:.3f}"
-            )
-            bytes_table = byte_rows(no_dp["summary"], sizes.per_round)
-            header("Bytes per round (up + down; LoRA adapter + head vs the full fine-tuned model)")
-            print_table(bytes_table, list(bytes_table[0]))
-
-        econ: list[dict[str, Any]] = []
+        if not args.skip_quality:
+            for seed in seeds:
+                rows.extend(one_seed(sizes, seed, clients, epsilons, Path(tmp)))
+                save(args, sizes, clients, seeds, started, {"per_seed": rows, "complete": False})
+            table, bytes_table = report_quality(rows, sizes, clients, seeds)
         if not args.skip_economy:
-            for devices in sizes.econ_devices:
-                print(f"economy: {devices} devices, {sizes.econ_steps} steps ...", flush=True)
-                econ.append(economy_round_seconds(devices, sizes.econ_steps, seeds[0], Path(tmp)))
-            header(
-                "Seconds per economy round on the Simulation Engine (MiniLM agents, synthetic "
-                f"world, federated.every = 1, 8 clients per round, {sizes.econ_steps} steps; "
-                "metrics.csv fed_seconds)"
-            )
-            print_table(econ, [k for k in econ[0] if k != "fed_seconds"])
+            econ = report_economy(sizes, seeds[0], Path(tmp))
     total = time.perf_counter() - started
     print(f"\ntotal wall time {total / 60:.1f} min")
     results = {"quality": table, "per_seed": rows, "bytes": bytes_table, "economy": econ}
