@@ -60,8 +60,8 @@ def client_update(
     """One client's round: train its partition from ``arrays`` (poisoned if the partition is
     malicious); returns (new arrays, num examples, metrics incl. bytes up/down, device).
 
-    Deterministic given ``cfg["seed"]``, the round and the partition, so an in-process
-    simulation (``benchmarks/federated.py``) computes exactly what a Flower node sends.
+    Deterministic given ``cfg["seed"]``, the round and the partition, so a test can compute
+    exactly what a Flower node sends (the SecAgg+ test does).
     """
     task = make_task(cfg)
     data = task.load(partition_id, num_partitions)
