@@ -8,8 +8,9 @@ Example:
     'a1'
 """
 
-from . import privacy
+from . import accountant, privacy
 from ._errors import AgentError, BudgetExhaustedError, ModelNotFoundError
+from .accountant import UserAccountant
 from .agent import Ad, Agent, Decision, LocalUpdate
 from .context import Budget, Event, Impression, PrivateContext
 from .lora import (
@@ -43,6 +44,8 @@ __all__ = [
     "Plan",
     "PrivateContext",
     "TrainResult",
+    "UserAccountant",
+    "accountant",
     "adapter_state",
     "builtin_names",
     "enable_lora",
