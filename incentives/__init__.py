@@ -13,7 +13,7 @@ Example:
 """
 
 from ._errors import IncentiveError
-from .ledger import Ledger, Verification
+from .ledger import Ledger, Verification, verify_ledger
 from .payout import RoundPayer, RoundPayment
 from .rewards import RewardPolicy, gini
 from .shapley import METHODS, ValuationResult, shapley_values, valuate
@@ -38,4 +38,5 @@ __all__ = [
     "gini",
     "shapley_values",
     "valuate",
+    "verify_ledger",
 ]

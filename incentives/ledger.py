@@ -1,11 +1,21 @@
-"""A tamper-evident token ledger: append-only SQLite (WAL) rows, each hashing the previous one.
+"""A tamper-evident token ledger: append-only SQLite (WAL) rows, chained and authenticated.
 
-Every entry stores ``hash = sha256(prev_hash | seq | account | counterparty | amount | kind |
-round | memo)``. ``verify()`` recomputes the chain and reports the first entry that was
-edited, deleted or reordered; deleting entries at the end, or rewriting the whole chain, is
-caught by comparing with a ``head()`` kept elsewhere (``verify(head=...)``). Every write is one
-transaction: a crash mid-write leaves the ledger at its last committed entry, still valid.
-Amounts are integer micro-tokens, so sums are exact.
+Every entry stores ``hash = sha256(canonical(prev_hash, seq, account, counterparty, amount,
+kind, round, memo))`` and ``mac = HMAC-SHA256(key, hash)``; a one-row ``head`` table holds the
+last ``(seq, hash)`` and its own MAC, rewritten in the same transaction as every append. The
+encoding is canonical JSON (a list: ``["alice|bob", "x"]`` and ``["alice", "bob|x"]`` differ),
+never a joined string. The key is not in the database: it is ``<db>.key`` next to the file
+(32 random bytes, hex, mode 0600, made with the ledger) or the ``FEDADAGENT_LEDGER_KEY``
+environment variable (hex), or a key given to the constructor; an in-memory ledger draws one.
+
+``verify()`` reports the first entry that was edited, forged, appended without the key,
+deleted or reordered, and a head that does not match (the last entry deleted). Someone who
+can write the file but not read the key can drop the triggers and rewrite rows and hashes, but
+cannot make the MACs; a truncated or replaced file, or an older copy, is caught by comparing
+with a ``head()`` kept elsewhere (``verify(head=...)``; a run keeps it in ``summary.json`` and
+its checkpoint). The plain hash chain (not the MAC) is the head, so equal runs give equal heads.
+Every write is one transaction: a crash mid-write leaves the ledger at its last committed
+entry, still valid. Amounts are integer micro-tokens, so sums are exact.
 
 Example:
     >>> led = Ledger(":memory:")
@@ -20,7 +30,10 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import hmac
+import json
 import math
+import os
 import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -32,6 +45,8 @@ from ._errors import IncentiveError
 MICRO = 1_000_000  # micro-tokens per token
 GENESIS = "0" * 64
 TREASURY = "treasury"  # the counterparty of minted tokens; not an account of its own
+KEY_ENV = "FEDADAGENT_LEDGER_KEY"  # hex key; overrides the key file
+KEY_BYTES = 32
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
@@ -43,13 +58,22 @@ CREATE TABLE IF NOT EXISTS entries (
     round INTEGER NOT NULL,
     memo TEXT NOT NULL,
     prev_hash TEXT NOT NULL,
-    hash TEXT NOT NULL
+    hash TEXT NOT NULL,
+    mac TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS head (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    seq INTEGER NOT NULL,
+    hash TEXT NOT NULL,
+    mac TEXT NOT NULL
 );
 CREATE TRIGGER IF NOT EXISTS no_update BEFORE UPDATE ON entries
 BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS no_delete BEFORE DELETE ON entries
 BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
 """
+_COLUMNS = ["seq", "account", "counterparty", "amount", "kind", "round", "memo"]
+_COLUMNS += ["prev_hash", "hash", "mac"]
 
 # (account, counterparty, micro-tokens, kind, round, memo)
 _Row = tuple[str, str, int, str, int, str]
@@ -65,9 +89,17 @@ class Verification:
     reason: str = ""
 
 
-def _digest(prev: str, seq: int, row: _Row) -> str:
-    text = "|".join([prev, str(seq), *map(str, row)])
-    return hashlib.sha256(text.encode()).hexdigest()
+def _canonical(*fields: object) -> bytes:
+    """One unambiguous byte string for a tuple of str/int fields (JSON list, UTF-8)."""
+    return json.dumps(list(fields), ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _digest(prev: str, seq: int, row: tuple[object, ...]) -> str:
+    return hashlib.sha256(_canonical("entry", prev, seq, *row)).hexdigest()
+
+
+def _mac(key: bytes, *fields: object) -> str:
+    return hmac.new(key, _canonical(*fields), hashlib.sha256).hexdigest()
 
 
 def _micro(amount: float, name: str = "amount") -> int:
@@ -83,21 +115,170 @@ def _account(name: str, what: str = "account") -> str:
     return name
 
 
+def key_path(db_path: str | Path) -> Path:
+    """Where the key of the ledger file ``db_path`` lives: ``<db without suffix>.key``."""
+    return Path(db_path).with_suffix(".key")
+
+
+def _parse_key(text: str, where: str) -> bytes:
+    try:
+        key = bytes.fromhex(text.strip())
+    except ValueError:
+        key = b""
+    if len(key) < 16:
+        raise IncentiveError(f"{where} must hold a hex key of >= 16 bytes (32 hex digits)")
+    return key
+
+
+def read_key(db_path: str | Path) -> bytes | None:
+    """The ledger key from ``$FEDADAGENT_LEDGER_KEY`` or the key file; None when neither."""
+    if os.environ.get(KEY_ENV):
+        return _parse_key(os.environ[KEY_ENV], f"${KEY_ENV}")
+    path = key_path(db_path)
+    return _parse_key(path.read_text(), str(path)) if path.is_file() else None
+
+
+def _new_key_file(path: Path) -> bytes:
+    """Make ``path`` (mode 0600, never over an existing file) with a fresh random key."""
+    key = os.urandom(KEY_BYTES)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key.hex() + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    return key
+
+
+def _has_table(db: sqlite3.Connection, name: str) -> bool:
+    found = db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,))
+    return found.fetchone() is not None
+
+
+def _check_chain(db: sqlite3.Connection, key: bytes, head: tuple[int, str] | None) -> Verification:
+    """Every entry's chain link, hash and MAC; the stored head; then the kept ``head``."""
+    if not (_has_table(db, "entries") and _has_table(db, "head")):
+        return Verification(False, 0, None, "the file holds no ledger (empty or truncated)")
+    columns = [r[1] for r in db.execute("PRAGMA table_info(entries)")]
+    if columns != _COLUMNS:
+        return Verification(False, 0, None, f"unknown ledger layout (columns {columns})")
+    rows = db.execute("SELECT * FROM entries ORDER BY seq").fetchall()
+    n = len(rows)
+    prev, expected = GENESIS, 1
+    for seq, *fields, prev_hash, digest, mac in rows:
+        if seq != expected:
+            return Verification(False, n, seq, f"entry {expected} is missing")
+        if prev_hash != prev:
+            return Verification(False, n, seq, "previous hash does not match")
+        if _digest(prev, seq, tuple(fields)) != digest:
+            return Verification(False, n, seq, "contents do not match the hash")
+        if not hmac.compare_digest(str(mac), _mac(key, "entry-mac", digest)):
+            return Verification(False, n, seq, "contents do not match the MAC (forged)")
+        prev, expected = digest, expected + 1
+    stored = db.execute("SELECT seq, hash, mac FROM head").fetchall()
+    if len(stored) != 1:
+        return Verification(False, n, None, "the authenticated head is missing")
+    (s_seq, s_hash, s_mac) = stored[0]
+    if not hmac.compare_digest(str(s_mac), _mac(key, "head", s_seq, s_hash)):
+        return Verification(False, n, None, "the stored head's MAC does not match (forged)")
+    if (s_seq, s_hash) != (n, prev):
+        return Verification(False, n, n + 1, f"the head says {s_seq} entries, found {n}")
+    if head is not None and head[0] > 0:
+        if head[0] > n:
+            return Verification(False, n, head[0], f"entry {head[0]} is missing")
+        if rows[head[0] - 1][-2] != head[1]:
+            return Verification(False, n, head[0], "the chain was rewritten")
+    return Verification(True, n)
+
+
+def verify_ledger(
+    path: str | Path, *, head: tuple[int, str] | None = None, key: bytes | None = None
+) -> Verification:
+    """Check the ledger file ``path`` read-only (nothing is created or written).
+
+    Args:
+        path: the SQLite file.
+        head: ``(entries, hash)`` kept elsewhere; the ledger must hold exactly that many
+            entries and end in that hash (catches a truncated, rolled back or replaced file).
+        key: the ledger key (default: ``$FEDADAGENT_LEDGER_KEY``, else ``<db>.key``).
+    """
+    path = Path(path)
+    want = head[0] if head is not None else None
+    if not path.is_file():
+        ok = want == 0
+        return Verification(ok, 0, None if ok else 1, "" if ok else f"{path} does not exist")
+    key = key if key is not None else read_key(path)
+    if key is None:
+        return Verification(False, 0, None, f"no key: {key_path(path)} is missing")
+    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        check = _check_chain(db, key, head)
+    except sqlite3.DatabaseError as exc:
+        return Verification(False, 0, None, f"not a readable ledger: {exc}")
+    finally:
+        db.close()
+    if check.ok and want is not None and check.entries != want:
+        return Verification(False, check.entries, check.entries + 1, f"expected {want} entries")
+    return check
+
+
 class Ledger:
-    """Append-only, hash-chained token ledger in a SQLite file (``":memory:"`` for tests).
+    """Append-only, chained and authenticated token ledger in a SQLite file (module doc).
+
+    Args:
+        path: the database file (``":memory:"`` for tests).
+        key: the HMAC key (>= 16 bytes); default ``$FEDADAGENT_LEDGER_KEY``, else the key
+            file ``<path>.key``, made (mode 0600) with a new ledger; a random one in memory.
+
+    Raises:
+        IncentiveError: a ledger with entries whose key is missing, a file that lost its
+            ledger while its key file remains (truncated), or an older, unauthenticated layout.
 
     Usable as a context manager (closes the connection). One ledger object may be handed from
     one thread to another (a Flower ServerApp runs in its own thread) but not used by two at
     once; every write is one transaction.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, key: bytes | None = None) -> None:
         self.path = str(path)
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        if self.path != ":memory:":
+        try:
+            self._key = self._open(key)
+        except BaseException:
+            self._db.close()
+            raise
+
+    def _open(self, key: bytes | None) -> bytes:
+        memory = self.path == ":memory:"
+        if not memory:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")  # a returned write survives power loss
+        fresh = not _has_table(self._db, "entries")
+        if key is None and not memory:
+            key = read_key(self.path)
+            if key is not None and fresh and not os.environ.get(KEY_ENV):
+                raise IncentiveError(
+                    f"{self.path} holds no ledger but its key {key_path(self.path)} exists: "
+                    "the ledger was truncated or replaced"
+                )
+            if key is None:
+                if not fresh:
+                    raise IncentiveError(
+                        f"{self.path} has entries but no key ({key_path(self.path)} or "
+                        f"${KEY_ENV}): it cannot be verified or extended"
+                    )
+                key = _new_key_file(key_path(self.path))
+        key = os.urandom(KEY_BYTES) if key is None else key
+        if len(key) < 16:
+            raise IncentiveError(f"key must be >= 16 bytes, got {len(key)}")
+        if not fresh and [r[1] for r in self._db.execute("PRAGMA table_info(entries)")] != _COLUMNS:
+            raise IncentiveError(f"{self.path} is an older, unauthenticated ledger layout")
         self._db.executescript(_SCHEMA)
+        if fresh:
+            self._db.execute(
+                "INSERT OR IGNORE INTO head VALUES (1, 0, ?, ?)",
+                (GENESIS, _mac(key, "head", 0, GENESIS)),
+            )
+        return key
 
     def close(self) -> None:
         self._db.close()
@@ -124,12 +305,17 @@ class Ledger:
             for row in rows:
                 seq += 1
                 digest = _digest(prev, seq, row)
+                mac = _mac(self._key, "entry-mac", digest)
                 self._db.execute(
-                    "INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (seq, *row, prev, digest),
+                    "INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (seq, *row, prev, digest, mac),
                 )
                 seqs.append(seq)
                 prev = digest
+            self._db.execute(
+                "UPDATE head SET seq = ?, hash = ?, mac = ? WHERE id = 1",
+                (seq, prev, _mac(self._key, "head", seq, prev)),
+            )
             self._db.execute("COMMIT")
         except BaseException:
             self._db.execute("ROLLBACK")
@@ -191,25 +377,11 @@ class Ledger:
         return {a: self.balance(a) for a in sorted(names)}
 
     def verify(self, head: tuple[int, str] | None = None) -> Verification:
-        """Recompute the chain: any edited, deleted or reordered entry breaks it.
+        """Recompute the chain and its MACs: any edited, forged, deleted or reordered entry, or
+        a deleted last entry, breaks it.
 
         Args:
             head: a ``head()`` taken earlier and kept outside the database; the chain must
-                still contain it (catches deleted tail entries and a rewritten chain).
+                still contain it (catches a rolled-back or rewritten file).
         """
-        prev, expected = GENESIS, 1
-        rows = self._db.execute("SELECT * FROM entries ORDER BY seq").fetchall()
-        for seq, *fields, prev_hash, digest in rows:
-            if seq != expected:
-                return Verification(False, len(rows), seq, f"entry {expected} is missing")
-            if prev_hash != prev:
-                return Verification(False, len(rows), seq, "previous hash does not match")
-            if _digest(prev, seq, tuple(fields)) != digest:  # type: ignore[arg-type]
-                return Verification(False, len(rows), seq, "contents do not match the hash")
-            prev, expected = digest, expected + 1
-        if head is not None and head[0] > 0:
-            if head[0] > len(rows):
-                return Verification(False, len(rows), head[0], f"entry {head[0]} is missing")
-            if rows[head[0] - 1][-1] != head[1]:
-                return Verification(False, len(rows), head[0], "the chain was rewritten")
-        return Verification(True, len(rows))
+        return _check_chain(self._db, self._key, head)
