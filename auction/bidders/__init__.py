@@ -2,7 +2,9 @@
 
 Each bidder has ``bid(values (m,)) -> (m,) bids`` and ``update(won=, payments=, clicks=)``;
 bids never exceed the remaining budget, and ``run_budgeted_auctions`` settles a batch so that
-no budget is overspent.
+no budget is overspent. The learners (``QLearner``, ``HedgeLearner``, ``UCBLearner``,
+``PacingLearner``, ``StaticLearner``) have the same interface batched over ``R`` independent
+repetitions (``m = R``, one state per repetition) and are played by ``auction.arena``.
 
 Example:
     >>> from auction.bidders import ShadingBidder, TruthfulBidder, play_repeated
@@ -16,24 +18,42 @@ from .bandit import Exp3Bidder
 from .base import BaseBidder, Bidder, Budget
 from .budgeted import BudgetedOutcome, pay_per_click, run_budgeted_auctions
 from .factory import STRATEGIES, make_bidder
-from .pacing import PacingBidder
+from .hedge import HedgeLearner, hedge_rate
+from .learner import Feedback, GridLearner, Learner, LearnerFactory, StaticLearner
+from .pacing import PacingBidder, PacingLearner
+from .qlearning import PAPER_GRID, QLearner
 from .repeated import RepeatedHistory, play_repeated
 from .shading import ShadingBidder
+from .streams import Streams, repetition_seeds
 from .truthful import TruthfulBidder
+from .ucb import UCBLearner
 
 __all__ = [
+    "PAPER_GRID",
     "STRATEGIES",
     "BaseBidder",
     "Bidder",
     "Budget",
     "BudgetedOutcome",
     "Exp3Bidder",
+    "Feedback",
+    "GridLearner",
+    "HedgeLearner",
+    "Learner",
+    "LearnerFactory",
     "PacingBidder",
+    "PacingLearner",
+    "QLearner",
     "RepeatedHistory",
     "ShadingBidder",
+    "StaticLearner",
+    "Streams",
     "TruthfulBidder",
+    "UCBLearner",
+    "hedge_rate",
     "make_bidder",
     "pay_per_click",
     "play_repeated",
+    "repetition_seeds",
     "run_budgeted_auctions",
 ]

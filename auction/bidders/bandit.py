@@ -22,6 +22,28 @@ from .base import BaseBidder
 DEFAULT_FACTORS = np.round(np.linspace(0.2, 1.4, 13), 10)
 
 
+def exp3_probabilities(scores: np.ndarray, learning_rate: float, exploration: float) -> np.ndarray:
+    """``(1 - gamma) softmax(eta S) + gamma / K`` over the last axis of (..., K) scores."""
+    z = learning_rate * (scores - scores.max(axis=-1, keepdims=True))
+    w = np.exp(z)
+    return (1 - exploration) * w / w.sum(axis=-1, keepdims=True) + exploration / w.shape[-1]
+
+
+def utility_loss(utilities: np.ndarray, reward_scale: float) -> np.ndarray:
+    """Loss ``1 - r`` in [0, 1] of reward ``r = (clip(u / reward_scale, -1, 1) + 1) / 2``."""
+    return (1.0 - np.clip(utilities / reward_scale, -1.0, 1.0)) / 2.0
+
+
+def check_rates(learning_rate: float, exploration: float, reward_scale: float) -> None:
+    """Raise ``AuctionError`` unless ``eta`` > 0, ``gamma`` in [0, 1) and the scale > 0."""
+    if not (math.isfinite(learning_rate) and learning_rate > 0):
+        raise AuctionError(f"learning_rate must be finite and > 0, got {learning_rate}")
+    if not 0 <= exploration < 1:
+        raise AuctionError(f"exploration must be in [0, 1), got {exploration}")
+    if not (math.isfinite(reward_scale) and reward_scale > 0):
+        raise AuctionError(f"reward_scale must be finite and > 0, got {reward_scale}")
+
+
 class Exp3Bidder(BaseBidder):
     """Draws a shading factor per auction with EXP3 and bids ``factor x value``.
 
@@ -55,12 +77,7 @@ class Exp3Bidder(BaseBidder):
         f = np.asarray(factors, dtype=np.float64)
         if f.ndim != 1 or f.size == 0 or not np.isfinite(f).all() or (f <= 0).any():
             raise AuctionError("factors must be a non-empty 1-D array of finite values > 0")
-        if not (math.isfinite(learning_rate) and learning_rate > 0):
-            raise AuctionError(f"learning_rate must be finite and > 0, got {learning_rate}")
-        if not 0 <= exploration < 1:
-            raise AuctionError(f"exploration must be in [0, 1), got {exploration}")
-        if not (math.isfinite(reward_scale) and reward_scale > 0):
-            raise AuctionError(f"reward_scale must be finite and > 0, got {reward_scale}")
+        check_rates(learning_rate, exploration, reward_scale)
         super().__init__(budget)
         self.factors = f
         self.learning_rate = float(learning_rate)
@@ -74,9 +91,7 @@ class Exp3Bidder(BaseBidder):
     @property
     def probabilities(self) -> np.ndarray:
         """(K,) current probability of each shading factor."""
-        z = self.learning_rate * (self._scores - self._scores.max())
-        w = np.exp(z)
-        return (1 - self.exploration) * w / w.sum() + self.exploration / w.size
+        return exp3_probabilities(self._scores, self.learning_rate, self.exploration)
 
     @property
     def mean_factor(self) -> float:
@@ -89,6 +104,5 @@ class Exp3Bidder(BaseBidder):
         return self.factors[self._arms] * values
 
     def _learn(self, payments: np.ndarray, utilities: np.ndarray) -> None:
-        scaled = np.clip(utilities / self.reward_scale, -1.0, 1.0)
-        losses = (1.0 - scaled) / 2.0 / self._played_with[self._arms]
+        losses = utility_loss(utilities, self.reward_scale) / self._played_with[self._arms]
         self._scores -= np.bincount(self._arms, weights=losses, minlength=self.factors.size)
