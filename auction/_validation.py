@@ -9,6 +9,18 @@ class AuctionError(ValueError):
     """Raised for bad auction input (shapes, signs, unknown mechanism names)."""
 
 
+def _within(arr: np.ndarray, low: float, *, closed: bool) -> bool:
+    """True when every entry is finite and ``>= low`` (``closed``) or ``> low``.
+
+    Two reductions and no (A, n) boolean temporaries: this check runs once per batch over
+    every bid. A NaN anywhere makes ``min`` NaN, which fails both comparisons.
+    """
+    if arr.size == 0:
+        return True
+    lo, hi = arr.min(), arr.max()
+    return bool((lo >= low if closed else lo > low) and hi < np.inf)
+
+
 def as_bid_matrix(bids: object) -> np.ndarray:
     """Return ``bids`` as a float64 (auctions, bidders) array of finite, non-negative values."""
     arr = np.asarray(bids, dtype=np.float64)
@@ -16,7 +28,7 @@ def as_bid_matrix(bids: object) -> np.ndarray:
         raise AuctionError(
             f"bids must have shape (auctions, bidders) with at least one bidder, got {arr.shape}"
         )
-    if not np.isfinite(arr).all() or (arr < 0).any():
+    if not _within(arr, 0.0, closed=True):
         raise AuctionError("bids must be finite and >= 0 (per-click amounts)")
     return arr
 
@@ -26,15 +38,15 @@ def as_quality(quality: object, shape: tuple[int, int]) -> np.ndarray | None:
     if quality is None:
         return None
     arr = np.asarray(quality, dtype=np.float64)
+    # Checked before broadcasting: an (n,) quality is n values, not A x n.
+    if not _within(arr, 0.0, closed=False):
+        raise AuctionError("quality must be finite and > 0 (e.g. a predicted CTR)")
     try:
-        arr = np.broadcast_to(arr, shape)
+        return np.broadcast_to(arr, shape)
     except ValueError:
         raise AuctionError(
             f"quality must broadcast to the bids' shape {shape}, got {arr.shape}"
         ) from None
-    if not np.isfinite(arr).all() or (arr <= 0).any():
-        raise AuctionError("quality must be finite and > 0 (e.g. a predicted CTR)")
-    return arr
 
 
 def as_reserve(reserve: object, n_auctions: int) -> np.ndarray:

@@ -30,9 +30,11 @@ class Ranking:
     Attributes:
         filled: (A, K) bool, slot has a winner.
         next_scores: (A, K) float, score (bid x quality) of the bidder ranked just below each
-            slot; 0 where there is none.
-        win_bids: (A, K) float, winner's bid per click (0 where empty).
-        win_quality: (A, K) float, winner's quality (1 where empty).
+            slot; where there is none (or it is below the reserve), any value <= the reserve
+            (0 or ``-inf``), since every rule takes ``max(reserve, ...)`` of it.
+        win_bids: (A, K) float, winner's bid per click (any value where empty).
+        win_quality: (A, K) float, winner's quality (any positive value where empty), or
+            ``None`` when every quality is 1.
         reserve: (A,) float, per-click reserve.
         slot_ctrs: (K,) float.
     """
@@ -40,13 +42,18 @@ class Ranking:
     filled: np.ndarray
     next_scores: np.ndarray
     win_bids: np.ndarray
-    win_quality: np.ndarray
+    win_quality: np.ndarray | None
     reserve: np.ndarray
     slot_ctrs: np.ndarray
 
     def thresholds(self) -> np.ndarray:
-        """(A, K) lowest per-click bid with which each winner still holds its slot."""
-        return np.maximum(self.reserve[:, None], self.next_scores / self.win_quality)
+        """(A, K) lowest per-click bid with which each winner still holds its slot.
+
+        Capped at the winner's own bid: ``(b x q) / q`` can round one ulp above ``b``, and a
+        price above the bid would break individual rationality.
+        """
+        nxt = self.next_scores if self.win_quality is None else self.next_scores / self.win_quality
+        return np.minimum(np.maximum(self.reserve[:, None], nxt), self.win_bids)
 
 
 PriceRule = Callable[[Ranking], np.ndarray]
@@ -69,7 +76,9 @@ def vcg(r: Ranking) -> np.ndarray:
     ctr_ext = np.concatenate([ctr_filled, np.zeros((ctr_filled.shape[0], 1))], axis=1)
     drops = ctr_ext[:, :-1] - ctr_ext[:, 1:]  # (A, K): CTR lost when falling below slot l
     # t[a, j, l]: per-click bid that winner j needs to stay at slot l or above.
-    t = np.maximum(r.reserve[:, None, None], r.next_scores[:, None, :] / r.win_quality[:, :, None])
+    q = 1.0 if r.win_quality is None else r.win_quality[:, :, None]
+    t = np.maximum(r.reserve[:, None, None], r.next_scores[:, None, :] / q)
+    t = np.minimum(t, r.win_bids[:, :, None])  # individual rationality, as in thresholds()
     later = np.triu(np.ones((k, k), dtype=bool))
     expected = np.einsum("ajl,al->aj", np.where(later, t, 0.0), drops)
     return np.where(r.filled, expected / r.slot_ctrs, 0.0)

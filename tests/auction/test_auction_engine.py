@@ -259,3 +259,62 @@ def test_batch_shapes_and_empty_slots():
     assert out.winners.tolist() == [[0, -1], [-1, -1]]
     assert out.prices.shape == (2, 2) and out.payments.shape == (2, 2)
     assert len(out) == 2 and out.revenue.tolist() == [0.0, 0.0]
+
+
+# --- float range: bid x quality ranked in float64's normal range ----------------------------
+
+
+def test_overflowing_score_still_fills_the_slot():
+    # 1e308 x 10 overflows float64; ranking is by ratios, so bidder 0 wins and pays the
+    # threshold 1 x 1 / 10 = 0.1 per click (hand computation).
+    out = run_auction([1e308, 1.0], quality=[10.0, 1.0])
+    assert out.winners.tolist() == [0]
+    np.testing.assert_allclose(out.prices, [0.1], rtol=1e-15)
+    # Two slots (CTRs 1, 0.5): GSP charges 0.1 then the reserve 0; VCG charges the top slot
+    # (1 - 0.5) x 0.1 + 0.5 x 0 = 0.05.
+    for mech, prices in (("gsp", [0.1, 0.0]), ("vcg", [0.05, 0.0])):
+        out = run_auction([1e308, 1.0], quality=[10.0, 1.0], mechanism=mech, slot_ctrs=[1, 0.5])
+        assert out.winners.tolist() == [0, 1]
+        np.testing.assert_allclose(out.prices, prices, rtol=1e-15)
+
+
+def test_tied_winner_never_pays_above_its_bid_after_rounding():
+    # (b x q) / q rounds one ulp above b for these values; in a tie the price is the bid.
+    b, q = 0.6706244146936303, 0.04689014385871493
+    assert (b * q) / q > b
+    for mech in MECHS:
+        assert run_auction([b, b], quality=[q, q], mechanism=mech, rng=0).prices.tolist() == [b]
+
+
+def test_subnormal_qualities_do_not_fake_a_tie():
+    # 0.9 x 5e-324 and 1.0 x 5e-324 both round to 5e-324: equal qualities must not matter, so
+    # bidder 1 wins and pays bidder 0's bid 0.9 (never more than its own bid).
+    for seed in range(20):
+        out = run_auction([0.9, 1.0], quality=[5e-324, 5e-324], rng=seed)
+        assert out.winners.tolist() == [1] and out.prices.tolist() == [0.9]
+
+
+def test_unrankable_bid_times_quality_is_named():
+    with pytest.raises(AuctionError, match="bid x quality leaves float64's normal range"):
+        # 1e-10 x 1e-300 is subnormal, and a quality spread of 1e600 cannot be rescaled.
+        run_auction([1e-10, 1.0], quality=[1e-300, 1e300])
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_quality_is_refused(bad):
+    with pytest.raises(AuctionError, match="quality must be finite and > 0"):
+        run_auctions([[1.0, 2.0]], quality=[1.0, bad])
+
+
+@given(instances(), st.integers(-1070, 1020), st.integers(0, 2**32 - 1))
+def test_only_quality_ratios_matter_even_far_outside_normal_range(inst, power, seed):
+    # Multiplying every quality of an auction by 2**power is exact in real arithmetic and must
+    # not change the outcome, even where bid x quality over/underflows float64.
+    bids, mechanism, ctrs, reserve, quality = inst
+    q = np.ones_like(bids) if quality is None else quality
+    kw = {"mechanism": mechanism, "slot_ctrs": ctrs, "reserve": reserve, "rng": seed}
+    base = run_auction(bids, quality=q, **kw)
+    scaled = run_auction(bids, quality=q * 2.0**power, **kw)
+    assert scaled.winners.tolist() == base.winners.tolist()
+    np.testing.assert_array_equal(scaled.prices, base.prices)
+    assert (scaled.prices <= bids[scaled.winners]).all()
