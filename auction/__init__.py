@@ -8,14 +8,20 @@ Example:
     [5.0]
 """
 
-from . import bidders, collusion, truthfulness
+from . import arena, bidders, collusion, truthfulness
 from ._validation import AuctionError
+from .arena import ArenaConfig, ArenaLog, run_arena
+from .arena_stats import ArenaMetrics, arena_metrics, mean_ci
 from .bidders import (
     BudgetedOutcome,
     Exp3Bidder,
+    HedgeLearner,
     PacingBidder,
+    PacingLearner,
+    QLearner,
     ShadingBidder,
     TruthfulBidder,
+    UCBLearner,
     make_bidder,
     run_budgeted_auctions,
 )
@@ -29,24 +35,35 @@ from .welfare import WelfareReport, expected_clicks, welfare
 
 __all__ = [
     "MECHANISMS",
+    "ArenaConfig",
+    "ArenaLog",
+    "ArenaMetrics",
     "AuctionError",
     "AuctionOutcome",
     "BatchOutcome",
     "BudgetedOutcome",
     "CombinatorialOutcome",
     "Exp3Bidder",
+    "HedgeLearner",
     "PacingBidder",
+    "PacingLearner",
+    "QLearner",
     "RegretReport",
     "ShadingBidder",
     "TruthfulBidder",
+    "UCBLearner",
     "WelfareReport",
+    "arena",
+    "arena_metrics",
     "bidders",
     "collusion",
     "combinatorial_vcg",
     "ex_post_regret",
     "expected_clicks",
     "make_bidder",
+    "mean_ci",
     "myerson_reserve",
+    "run_arena",
     "run_auction",
     "run_auctions",
     "run_budgeted_auctions",

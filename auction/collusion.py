@@ -284,3 +284,45 @@ def ring_report(
         return RingGain(r, u_comp, u_coll, rev_comp, rev_coll)
 
     return RingReport(no_reserve=scenario(0.0), with_reserve=scenario(float(reserve)))
+
+
+@dataclass(frozen=True)
+class Screens:
+    """The three cartel screens of one bid log, each reduced to one number.
+
+    Attributes:
+        variation: mean per-auction coefficient of variation (low flags collusion); NaN if no
+            auction had two positive bids.
+        gap: mean relative gap between the two best bids (high flags collusion); NaN if no bid.
+        rotation_excess: switch rate of consecutive wins minus its i.i.d. benchmark (high flags
+            turn-taking); NaN with fewer than two wins.
+    """
+
+    variation: float
+    gap: float
+    rotation_excess: float
+
+
+def screen_bid_log(bids: np.ndarray, winners: np.ndarray) -> Screens:
+    """Apply the variance, gap and rotation screens to one bid log (e.g. learned bids).
+
+    Args:
+        bids: (A, n) float, bids per auction in time order; 0 means no bid.
+        winners: (A,) int, top-slot winner per auction, -1 where unsold.
+
+    Example:
+        >>> s = screen_bid_log([[1.0, 3.0], [3.0, 1.0]], [1, 0])
+        >>> s.variation, s.gap, s.rotation_excess
+        (0.5, 0.6666666666666666, 0.5)
+    """
+    b = as_bid_matrix(bids)
+    w = np.asarray(winners)
+    if w.shape != (b.shape[0],):
+        raise AuctionError(f"winners must have shape ({b.shape[0]},), got {w.shape}")
+    cv, gap = coefficient_of_variation(b), relative_gap(b)
+    rotation = winner_rotation(w, list(range(max(b.shape[1], 2))))
+
+    def mean(x: np.ndarray) -> float:
+        return float(np.nanmean(x)) if np.isfinite(x).any() else float("nan")
+
+    return Screens(mean(cv), mean(gap), float(rotation.excess))
