@@ -58,7 +58,9 @@ def client_update(
     server_round: int,
 ) -> tuple[dict[str, np.ndarray], int, dict[str, float]]:
     """One client's round: train its partition from ``arrays`` (poisoned if the partition is
-    malicious); returns (new arrays, num examples, metrics incl. bytes up/down, device).
+    malicious); returns (new arrays, num examples, metrics incl. bytes up/down, and the
+    device profile when energy-aware selection asks for it). Under DP the un-noised
+    ``train_loss`` stays on the node.
 
     Deterministic given ``cfg["seed"]``, the round and the partition, so a test can compute
     exactly what a Flower node sends (the SecAgg+ test does).
@@ -71,7 +73,7 @@ def client_update(
     if bad and cfg["attack"] == "label_flip":
         data = task.flip_labels(data)
     seed = [int(cfg["seed"]), int(server_round), int(partition_id)]
-    new, m, metrics = task.train(
+    new, m, trained = task.train(
         arrays,
         data,
         epochs=int(cfg["local-epochs"]),
@@ -81,17 +83,13 @@ def client_update(
     )
     if bad:
         new = attack(cfg["attack"], arrays, new, scale=float(cfg["attack-scale"]), rng=seed)
-    device = simulated_profile(partition_id, server_round, int(cfg["seed"]))
-    metrics = {
-        "num-examples": m,
-        "bytes-up": array_bytes(new),
-        "bytes-down": array_bytes(arrays),
-        "battery": device.battery,
-        "charging": int(device.charging),
-        "tier": device.tier,
-        **metrics,
-    }
-    return new, m, metrics
+    if cfg["dp"] != "none" or float(cfg["dp-sgd-noise-multiplier"]) > 0:
+        trained.pop("train_loss", None)  # an un-noised statistic of the private data
+    metrics = {"num-examples": m, "bytes-up": array_bytes(new), "bytes-down": array_bytes(arrays)}
+    if int(cfg["clients-per-round"]) > 0:  # what energy-aware selection asks of a device
+        device = simulated_profile(partition_id, server_round, int(cfg["seed"]))
+        metrics.update(battery=device.battery, charging=int(device.charging), tier=device.tier)
+    return new, m, {**metrics, **trained}
 
 
 def _lolafl(msg: Message) -> bool:
@@ -100,7 +98,42 @@ def _lolafl(msg: Message) -> bool:
     return config is not None and any(k.startswith("lolafl-") for k in config)
 
 
-@app.train(mods=[secagg.secagg_when_asked])
+def clip_when_asked(msg: Message, context: Context, call_next: Any) -> Message:
+    """Flower's ``fixedclipping_mod`` on the train messages that carry a clipping norm (a
+    client-side DP wrapper's): the update that leaves the node has L2 norm <= that norm."""
+    from flwr.clientapp.mod import fixedclipping_mod
+    from flwr.supercore.differential_privacy import KEY_CLIPPING_NORM
+
+    config = msg.content.config_records.get("config") if msg.has_content() else None
+    out = call_next(msg, context)
+    if config is None or KEY_CLIPPING_NORM not in config or out.has_error():
+        return out
+    sent = next(iter(msg.content.array_records.values()))
+    back = next(iter(out.content.array_records.values()), None) if out.has_content() else None
+    norm = float(config[KEY_CLIPPING_NORM])
+    if back is not None and _keys_match(sent, back) and _update_norm(sent, back) <= norm:
+        # within the norm the clip is the identity; Flower's would divide by a norm that
+        # squares to 0 for a tiny (or a declined, unchanged) update
+        return out
+    return fixedclipping_mod(msg, context, lambda _msg, _context: out)
+
+
+def _keys_match(sent: ArrayRecord, back: ArrayRecord) -> bool:
+    """Whether the reply holds exactly the arrays that were sent, with their shapes."""
+    return list(sent) == list(back) and all(sent[k].shape == back[k].shape for k in sent)
+
+
+def _update_norm(sent: ArrayRecord, back: ArrayRecord) -> float:
+    """L2 norm of ``back - sent`` over all arrays, in float64 with scaling so a tiny update
+    does not square to 0 (Flower's clip computes it in the arrays' own dtype)."""
+    diffs = [
+        (back[k].numpy().astype(np.float64) - sent[k].numpy().astype(np.float64)).ravel()
+        for k in sent
+    ]
+    return float(np.linalg.norm(np.concatenate(diffs))) if diffs else 0.0
+
+
+@app.train(mods=[secagg.secagg_when_asked, clip_when_asked])
 def train(msg: Message, context: Context) -> Message:
     """Train locally from the global arrays; reply with the new arrays and metrics."""
     if _lolafl(msg):
@@ -109,12 +142,14 @@ def train(msg: Message, context: Context) -> Message:
         return lolafl_app(msg, context)
     cfg, server_round, pid, n, arrays, legacy = _setup(msg, context)
     new, m, metrics = client_update(cfg, pid, n, arrays, server_round)
+    order = [*arrays, *(k for k in new if k not in arrays)]
     if legacy:
         content = secagg.legacy_fit_reply([new[k] for k in sorted(new)], m, metrics)
     else:
         content = RecordDict(
             {
-                "arrays": ArrayRecord({k: Array(v) for k, v in new.items()}),
+                # in the order received: Flower's clipping mod pairs arrays by position
+                "arrays": ArrayRecord({k: Array(new[k]) for k in sorted(new, key=order.index)}),
                 "metrics": MetricRecord(metrics),
             }
         )

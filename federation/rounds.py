@@ -11,7 +11,8 @@ Every federated path of the project runs its rounds here: the federated ServerAp
    misshapen array, a NaN/inf value or a bad ``num-examples`` is rejected with its reason, and
    never reaches the aggregate; a reply with ``num-examples = 0`` is a device that declined
    (nothing to train on, budget spent);
-4. aggregation by the strategy's own ``aggregate_train`` (FedAvg, robust rules, DP wrappers);
+4. aggregation by the strategy's own ``aggregate_train`` (FedAvg, robust rules, DP wrappers;
+   a DP wrapper's noise is sized for the replies actually averaged, not the number sampled);
 5. the hooks, in order: each sees the round's global arrays before and after and the accepted
    updates (valuation and payment, privacy accounting, checkpoints) and returns metrics.
 
@@ -185,6 +186,16 @@ def aggregate_metrics(records: list[RecordDict], weighting_metric_name: str) -> 
     return out
 
 
+def dp_wrapper(strategy: Any) -> Any | None:
+    """The Flower DP wrapper (``DifferentialPrivacy...``) in a chain of wrappers, if any."""
+    seen = 0
+    while strategy is not None and seen < 16:
+        if type(strategy).__name__.startswith("DifferentialPrivacy"):
+            return strategy
+        strategy, seen = getattr(strategy, "__dict__", {}).get("strategy"), seen + 1
+    return None
+
+
 def train_messages(
     strategy: Any,
     grid: Grid,
@@ -198,6 +209,17 @@ def train_messages(
     if nodes is None:
         return list(strategy.configure_train(server_round, record, cfg, grid))
     cfg["server-round"] = server_round
+    dp = dp_wrapper(strategy)
+    if dp is not None and type(dp).__name__.startswith("DifferentialPrivacyClientSide"):
+        if not hasattr(dp, "clipping_norm"):
+            raise FederationError(
+                "client-side adaptive clipping needs the strategy to sample the nodes; with "
+                "chosen nodes use dp = 'client-fixed' or a central mode"
+            )
+        # what Flower's wrapper puts in the config for its client mod (fixedclipping_mod)
+        from flwr.supercore.differential_privacy import KEY_CLIPPING_NORM
+
+        cfg[KEY_CLIPPING_NORM] = float(dp.clipping_norm)
     return [
         Message(
             content=RecordDict({ARRAY_KEY: record, "config": cfg}),
@@ -256,7 +278,9 @@ def train_round(
         server_round: 1-based round number.
         config: what the nodes receive as their ``config`` record.
         nodes: node ids chosen by the caller (None: the strategy samples). With chosen nodes
-            a client-side DP wrapper's ``configure_train`` is not called: use local DP-SGD.
+            and a client-side fixed-clipping DP wrapper, the config carries its clipping norm
+            as the wrapper's own ``configure_train`` would (the ClientApp clips with Flower's
+            ``fixedclipping_mod``).
         hooks: called after aggregation, in order (see :class:`RoundHook`).
         timeout: seconds to wait for replies (None: until all arrive).
         stop: when set while waiting, the round ends with KeyboardInterrupt (Ctrl-C).
@@ -289,6 +313,11 @@ def train_round(
             updates.append(update)
     new, metrics = dict(start), {}
     if good:
+        dp = dp_wrapper(strategy)
+        if dp is not None:
+            # The wrapper sizes its noise for num_sampled_clients; the average is over the
+            # replies that arrived and passed, so the noise must be sized for those.
+            dp.num_sampled_clients = len(good)
         record, aggregated = strategy.aggregate_train(server_round, good)
         if record is not None:
             new = from_record(record)

@@ -29,6 +29,7 @@ from .selection import EnergyAwareSelection
 from .settings import settings
 from .strategies import make_strategy
 from .task import make_task
+from .user_privacy import RoundAccountant
 
 
 def _atomic(path: Path, write) -> None:
@@ -67,24 +68,6 @@ def load_checkpoint(folder: Path) -> tuple[int, dict[str, np.ndarray]] | None:
     info = json.loads(latest.read_text())
     with np.load(folder / info["file"]) as data:
         return int(info["round"]), {k: data[k] for k in data.files}
-
-
-def round_epsilons(cfg: dict[str, Any]) -> list[float]:
-    """User-level epsilon after each round under the config's DP mode (empty without DP).
-
-    Each round samples ``fraction-train`` of the clients and adds Gaussian noise with the
-    configured multiplier to the clipped sum: ``agents.privacy.epsilon(z, q, rounds, delta)``.
-    """
-    z = float(cfg["noise-multiplier"])
-    if cfg["dp"] == "none" or z <= 0:
-        return []
-    from agents.privacy import epsilon
-
-    q = float(cfg["fraction-train"])
-    if int(cfg["clients-per-round"]) > 0:
-        q = int(cfg["clients-per-round"]) / int(cfg["num-nodes"])
-    total = int(cfg["num-server-rounds"])
-    return [epsilon(z, q, r, float(cfg["dp-delta"])) for r in range(1, total + 1)]
 
 
 def run_server(grid: Grid, cfg: dict[str, Any], context: Context | None = None) -> dict[str, Any]:
@@ -136,6 +119,8 @@ def run_server(grid: Grid, cfg: dict[str, Any], context: Context | None = None) 
             seed=int(cfg["seed"]),
         )
 
+    privacy = RoundAccountant(num_nodes, cfg)
+
     def checkpoint(r: int, _start: Any, _updates: Any, new: dict[str, np.ndarray]) -> dict:
         if folder is not None:
             save_checkpoint(folder, r, new)
@@ -155,7 +140,7 @@ def run_server(grid: Grid, cfg: dict[str, Any], context: Context | None = None) 
     evaluation(done)
     for r in range(done + 1, total + 1):
         start = time.monotonic()
-        result = train_round(grid, strategy, arrays, r, cfg, hooks=[checkpoint])
+        result = train_round(grid, strategy, arrays, r, cfg, hooks=[privacy.hook, checkpoint])
         seconds.append(time.monotonic() - start)
         arrays = result.arrays
         train[str(r)] = result.metrics
@@ -171,7 +156,8 @@ def run_server(grid: Grid, cfg: dict[str, Any], context: Context | None = None) 
             "model_bytes": array_bytes(arrays),
             "full_model_bytes": task.full_model_bytes(),
             "round_seconds": seconds,  # each round's training, replies and aggregation
-            "epsilon_per_round": round_epsilons(cfg),
+            "epsilon_per_round": privacy.per_round,  # per user, the largest so far
+            "privacy": privacy.summary(),
             "train": train,
             "evaluate": evaluate,
             "server_evaluate": server,

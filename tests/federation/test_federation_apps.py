@@ -12,7 +12,7 @@ from federation import FederationError
 from federation.client_app import app as client_app
 from federation.server_app import load_checkpoint, make_server_app, save_checkpoint
 from federation.settings import settings
-from federation.task import ClickTask
+from federation.task import ClickTask, make_task
 
 
 def simulate(tmp_path, name: str, nodes: int = 4, **overrides):
@@ -130,23 +130,53 @@ def test_click_task_precision_counts_the_ten_highest_ctrs_as_relevant():
     assert reversed_["precision@10"] == 0.0 and reversed_["ndcg@10"] < 0.5
 
 
-def test_epsilon_per_round_equals_the_accountant():
-    from agents.privacy import epsilon
-    from federation.server_app import round_epsilons
+@pytest.mark.slow
+def test_client_side_clipping_bounds_the_update_and_epsilon_counts_who_was_aggregated(tmp_path):
+    """dp = client-fixed: Flower's clipping mod runs on the nodes, so without noise the new
+    global model is within the clipping norm of the old one; energy-aware selection (2 of 4)
+    is accounted per user without amplification."""
+    from agents.accountant import UserAccountant, gaussian
 
-    cfg = settings(
-        {
-            "dp": "central-fixed",
-            "noise-multiplier": 1.2,
-            "fraction-train": 0.5,
-            "num-nodes": 10,
-            "num-server-rounds": 3,
-        }
+    ckpt = tmp_path / "ckpt"
+    out = simulate(
+        tmp_path,
+        "clip",
+        **{
+            "num-server-rounds": 1,
+            "dp": "client-fixed",
+            "noise-multiplier": 0.0,
+            "clipping-norm": 0.01,
+            "checkpoint-dir": str(ckpt),
+            "fraction-evaluate": 0.0,
+        },
     )
-    eps = round_epsilons(cfg)
-    assert eps == [epsilon(1.2, 0.5, r, 1e-5) for r in (1, 2, 3)]
-    assert eps[0] < eps[1] < eps[2]
-    assert round_epsilons(settings({})) == []
+    start = make_task(settings({})).initial_arrays()
+    _, new = load_checkpoint(ckpt)
+    moved = np.sqrt(sum(np.sum((new[k] - start[k]) ** 2) for k in start))
+    assert 0 < moved <= 0.01 + 1e-6
+    assert out["privacy"]["epsilon_max"] == float("inf")  # no noise: reported as it is
+
+    z = 1.5
+    out = simulate(
+        tmp_path,
+        "energy",
+        **{
+            "num-server-rounds": 3,
+            "dp": "central-fixed",
+            "noise-multiplier": z,
+            "clients-per-round": 2,
+            "fraction-evaluate": 0.0,
+        },
+    )
+    assert out["privacy"]["uses"] == {"federated round (central-fixed)": 6}
+    # 6 participations over 4 users: the most-selected user was aggregated 2 or 3 times
+    bounds = []
+    for k in (2, 3):
+        acc = UserAccountant(1)
+        acc.charge([0], gaussian(z), times=k)
+        bounds.append(float(acc.epsilons()[0]))
+    assert bounds[0] - 1e-9 <= out["privacy"]["epsilon_max"] <= bounds[1] + 1e-9
+    assert out["epsilon_per_round"] == sorted(out["epsilon_per_round"])
 
 
 def test_settings_reject_unknown_and_bad_values():

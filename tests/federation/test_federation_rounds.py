@@ -167,3 +167,59 @@ def test_waiting_for_more_nodes_than_the_federation_has_fails_with_both_counts()
     with pytest.raises(FederationError, match=r"2 nodes connected .* needs 5"):
         wait_for_nodes(FakeGrid({1: None, 2: None}), 5, timeout=0.3)
     assert wait_for_nodes(FakeGrid({4: None, 1: None}), None, timeout=10) == [1, 4]
+
+
+def test_central_dp_noise_is_sized_for_the_replies_averaged():
+    """4 nodes sampled, 2 decline: the mean is over 2, so the noise std must be z C / 2."""
+    big = {"w": np.zeros(20_000, np.float32), "b": np.zeros(1, np.float32)}
+
+    def same(ask):
+        return reply(ask, {"w": np.full(20_000, 1e-4), "b": np.zeros(1)}, {"num-examples": 1})
+
+    def declines(ask):
+        return reply(ask, {"w": np.zeros(20_000), "b": np.zeros(1)}, {"num-examples": 0})
+
+    grid = FakeGrid({1: same, 2: same, 3: declines, 4: declines})
+    strategy = make_strategy(
+        "fedavg", num_nodes=4, dp="central-fixed", noise_multiplier=2.0, clipping_norm=1.0
+    )
+    result = train_round(grid, strategy, big, 1, {})
+    assert len(result.updates) == 2 and result.declined == [3, 4]
+    assert np.std(result.arrays["w"]) == pytest.approx(2.0 * 1.0 / 2, rel=0.03)
+
+
+def test_chosen_nodes_under_client_side_clipping_get_the_clipping_norm():
+    from flwr.supercore.differential_privacy import KEY_CLIPPING_NORM
+
+    grid = FakeGrid({1: honest(1.0), 2: honest(2.0)})
+    strategy = make_strategy(
+        "fedavg", num_nodes=2, dp="client-fixed", noise_multiplier=0.0, clipping_norm=0.25
+    )
+    train_round(grid, strategy, START, 1, {}, nodes=[1, 2])
+    assert all(m.content["config"][KEY_CLIPPING_NORM] == 0.25 for m in grid.sent)
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.floats(1e-3, 10.0), st.floats(-100.0, 100.0))
+def test_the_client_app_clipping_mod_bounds_what_leaves_the_node(norm, value):
+    from flwr.app import ConfigRecord
+    from flwr.supercore.differential_privacy import KEY_CLIPPING_NORM
+
+    from federation.client_app import clip_when_asked
+
+    content = RecordDict(
+        {
+            "arrays": ArrayRecord({k: Array(v) for k, v in START.items()}),
+            "config": ConfigRecord({KEY_CLIPPING_NORM: norm}),
+        }
+    )
+    ask = Message(content=content, dst_node_id=1, message_type="train")
+
+    def train(msg, _context):
+        return reply(msg, {"w": np.full(3, value), "b": np.full(1, value)}, {"num-examples": 3})
+
+    out = clip_when_asked(ask, None, train)
+    sent = {k: a.numpy() for k, a in out.content["arrays"].items()}
+    moved = np.sqrt(sum(np.sum((sent[k] - START[k]) ** 2) for k in START))
+    assert moved <= norm * (1 + 1e-5) + 1e-6
+    assert moved == pytest.approx(min(norm, 2 * abs(value)), rel=1e-4, abs=1e-6)
