@@ -201,13 +201,14 @@ def run_sampler(
     """
     steps = stalled = 0
     seen = u.evaluations
+    needs_stderr = stopping.needs_stderr  # else every step would pay for an unused stderr
     while True:
         sampler.step()
         steps += 1
         state = {
             "permutations": steps,
             "evaluations": u.evaluations,
-            "stderr": float(sampler.stderr().max()),
+            "stderr": float(sampler.stderr().max()) if needs_stderr else math.nan,
         }
         if stopping.done(**state):
             return *sampler.estimate(), steps, stopping.converged(**state)

@@ -12,7 +12,15 @@ from dataclasses import dataclass
 
 
 class StoppingRule:
-    """Decides, after each sampled permutation, whether a sampler may stop."""
+    """Decides, after each sampled permutation, whether a sampler may stop.
+
+    ``needs_stderr``: whether ``done`` reads ``stderr``. Samplers compute the standard error
+    only for rules that need it (for ``svarm-cv`` it costs a pass over every evaluated
+    coalition, which made budget-only runs quadratic in the budget); other rules see
+    ``stderr = nan``. A rule of one's own that does not declare it gets the real value.
+    """
+
+    needs_stderr: bool = True
 
     def done(self, *, permutations: int, evaluations: int, stderr: float) -> bool:
         raise NotImplementedError
@@ -30,6 +38,10 @@ class AnyOf(StoppingRule):
     a: StoppingRule
     b: StoppingRule
 
+    @property
+    def needs_stderr(self) -> bool:  # type: ignore[override]
+        return self.a.needs_stderr or self.b.needs_stderr
+
     def done(self, **state: float) -> bool:
         return self.a.done(**state) or self.b.done(**state)
 
@@ -42,6 +54,7 @@ class MaxPermutations(StoppingRule):
     """Stop after this many sampled permutations."""
 
     n: int
+    needs_stderr = False
 
     def done(self, *, permutations: int, **_: float) -> bool:
         return permutations >= self.n
@@ -52,6 +65,7 @@ class MaxEvaluations(StoppingRule):
     """Stop once the utility has been evaluated this many times (distinct coalitions)."""
 
     n: int
+    needs_stderr = False
 
     def done(self, *, evaluations: int, **_: float) -> bool:
         return evaluations >= self.n
