@@ -35,7 +35,7 @@ summary from its ``output`` JSON.
    user-level DP, and here a client is exactly one user. Epsilon per user is
    ``agents.privacy.epsilon(z, q = fraction-train, rounds, delta = 1e-5)`` (RDP over
    ``rounds`` Poisson-subsampled Gaussian mechanisms; Flower samples a fixed-size cohort,
-   the usual approximation), i.e. ``federation.server_app.round_epsilons(cfg)[-1]``, and
+   the usual approximation), i.e. the run summary's ``privacy.epsilon_amplified``, and
    ``z = noise_multiplier_for(epsilon, q, rounds, 1e-5)``. Local DP-SGD is off in every row
    (``dp-sgd-clipping-norm = dp-sgd-noise-multiplier = 0``), so the epsilon is the central
    one only. The clipping norm is the median per-client update norm of the no-DP setting,
@@ -226,7 +226,6 @@ def one_seed(
 ) -> list[dict[str, Any]]:
     """Every row of table 1 for one seed (popularity, zero-shot, each epsilon; None: no DP)."""
     from agents.privacy import noise_multiplier_for
-    from federation.server_app import round_epsilons
 
     base = agent_config(sizes, seed, clients)
     evaluation = Evaluation(base, sizes.eval_users)
@@ -250,13 +249,15 @@ def one_seed(
         name = "no DP" if eps is None else f"epsilon {eps:g}"
         print(f"seed {seed}, {name}: {clients} devices, {sizes.per_round}/round ...", flush=True)
         run = run_federation(cfg, tmp / f"seed{seed}-{name.replace(' ', '')}")
-        spent = round_epsilons(cfg)
+        privacy = run["summary"].get("privacy", {})
         scores = evaluation(run["arrays"])
         rows.append(
             {
                 "seed": seed,
                 "row": f"federated LoRA, {name}",
-                "epsilon": spent[-1] if spent else math.inf,
+                "epsilon": privacy.get("epsilon_amplified", math.inf),
+                # per user, as it happened (no sampling assumption): the conservative figure
+                "epsilon_unamplified": privacy.get("epsilon_max", math.inf),
                 "noise_multiplier": z,
                 **scores,
                 "prior_weight": float(run["arrays"]["head.prior"][0]),

@@ -7,9 +7,13 @@ into is one Gaussian mechanism with multiplier ``z`` for the user that node hold
 (uniform sampling by the strategy, energy-aware selection, a caller's choice) is not a Poisson
 coin, so no amplification by sampling is claimed: rounds a user sat out cost it nothing, rounds
 it was aggregated in cost ``gaussian(z)`` each, composed per user with PLD
-(:class:`agents.UserAccountant`). Without a central mode the updates leave without
-user-level noise and a user's epsilon is ``inf`` from its first aggregated round (local DP-SGD
-protects single click rows, not the user).
+(:class:`agents.UserAccountant`): ``epsilon_max`` is what happened, with no sampling
+assumption. When the strategy itself samples a uniform cohort (``clients-per-round = 0``,
+``fraction-train = q < 1``) the summary also gives ``epsilon_amplified``: RDP of ``rounds``
+Poisson-subsampled Gaussian mechanisms at rate ``q``, the usual DP-FedAvg approximation of a
+fixed-size uniform cohort (an approximation, not a proof, for Flower's sampling). Without a
+central mode the updates leave without user-level noise and a user's epsilon is ``inf`` from
+its first aggregated round (local DP-SGD protects single click rows, not the user).
 
 Example:
     >>> acc = RoundAccountant(4, {"dp": "central-fixed", "noise-multiplier": 2.0})
@@ -46,7 +50,12 @@ class RoundAccountant:
         from agents.accountant import UserAccountant
 
         self.mechanism = round_mechanism(cfg)
-        self.accountant = UserAccountant(num_nodes, delta=float(cfg.get("dp-delta", 1e-5)))
+        self.delta = float(cfg.get("dp-delta", 1e-5))
+        self.accountant = UserAccountant(num_nodes, delta=self.delta)
+        q = float(cfg.get("fraction-train", 1.0))
+        uniform = int(cfg.get("clients-per-round", 0)) == 0 and q < 1
+        noisy = self.mechanism.kind == "gaussian"
+        self.sample_rate = q if uniform and noisy else None
         self.index: dict[int, int] = {}
         self.per_round: list[float] = []
 
@@ -65,5 +74,13 @@ class RoundAccountant:
         return {"epsilon-user-max": self.per_round[-1]}
 
     def summary(self) -> dict[str, Any]:
-        """The accountant's record (``epsilon_max``, median, RDP cross-check, delta, uses)."""
-        return {**self.accountant.summary(), "unit": "user", "amplification": "none"}
+        """The accountant's record (``epsilon_max``, median, RDP cross-check, delta, uses),
+        plus ``epsilon_amplified`` under uniform cohort sampling (see the module doc)."""
+        out = {**self.accountant.summary(), "unit": "user", "amplification": "none"}
+        if self.sample_rate is not None and self.per_round:
+            from agents.privacy import epsilon
+
+            z, rounds = self.mechanism.param, len(self.per_round)
+            out["amplification"] = f"uniform cohort, q = {self.sample_rate:g} (Poisson RDP)"
+            out["epsilon_amplified"] = epsilon(z, self.sample_rate, rounds, self.delta)
+        return out
