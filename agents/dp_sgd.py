@@ -8,6 +8,11 @@ runs under ``functional_call`` works, peft's LoRA layers included. With per-exam
 
 where ``B`` is the expected batch size (Abadi et al. 2016). ``z = 0`` and ``C = None`` give plain
 mini-batch SGD through the same code.
+
+Only the per-example gradients themselves are (B, P): the norms are one reduction per
+parameter into a (B,) vector, and the clipped sum is ``min(1, C / ||g_i||)`` (B,) times each
+per-example gradient tensor (a matrix-vector product), so no clipped or squared (B, P) copy
+is built (as Opacus's optimizer does with ``einsum("i,i...", factors, grad_sample)``).
 """
 
 from __future__ import annotations
@@ -34,16 +39,27 @@ def per_example_gradients(
 
 
 def per_example_norms(grads: Grads) -> torch.Tensor:
-    """(B,) L2 norm of each example's gradient over all parameters together."""
-    squares = [g.reshape(g.shape[0], -1).pow(2).sum(1) for g in grads.values()]
+    """(B,) L2 norm of each example's gradient over all parameters together.
+
+    One reduction per parameter into a (B,) vector: no (B, P) temporary.
+    """
+    squares = [
+        torch.linalg.vector_norm(g.reshape(len(g), -1), dim=1).square() for g in grads.values()
+    ]
     return torch.stack(squares).sum(0).sqrt()
 
 
-def clip_per_example(grads: Grads, max_grad_norm: float) -> Grads:
-    """Scale each example's gradient to norm at most ``max_grad_norm``."""
+def clip_factors(grads: Grads, max_grad_norm: float) -> torch.Tensor:
+    """(B,) factors ``min(1, max_grad_norm / ||g_i||)`` that clip each example's gradient."""
     if not max_grad_norm > 0:
         raise AgentError(f"max_grad_norm must be > 0, got {max_grad_norm}")
-    factor = (max_grad_norm / (per_example_norms(grads) + 1e-12)).clamp(max=1.0)
+    return (max_grad_norm / (per_example_norms(grads) + 1e-12)).clamp(max=1.0)
+
+
+def clip_per_example(grads: Grads, max_grad_norm: float) -> Grads:
+    """Each example's gradient scaled to norm at most ``max_grad_norm`` (a new (B, ...) dict;
+    :func:`private_gradient` sums the clipped gradients without building it)."""
+    factor = clip_factors(grads, max_grad_norm)
     return {k: g * factor.reshape(-1, *([1] * (g.dim() - 1))) for k, g in grads.items()}
 
 
@@ -65,13 +81,18 @@ def private_gradient(
         raise AgentError(f"noise_multiplier must be >= 0, got {noise_multiplier}")
     if noise_multiplier > 0 and max_grad_norm is None:
         raise AgentError("noise_multiplier > 0 needs a max_grad_norm (the noise scale)")
-    if max_grad_norm is not None and grads:
-        grads = clip_per_example(grads, max_grad_norm)
+    # clip + sum fused: one (B,) @ (B, P_k) product per parameter, no clipped copy
+    factors = clip_factors(grads, max_grad_norm) if max_grad_norm is not None and grads else None
     out = {}
     for name, p in params.items():
-        total = grads[name].sum(0) if name in grads else torch.zeros_like(p)
+        if name not in grads:
+            total = torch.zeros_like(p)
+        elif factors is None:
+            total = grads[name].sum(0)
+        else:
+            total = (factors @ grads[name].reshape(len(factors), -1)).view(p.shape)
         if noise_multiplier > 0:
             std = noise_multiplier * max_grad_norm
-            total = total + std * torch.randn(p.shape, generator=generator, dtype=p.dtype)
-        out[name] = total / expected_batch_size
+            total.add_(torch.randn(p.shape, generator=generator, dtype=p.dtype), alpha=std)
+        out[name] = total.div_(expected_batch_size)
     return out

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -57,6 +59,59 @@ def test_every_per_example_gradient_is_clipped(seed, clip, n):
     )
     total = torch.cat([v.flatten() for v in out.values()]).norm()
     assert total <= clip * (1 + 1e-5)
+
+
+def _naive_private_gradient(params, x, y, clip, z, expected, seed):
+    """DP-SGD's gradient one example at a time, in float64: grad, flatten, clip, sum, noise."""
+    total = {k: torch.zeros(v.shape, dtype=torch.float64) for k, v in params.items()}
+    for i in range(len(x)):
+        one = torch.func.grad(_loss)(params, x[i], y[i])
+        norm = math.sqrt(sum(float((g.double() ** 2).sum()) for g in one.values()))
+        for k in params:
+            total[k] += one[k].double() * min(1.0, clip / (norm + 1e-12))
+    noise = torch.Generator().manual_seed(seed)
+    return {
+        k: (total[k] + z * clip * torch.randn(v.shape, generator=noise).double()) / expected
+        for k, v in params.items()
+    }
+
+
+@given(
+    st.integers(0, 10_000),
+    st.floats(0.01, 10.0),
+    st.integers(1, 8),
+    st.sampled_from([0.0, 0.5, 2.0]),
+)
+def test_private_gradient_matches_a_naive_per_example_loop(seed, clip, n, z):
+    params, x, y = _batch(seed, n)
+    grads, _ = per_example_gradients(_loss, params, x, y)
+    out = private_gradient(
+        grads,
+        params,
+        max_grad_norm=clip,
+        noise_multiplier=z,
+        expected_batch_size=n + 0.5,
+        generator=torch.Generator().manual_seed(seed),
+    )
+    want = _naive_private_gradient(params, x, y, clip, z, n + 0.5, seed)
+    for k in params:
+        torch.testing.assert_close(out[k].double(), want[k], rtol=1e-6, atol=1e-6 * clip)
+
+
+def test_unclipped_private_gradient_is_the_plain_sum():
+    params, x, y = _batch(3, 6)
+    grads, _ = per_example_gradients(_loss, params, x, y)
+    out = private_gradient(
+        grads,
+        params,
+        max_grad_norm=None,
+        noise_multiplier=0.0,
+        expected_batch_size=6,
+        generator=torch.Generator(),
+    )
+    full = torch.func.grad(lambda p: sum(_loss(p, x[i], y[i]) for i in range(6)))(params)
+    for k in params:
+        torch.testing.assert_close(out[k], full[k] / 6)
 
 
 def test_noise_has_the_calibrated_scale():
