@@ -28,6 +28,15 @@ def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
         print("  ".join(v.rjust(w) for v, w in zip(row, widths, strict=True)))
 
 
+def machine_note(load_before: tuple[float, ...], load_after: tuple[float, ...]) -> str:
+    """When and under what load a benchmark ran: UTC time, CPUs, load averages before/after."""
+    return (
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {os.cpu_count()} CPUs; load "
+        f"average (1, 5, 15 min) before {' '.join(f'{x:.2f}' for x in load_before)}, after "
+        f"{' '.join(f'{x:.2f}' for x in load_after)}"
+    )
+
+
 def write_json(name: str, payload: dict[str, Any]) -> Path:
     """Write ``benchmarks/results/<name>.json`` atomically, with machine facts attached."""
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -32,7 +32,6 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import argparse  # noqa: E402
 import itertools  # noqa: E402
 import sys  # noqa: E402
-import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -42,7 +41,7 @@ import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from agents.dp_sgd import per_example_gradients, private_gradient  # noqa: E402
-from benchmarks._report import print_table, write_json  # noqa: E402
+from benchmarks._report import machine_note, print_table, write_json  # noqa: E402
 from benchmarks.auction_throughput import interleaved  # noqa: E402
 
 CLIP, NOISE = 1.0, 1.0
@@ -199,10 +198,8 @@ def main() -> None:
     load = os.getloadavg()
     print_table(rows, list(rows[0]))
     print(
-        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {os.cpu_count()} CPUs; one "
-        f"thread; load average (1, 5, 15 min) before {load_before[0]:.2f} {load_before[1]:.2f} "
-        f"{load_before[2]:.2f}, after {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; {repeats} "
-        "interleaved repeats; ratio = project time / Opacus time (lower is better); times best"
+        f"{machine_note(load_before, load)}; one thread; {repeats} interleaved repeats; "
+        "ratio = project time / Opacus time (lower is better); times best"
     )
     verdict = {
         "target_ratio_le_1": all(r["ratio_median"] <= 1.0 for r in rows),

@@ -51,7 +51,7 @@ from scipy.special import expit  # noqa: E402
 from scipy.stats import spearmanr  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks._report import print_table, write_json  # noqa: E402
+from benchmarks._report import machine_note, print_table, write_json  # noqa: E402
 from federation import ClickTask  # noqa: E402
 from incentives import MaxEvaluations, ValuationResult, fl_utility, valuate  # noqa: E402
 
@@ -214,10 +214,8 @@ def main_speed(seeds: int) -> None:
     load = os.getloadavg()
     print_table(rows, list(rows[0]))
     print(
-        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {os.cpu_count()} CPUs; load "
-        f"average (1, 5, 15 min) before {load_before[0]:.2f} {load_before[1]:.2f} "
-        f"{load_before[2]:.2f}, after {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; "
-        f"{seeds} interleaved seeds; ratio = svarm-cv time / permutation time"
+        f"{machine_note(load_before, load)}; {seeds} interleaved seeds; "
+        "ratio = svarm-cv time / permutation time"
     )
     target = all(r["ratio_median"] <= 1.5 for r in rows)
     print({"target_ratio_le_1_5": target})
