@@ -24,9 +24,14 @@ METRICS = "metrics.csv"  # one row per finished step
 SUMMARY = "summary.json"  # totals; written only when the run is complete
 LEDGER = "ledger.db"  # token rewards (incentives.Ledger)
 GRAPH = "graph.npz"  # social graph edges and each user's community, for the report
-CHECKPOINT = "checkpoint.pkl"  # resumable market state; removed when the run completes
+CHECKPOINT = "checkpoint.json"  # resumable market state's manifest; removed when complete
+LEDGER_KEY = "ledger.key"  # the ledger's HMAC key (mode 0600): private, never share it
+ENVIRONMENT = "environment.json"  # Python and package versions the run ran with
 PLOTS = "plots"  # PNGs of ``fedadagent report``
-DEVICES = "devices"  # simulation only: each device's own store (economy.federated)
+# Private: the devices' own stores (simulation: economy.federated) and the devices' part of
+# every checkpoint (history texts, click logs); folder 0700, files 0600. Never share it.
+DEVICES = "devices"
+PRIVATE_MODE = 0o600
 SWEEP = "sweep.json"  # marks a sweep folder (economy.sweep)
 
 
@@ -34,17 +39,21 @@ class RunFolderError(ValueError):
     """A folder is not a run folder (or not in the state an operation needs)."""
 
 
-def atomic_write(path: Path, data: str | bytes) -> None:
-    """Write ``data`` to ``path`` through a temp file in the same folder and a rename."""
+def atomic_write(path: Path, data: str | bytes, *, mode: int = 0o644) -> None:
+    """Write ``data`` to ``path`` through a temp file in the same folder and a rename.
+
+    ``mode``: the file's permissions (0o644: results are for sharing; ``PRIVATE_MODE`` for a
+    user's data). A kill mid-write leaves a ``.<name>.*`` temp file: see :func:`clean_temp`.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    mode = "wb" if isinstance(data, bytes) else "w"
+    how = "wb" if isinstance(data, bytes) else "w"
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
-        with os.fdopen(fd, mode) as fh:
+        with os.fdopen(fd, how) as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes files private; results are for sharing
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -101,3 +110,27 @@ def write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
 def write_json(path: Path, payload: dict[str, Any]) -> None:
     """Write a JSON document atomically (sorted keys, so equal results give equal files)."""
     atomic_write(path, json.dumps(payload, indent=2, sort_keys=True) + "\n")
+
+
+def private_dir(run: Path) -> Path:
+    """The run's private folder (``DEVICES``), made with mode 0700 if needed."""
+    folder = Path(run) / DEVICES
+    folder.mkdir(parents=True, exist_ok=True)
+    os.chmod(folder, 0o700)
+    return folder
+
+
+def clean_temp(run: Path) -> list[Path]:
+    """Remove the temp files a kill mid-write left in ``run`` and its private folder (files
+    named ``.<name>.<random>`` by :func:`atomic_write` and ``agents.context``); their paths."""
+    run, private = Path(run), Path(run) / DEVICES
+    folders = [run]
+    if private.is_dir():
+        folders += [private, *(p for p in private.rglob("*") if p.is_dir())]
+    removed = []
+    for folder in folders:
+        for path in folder.glob(".*.*"):
+            if path.is_file() and not path.is_symlink():
+                path.unlink(missing_ok=True)
+                removed.append(path)
+    return removed

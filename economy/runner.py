@@ -1,15 +1,20 @@
 """Run the market into a run folder, checkpointing as it goes; resume an interrupted run.
 
-A run folder gets ``config.toml`` and ``graph.npz`` at the start, ``checkpoint.pkl`` before
-the first step and after every ``checkpoint_every`` steps, ``metrics.csv`` when the run stops
-(all of it, or the finished steps of an interrupted run), and ``summary.json`` only when every
-step has run (the checkpoint is then removed). Resuming an interrupted run gives the same
-``summary.json`` and ledger as an uninterrupted one.
+A run folder gets ``config.toml`` and ``graph.npz`` at the start, a checkpoint
+(:mod:`economy.checkpoint`) before the first step and after every ``checkpoint_every`` steps,
+``metrics.csv`` when the run stops (all of it, or the finished steps of an interrupted run),
+and ``summary.json`` only when every step has run (the checkpoint is then removed). Resuming an
+interrupted run gives the same ``summary.json`` and ledger as an uninterrupted one; a run
+stopped before its first checkpoint (it paid nothing yet) starts again from step 0. Temp files
+a kill left mid-write are removed first.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
+import logging
+import sqlite3
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -17,16 +22,20 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .checkpoint import load_checkpoint, save_checkpoint
+from incentives import count_entries
+
+from .checkpoint import NoCheckpointError, load_checkpoint, remove_checkpoint, save_checkpoint
 from .config import ExperimentConfig
 from .market import MarketState, run_steps, start_market, summarize
 from .rundir import (
-    CHECKPOINT,
     GRAPH,
     LEDGER,
+    LEDGER_KEY,
     METRICS,
     SUMMARY,
+    RunFolderError,
     atomic_write,
+    clean_temp,
     create_run_dir,
     read_run_config,
     write_json,
@@ -38,6 +47,7 @@ if TYPE_CHECKING:
     from .federated import FlowerLink
 
 OnStep = Callable[[MarketState], None]
+log = logging.getLogger(__name__)
 
 
 def save_graph(world: World, path: Path) -> None:
@@ -68,38 +78,67 @@ def run_market(
         checkpoint_every: steps between checkpoints, >= 1.
     """
     run = create_run_dir(cfg) if run_dir is None else Path(run_dir)
-    if cfg.federated.every and cfg.federated.engine == "deployment":
-        from .flower_app import submit
-
-        submit(run, cfg.federated.federation)
-        return run
-    return continue_run(run, open_run(run), on_step=on_step, checkpoint_every=checkpoint_every)
+    return _drive(run, cfg, on_step, checkpoint_every)
 
 
 def resume_market(
     run_dir: str | Path, *, on_step: OnStep | None = None, checkpoint_every: int = 1
 ) -> Path:
-    """Continue an interrupted run from its checkpoint (RunFolderError if there is none)."""
+    """Continue an interrupted run from its checkpoint, or start it again from step 0 when it
+    stopped before its first one (RunFolderError if it is complete or not a run folder)."""
     run = Path(run_dir)
-    state = load_checkpoint(run)
-    if state.fed is not None and state.cfg.federated.engine == "deployment":
+    cfg = read_run_config(run)
+    if _deployed(cfg):  # refuse a complete run or a bad checkpoint here, not on the SuperLink
+        with contextlib.suppress(NoCheckpointError):  # the ServerApp starts it from step 0
+            load_checkpoint(run).close()
+    return _drive(run, cfg, on_step, checkpoint_every)
+
+
+def _deployed(cfg: ExperimentConfig) -> bool:
+    return bool(cfg.federated.every) and cfg.federated.engine == "deployment"
+
+
+def _drive(run: Path, cfg: ExperimentConfig, on_step: OnStep | None, every: int) -> Path:
+    """Run the market of ``run`` here, or submit it to the SuperLink (deployment)."""
+    if _deployed(cfg):
         from .flower_app import submit
 
-        state.close()
-        submit(run, state.cfg.federated.federation)
+        submit(run, cfg.federated.federation)
         return run
-    return continue_run(run, state, on_step=on_step, checkpoint_every=checkpoint_every)
+    return continue_run(run, open_run(run), on_step=on_step, checkpoint_every=every)
 
 
 def open_run(run: Path) -> MarketState:
     """The market of ``run``: from its checkpoint, or started from its config (the graph and
-    a first checkpoint written)."""
-    if (run / CHECKPOINT).is_file():
+    a first checkpoint written), temp files of a killed write removed first."""
+    clean_temp(run)
+    try:
         return load_checkpoint(run)
+    except NoCheckpointError as exc:
+        _restartable(run, exc)
     state = start_market(read_run_config(run), run / LEDGER)
     save_graph(state.world, run / GRAPH)
     save_checkpoint(state, run)
     return state
+
+
+def _restartable(run: Path, exc: NoCheckpointError) -> None:
+    """Clear what a run stopped before its first checkpoint left (it paid nothing yet), or
+    refuse when its ledger holds entries: starting again would pay them twice."""
+    try:
+        paid = count_entries(run / LEDGER)
+    except sqlite3.DatabaseError as err:
+        raise RunFolderError(f"{exc}, and its {LEDGER} is not a database ({err})") from None
+    if paid:
+        raise RunFolderError(
+            f"{exc}, yet its {LEDGER} holds entries: it cannot start again without paying "
+            "them twice; start a new run"
+        ) from None
+    started = [run / name for name in (GRAPH, LEDGER, LEDGER_KEY, METRICS)]
+    if any(path.exists() for path in started):
+        log.warning("%s; starting it again from step 0", exc)
+    for path in [*started, run / (LEDGER + "-wal"), run / (LEDGER + "-shm")]:
+        path.unlink(missing_ok=True)
 
 
 def continue_run(
@@ -137,7 +176,7 @@ def _steps(
             run_steps(state, after_step, link)
         finally:  # also on Ctrl-C: the finished steps' metrics are kept for a look or a report
             write_rows(run / METRICS, [asdict(m) for m in state.metrics])
-        write_json(run / SUMMARY, summarize(state.cfg, state.metrics, state.fed))
+        write_json(run / SUMMARY, summarize(state.cfg, state.metrics, state.fed, state.privacy))
     finally:
         state.close()
-    (run / CHECKPOINT).unlink(missing_ok=True)
+    remove_checkpoint(run)

@@ -13,7 +13,7 @@ Example:
 """
 
 from ._errors import IncentiveError
-from .ledger import Ledger, Verification, verify_ledger
+from .ledger import Ledger, Verification, count_entries, read_key, verify_image, verify_ledger
 from .payout import RoundPayer, RoundPayment
 from .rewards import RewardPolicy, gini
 from .shapley import METHODS, ValuationResult, shapley_values, valuate
@@ -34,9 +34,12 @@ __all__ = [
     "StoppingRule",
     "ValuationResult",
     "Verification",
+    "count_entries",
     "fl_utility",
     "gini",
+    "read_key",
     "shapley_values",
     "valuate",
+    "verify_image",
     "verify_ledger",
 ]

@@ -202,23 +202,72 @@ def verify_ledger(
         key: the ledger key (default: ``$FEDADAGENT_LEDGER_KEY``, else ``<db>.key``).
     """
     path = Path(path)
-    want = head[0] if head is not None else None
     if not path.is_file():
-        ok = want == 0
+        ok = head is not None and head[0] == 0
         return Verification(ok, 0, None if ok else 1, "" if ok else f"{path} does not exist")
     key = key if key is not None else read_key(path)
     if key is None:
         return Verification(False, 0, None, f"no key: {key_path(path)} is missing")
-    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    return _check_exactly(
+        sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True), key, head
+    )
+
+
+def verify_image(
+    image: bytes, *, head: tuple[int, str] | None = None, key: bytes | None
+) -> Verification:
+    """Check a ledger database held as bytes (``Ledger.image()``, e.g. a checkpoint's copy)
+    as :func:`verify_ledger` checks a file, without writing it anywhere."""
+    if key is None:
+        return Verification(False, 0, None, "no key to check it with")
+    db = sqlite3.connect(":memory:")
+    try:
+        db.deserialize(_rollback_header(image))
+    except sqlite3.DatabaseError as exc:
+        db.close()
+        return Verification(False, 0, None, f"not a readable ledger: {exc}")
+    return _check_exactly(db, key, head)
+
+
+def _rollback_header(image: bytes) -> bytes:
+    """``image`` marked as a rollback-journal database (header bytes 18-19 = 1): SQLite cannot
+    open a WAL-marked image in memory; a ``Ledger`` on the file turns WAL on again."""
+    if image[:16] != b"SQLite format 3\x00" or len(image) < 20:
+        return image  # not a database: deserialize says so
+    return image[:18] + b"\x01\x01" + image[20:]
+
+
+def _check_exactly(
+    db: sqlite3.Connection, key: bytes, head: tuple[int, str] | None
+) -> Verification:
+    """``_check_chain`` on ``db`` (then closed); a kept ``head`` must also be the last entry."""
     try:
         check = _check_chain(db, key, head)
     except sqlite3.DatabaseError as exc:
         return Verification(False, 0, None, f"not a readable ledger: {exc}")
     finally:
         db.close()
-    if check.ok and want is not None and check.entries != want:
-        return Verification(False, check.entries, check.entries + 1, f"expected {want} entries")
+    if check.ok and head is not None and check.entries != head[0]:
+        return Verification(False, check.entries, check.entries + 1, f"expected {head[0]} entries")
     return check
+
+
+def count_entries(path: str | Path) -> int:
+    """Entries in the ledger file ``path``, read-only (0: no file, or no ledger in it yet).
+
+    Raises:
+        sqlite3.DatabaseError: the file is not a database.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return 0
+    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        if not _has_table(db, "entries"):
+            return 0
+        return int(db.execute("SELECT COUNT(*) FROM entries").fetchone()[0])
+    finally:
+        db.close()
 
 
 class Ledger:
@@ -321,6 +370,16 @@ class Ledger:
             self._db.execute("ROLLBACK")
             raise
         return seqs
+
+    def image(self) -> bytes:
+        """The committed database as bytes (what a checkpoint keeps): :func:`verify_image`
+        checks it, writing it to a file restores the ledger to this moment."""
+        mem = sqlite3.connect(":memory:")
+        try:
+            self._db.backup(mem)
+            return _rollback_header(mem.serialize())
+        finally:
+            mem.close()
 
     def head(self) -> tuple[int, str]:
         """(seq, hash) of the last entry, ``(0, GENESIS)`` when empty: keep it to pin the chain."""
