@@ -28,17 +28,17 @@ Example:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import networkx as nx
 import numpy as np
 from scipy import sparse
-from scipy.sparse.csgraph import connected_components
 
 from ._errors import GraphError
-from .mixing import edge_arrays, metropolis_edge_weights, metropolis_matrix
 from .noise import NoiseHook
+from .topology import Topology, as_topology, connects, metropolis_edge_weights
 
 Protocol = Literal["sync", "pairwise", "push_sum"]
 Record = Literal["all", "last", "errors"]
@@ -145,7 +145,7 @@ class _Run:
         self.bytes = np.zeros(rounds, dtype=np.int64)
         self.connected = np.zeros(rounds, dtype=bool)
         self.errors = np.empty(rounds + 1)
-        self.error: Any = None
+        self.mean = np.zeros(0)  # (D,) float64 true mean of the initial values
         self.history: list[np.ndarray] | None = None
         self.shape: tuple[int, ...] = ()
         self.final: np.ndarray | None = None
@@ -169,7 +169,11 @@ class _Run:
         """Account round ``t``'s messages and record the estimates after it."""
         self.messages[t] = messages
         self.bytes[t] = messages * message_bytes
-        self.errors[t + 1] = self.error(est)
+        self.record(t, est)
+
+    def record(self, t: int, est: np.ndarray) -> None:
+        """The error (and, recording all, the values) of the (n, D) estimates after round t."""
+        self.errors[t + 1] = _distance(est, self.mean)
         if self.history is not None:
             self.history.append(est.reshape((self.n, *self.shape)).copy())
         self.final = est
@@ -189,48 +193,50 @@ class _Run:
         return self.is_connected(src[delivered], dst[delivered], strong=strong)
 
     def is_connected(self, src: np.ndarray, dst: np.ndarray, strong: bool = False) -> bool:
-        adj = sparse.coo_matrix((np.ones(src.size), (src, dst)), shape=(self.n, self.n))
-        k, _ = connected_components(adj, directed=strong, connection="strong")
-        return k == 1
+        return connects(self.n, src, dst, strong=strong)
 
 
-# Column blocks of ~2 MB: a sparse product over a block reads its rows from cache, not RAM
-# (measured ~5x faster for 1,000 x 100,000 float32).
+# Rows wider than this are cut into column blocks of ~2 MB: a sparse product over a block
+# reads its rows from cache, not RAM (measured ~5x faster for 1,000 x 100,000 float32).
+# Narrower rows (up to a few thousand values) already fit: blocking them only adds copies.
+_ROW_BYTES = 1 << 15
 _BLOCK_BYTES = 1 << 21
 
 
-def _block_width(x: np.ndarray) -> int:
-    return max(64, _BLOCK_BYTES // max(1, x.shape[0] * x.dtype.itemsize))
+def _blocks(x: np.ndarray) -> list[slice]:
+    """Column slices of (n, D) ``x``: one when a row fits in cache, else ~2 MB blocks."""
+    d = x.shape[1]
+    if d * x.dtype.itemsize <= _ROW_BYTES:
+        return [slice(0, d)]
+    width = max(64, _BLOCK_BYTES // max(1, x.shape[0] * x.dtype.itemsize))
+    return [slice(lo, min(lo + width, d)) for lo in range(0, d, width)]
 
 
 def _apply(W: sparse.csr_matrix, x: np.ndarray) -> np.ndarray:
     """``W @ x`` for a sparse (n, n) W and a dense (n, D) x, in cache-sized column blocks."""
-    bw = _block_width(x)
-    if x.shape[1] <= bw:
+    cols = _blocks(x)
+    if len(cols) == 1:
         return W @ x
     out = np.empty_like(x)
-    for lo in range(0, x.shape[1], bw):
-        out[:, lo : lo + bw] = W @ np.ascontiguousarray(x[:, lo : lo + bw])
+    for c in cols:
+        out[:, c] = W @ np.ascontiguousarray(x[:, c])
     return out
 
 
 def _distance(est: np.ndarray, mean: np.ndarray) -> float:
-    """Frobenius distance of (n, D) estimates to the (D,) mean, without (n, D) temporaries."""
-    bw = _block_width(est)
+    """Frobenius distance of (n, D) estimates to the (D,) mean, a block at a time."""
     m = mean.astype(est.dtype)
     total = 0.0
-    for lo in range(0, est.shape[1], bw):
-        diff = (est[:, lo : lo + bw] - m[lo : lo + bw]).ravel()
+    for c in _blocks(est):
+        diff = (est[:, c] - m[c]).ravel()
         total += float(np.dot(diff, diff))
     return float(np.sqrt(total))
 
 
-def _as_values(G: nx.Graph, values: object) -> np.ndarray:
+def _as_values(n: int, values: object) -> np.ndarray:
     x = np.asarray(values)
-    if x.ndim == 0 or x.shape[0] != G.number_of_nodes():
-        raise GraphError(
-            f"values must have one row per node ({G.number_of_nodes()}), got shape {x.shape}"
-        )
+    if x.ndim == 0 or x.shape[0] != n:
+        raise GraphError(f"values must have one row per node ({n}), got shape {x.shape}")
     if not np.issubdtype(x.dtype, np.floating):
         x = x.astype(np.float64)
     if not np.isfinite(x).all():
@@ -246,12 +252,9 @@ def _sync_step(
     active: np.ndarray,
     sent_history: list[np.ndarray],
     lag: np.ndarray | None,
-    static_W: sparse.csr_matrix | None,
 ) -> np.ndarray:
     """One synchronous round over the ``active`` links; ``lag`` (2m,) delays each message."""
     n = x.shape[0]
-    if static_W is not None and lag is None and sent_history[0] is x:
-        return _apply(static_W, x)
     s, d, ww = src[active], dst[active], w[active]
     deg = np.bincount(s, ww, minlength=n) + np.bincount(d, ww, minlength=n)
     out = x * (1.0 - deg).astype(x.dtype)[:, None]
@@ -268,19 +271,30 @@ def _sync_step(
 
 
 def _send(x: np.ndarray, noise: NoiseHook | None, rng: np.random.Generator) -> np.ndarray:
-    """What the nodes send this round: one (noised) copy of each row, broadcast to neighbours."""
+    """What the nodes send this round: one (noised) copy of each row, broadcast to neighbours.
+
+    Raises:
+        GraphError: the hook changed the shape or returned NaN or inf (a sum, one pass, no
+            temporary; the exact check runs only when the sum is not finite).
+    """
     if noise is None:
         return x
     sent = np.asarray(noise(x, rng))
+    name = getattr(noise, "__name__", repr(noise))
     if sent.shape != x.shape:
         raise GraphError(
-            f"noise must return an array of the shape it was given {x.shape}, got {sent.shape}"
+            f"noise must return an array of the shape it was given {x.shape}, got {sent.shape} "
+            f"(hook {name})"
         )
+    with np.errstate(over="ignore", invalid="ignore"):
+        finite_sum = np.isfinite(np.sum(sent))
+    if not finite_sum and not np.isfinite(sent).all():
+        raise GraphError(f"noise hook {name} returned NaN or inf; it must return finite values")
     return sent.astype(x.dtype, copy=False)
 
 
 def gossip_average(
-    G: nx.Graph,
+    G: nx.Graph | Topology,
     values: np.ndarray,
     rounds: int,
     *,
@@ -296,7 +310,9 @@ def gossip_average(
     """Average ``values`` over ``G`` by gossip for ``rounds`` rounds.
 
     Args:
-        G: social graph; a ``networkx.DiGraph`` is allowed for ``push_sum`` only.
+        G: social graph; a ``networkx.DiGraph`` is allowed for ``push_sum`` only. A
+            :class:`graphs.topology.Topology` of it gives the same results and skips reading
+            the graph's edges again (for callers that gossip over one graph many times).
         values: (n,) or (n, d, ...) float, one row per node in ``list(G)`` order
             (e.g. flattened adapter weights).
         rounds: number of rounds, >= 0.
@@ -329,10 +345,11 @@ def gossip_average(
         raise GraphError("delay is modelled for protocol='sync' only")
     if noise is not None and protocol == "push_sum":
         raise GraphError("noise hooks apply to 'sync' and 'pairwise' (push-sum mass would drift)")
-    if G.is_directed() and protocol != "push_sum":
+    topo = as_topology(G)
+    if topo.directed and protocol != "push_sum":
         raise GraphError(f"protocol {protocol!r} needs an undirected graph; use 'push_sum'")
 
-    x0 = _as_values(G, values)
+    x0 = _as_values(topo.n, values)
     n, shape = x0.shape[0], x0.shape[1:]
     x = x0.reshape(n, -1).copy()
     if record == "all" and (rounds + 1) * x.size > _MAX_RECORDED:
@@ -340,13 +357,11 @@ def gossip_average(
             f"record='all' would store {(rounds + 1) * x.size:,} values; use record='errors'"
         )
     gen = np.random.default_rng(rng)
-    nodes = list(G)
-    index = {v: i for i, v in enumerate(nodes)}
     off = np.zeros(n, dtype=bool)
     for v in offline or []:
-        if v not in index:
+        if v not in topo.index:
             raise GraphError(f"offline node {v!r} is not in the graph")
-        off[index[v]] = True
+        off[topo.index[v]] = True
     run = _Run(
         n,
         rounds,
@@ -357,15 +372,11 @@ def gossip_average(
         payload_bytes=x.shape[1] * x.dtype.itemsize,
     )
     mean = x.mean(axis=0, dtype=np.float64)
-
-    def error(est: np.ndarray) -> float:
-        return _distance(est, mean)
-
     run.history = [x0.copy()] if record == "all" else None
-    run.error, run.shape = error, shape
-    run.errors[0] = error(x)
+    run.mean, run.shape = mean, shape
+    run.errors[0] = _distance(x, mean)
     step = {"sync": _run_sync, "pairwise": _run_pairwise, "push_sum": _run_push_sum}[protocol]
-    union_connected = step(G, run, x, rounds, delay, noise)
+    union_connected = step(topo, run, x, rounds, delay, noise)
     return GossipTrace(
         values=None if run.history is None else np.stack(run.history),
         final=run.final.reshape((n, *shape)),
@@ -380,41 +391,75 @@ def gossip_average(
 
 
 def _run_sync(
-    G: nx.Graph, run: _Run, x: np.ndarray, rounds: int, delay: int, noise: NoiseHook | None
+    topo: Topology, run: _Run, x: np.ndarray, rounds: int, delay: int, noise: NoiseHook | None
 ) -> bool:
-    _, src, dst = edge_arrays(G)
+    src, dst = topo.src, topo.dst
+    if run.static and not delay:
+        return _run_static_sync(topo, run, x, rounds, noise)
     w = metropolis_edge_weights(run.n, src, dst)
-    static_W = None
     every = np.ones(src.size, dtype=bool)
     if run.static:
-        static_W = metropolis_matrix(G).astype(x.dtype).tocsr()
-        run.connected[:] = run.is_connected(src, dst)
+        run.connected[:] = topo.connected
     delivered = np.zeros(src.size, dtype=bool)
     sent: list[np.ndarray] = []
     for t in range(rounds):
         sent.insert(0, _send(x, noise, run.rng))
         del sent[delay + 1 :]
-        if static_W is None:
+        if run.static:
+            linked = active = every
+        else:
             up = run.online()
             linked = up[src] & up[dst]  # both ends online: they exchange, maybe lost to drops
             active = linked & run.survives(src.size)
             run.connected[t] = run.is_connected(src[active], dst[active])
-        else:
-            linked = active = every
         lag = run.rng.integers(0, delay + 1, size=2 * int(active.sum())) if delay else None
-        x = _sync_step(x, src, dst, w, active, sent, lag, static_W)
+        x = _sync_step(x, src, dst, w, active, sent, lag)
         delivered |= active
         run.end_round(t, x, 2 * int(linked.sum()), run.payload_bytes)
     return run.end_run(x, src, dst, delivered)
 
 
-def _run_pairwise(
-    G: nx.Graph, run: _Run, x: np.ndarray, rounds: int, delay: int, noise: NoiseHook | None
+def _run_static_sync(
+    topo: Topology, run: _Run, x: np.ndarray, rounds: int, noise: NoiseHook | None
 ) -> bool:
-    _, src, dst = edge_arrays(G)
+    """Sync gossip with every link up every round: ``x <- W x`` with W built once per dtype.
+
+    Without noise it iterates the deviation ``y = x - mean`` (W is doubly stochastic, so
+    ``W y = W x - mean``): the error is then ``||y||``, one reduction, and the estimates
+    ``y + mean`` are formed only when recorded. Rows wider than a cache line budget stay in
+    contiguous column blocks for the whole run (no per-round copies). With noise, each node
+    keeps ``W_ii x_i`` of its own value and receives ``W_ij sent_j``.
+    """
+    W = topo.metropolis(x.dtype)
+    run.connected[:] = topo.connected
+    run.messages[:] = 2 * topo.src.size
+    run.bytes[:] = run.messages * run.payload_bytes
+    if rounds and noise is not None:
+        diag = W.diagonal()[:, None]
+        off = (W - sparse.diags(W.diagonal())).tocsr()
+        for t in range(rounds):
+            x = diag * x + _apply(off, _send(x, noise, run.rng))
+            run.record(t, x)
+    elif rounds:
+        m = run.mean.astype(x.dtype)
+        blocks = [np.ascontiguousarray(x[:, c]) - m[c] for c in _blocks(x)]
+        for t in range(rounds):
+            blocks = [W @ b for b in blocks]
+            run.errors[t + 1] = math.sqrt(sum(float(np.dot(b.ravel(), b.ravel())) for b in blocks))
+            if run.history is not None:
+                run.history.append((np.concatenate(blocks, axis=1) + m).reshape(run.n, *run.shape))
+        x = np.concatenate(blocks, axis=1) + m
+    run.final = x
+    return bool(run.connected[0]) if rounds else False
+
+
+def _run_pairwise(
+    topo: Topology, run: _Run, x: np.ndarray, rounds: int, delay: int, noise: NoiseHook | None
+) -> bool:
+    src, dst = topo.src, topo.dst
     delivered = np.zeros(src.size, dtype=bool)
     if run.static:
-        run.connected[:] = run.is_connected(src, dst)
+        run.connected[:] = topo.connected
     for t in range(rounds):
         up = run.online()
         active = up[src] & up[dst] & run.survives(src.size)
@@ -438,10 +483,10 @@ def _run_pairwise(
 
 
 def _run_push_sum(
-    G: nx.Graph, run: _Run, x: np.ndarray, rounds: int, delay: int, noise: NoiseHook | None
+    topo: Topology, run: _Run, x: np.ndarray, rounds: int, delay: int, noise: NoiseHook | None
 ) -> bool:
-    _, src, dst = edge_arrays(G)
-    if not G.is_directed():
+    src, dst = topo.src, topo.dst
+    if not topo.directed:
         src, dst = np.concatenate([src, dst]), np.concatenate([dst, src])
     share = 1.0 / (np.bincount(src, minlength=run.n) + 1.0)  # self + out-neighbours
     s = x.astype(np.float64)

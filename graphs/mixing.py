@@ -22,25 +22,10 @@ from scipy import sparse
 from scipy.sparse.linalg import eigsh
 
 from ._errors import GraphError
+from .topology import edge_arrays, metropolis_csr
 
 # Above this many nodes, eigenvalues come from sparse Lanczos instead of a dense solve.
 _DENSE_LIMIT = 2000
-
-
-def edge_arrays(G: nx.Graph) -> tuple[list, np.ndarray, np.ndarray]:
-    """Nodes in ``list(G)`` order and the (m,) endpoint indices of each edge (no self-loops)."""
-    nodes = list(G)
-    index = {v: i for i, v in enumerate(nodes)}
-    pairs = np.array(
-        [(index[a], index[b]) for a, b in G.edges() if a != b], dtype=np.int64
-    ).reshape(-1, 2)
-    return nodes, pairs[:, 0], pairs[:, 1]
-
-
-def metropolis_edge_weights(n: int, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """(m,) Metropolis weight of each undirected edge ``(src[e], dst[e])``."""
-    degree = np.bincount(np.concatenate([src, dst]), minlength=n)
-    return 1.0 / (1.0 + np.maximum(degree[src], degree[dst]))
 
 
 def metropolis_matrix(G: nx.Graph) -> sparse.csr_matrix:
@@ -48,14 +33,7 @@ def metropolis_matrix(G: nx.Graph) -> sparse.csr_matrix:
     if G.is_directed():
         raise GraphError("Metropolis weights need an undirected graph; use push_sum on digraphs")
     nodes, src, dst = edge_arrays(G)
-    n = len(nodes)
-    w = metropolis_edge_weights(n, src, dst)
-    off = sparse.coo_matrix(
-        (np.concatenate([w, w]), (np.concatenate([src, dst]), np.concatenate([dst, src]))),
-        shape=(n, n),
-    ).tocsr()
-    diag = 1.0 - np.asarray(off.sum(axis=1)).ravel()
-    return (off + sparse.diags(diag)).tocsr()
+    return metropolis_csr(len(nodes), src, dst, np.dtype(np.float64))
 
 
 def metropolis_weights(G: nx.Graph) -> np.ndarray:
