@@ -5,6 +5,7 @@
     fedadagent sweep [CONFIG] --grid key=v1,v2 [--grid ...] [-c ...] [-o ...] [--workers N]
     fedadagent sweep --resume SWEEP_DIR [--workers N]
     fedadagent report RUN_DIR
+    fedadagent ledger verify RUN_DIR
     fedadagent auction [CONFIG] [-c key=value ...] [-o OUTPUT_DIR]
     fedadagent config [CONFIG] [-c key=value ...]
 
@@ -186,6 +187,20 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_ledger(args: argparse.Namespace) -> int:
+    from .run_ledger import verify_run_ledger
+
+    check = verify_run_ledger(args.run_dir)
+    v = check.verification
+    if not v.ok:
+        where = f" (first bad entry {v.first_bad})" if v.first_bad is not None else ""
+        print(f"fedadagent: ledger NOT verified: {v.reason}{where}", file=sys.stderr)
+        print(f"checked against {check.against}", file=sys.stderr)
+        return 1
+    print(f"ledger verified: {v.entries} entries, checked against {check.against}")
+    return 0
+
+
 def _cmd_auction(args: argparse.Namespace) -> int:
     from .auction_report import auction_report
 
@@ -222,6 +237,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "run": (_cmd_run, "simulate the agent economy and write a run folder"),
     "sweep": (_cmd_sweep, "run a grid over config keys in parallel processes"),
     "report": (_cmd_report, "PNG plots of a run folder"),
+    "ledger": (_cmd_ledger, "check a run's token ledger (verify RUN_DIR)"),
     "auction": (_cmd_auction, "truthfulness, revenue and welfare report for a mechanism"),
     "config": (_cmd_config, "print the fully resolved config"),
 }
@@ -254,6 +270,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p["sweep"].add_argument("--workers", type=int, default=1, help="parallel processes")
     p["report"].add_argument("run_dir", type=Path, help="a run folder of `fedadagent run`")
+    verify = p["ledger"].add_subparsers(dest="action", required=True, metavar="ACTION")
+    verify.add_parser(
+        "verify", help="every entry's MAC, the chain, and the head kept in summary.json"
+    ).add_argument("run_dir", type=Path, help="a run folder of `fedadagent run`")
     _config_args(p["auction"])
     _config_args(p["config"], output=False)
     return parser

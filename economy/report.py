@@ -28,6 +28,7 @@ from matplotlib.figure import Figure
 from incentives import Ledger, gini
 
 from .config import ExperimentConfig
+from .run_ledger import verify_run_ledger
 from .rundir import GRAPH, LEDGER, METRICS, PLOTS, RunFolderError, atomic_write, read_run_config
 
 MAX_GRAPH_NODES = 600  # larger graphs are drawn as a seeded sample of this many users
@@ -162,6 +163,12 @@ def make_report(run_dir: str | Path) -> list[Path]:
     """
     run = Path(run_dir)
     cfg = read_run_config(run)
+    ledger = verify_run_ledger(run)
+    if not ledger.ok:
+        raise RunFolderError(
+            f"{run / LEDGER} does not verify against {ledger.against}: "
+            f"{ledger.verification.reason}; no plots made (see `fedadagent ledger verify`)"
+        )
     m = read_metrics(run)
     out = run / PLOTS
     paths = [

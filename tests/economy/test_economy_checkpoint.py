@@ -1,6 +1,8 @@
 """Checkpoints against faults and hostile files (issue 14, item 2): a pickle-free format whose
 digests are checked before anything is decoded, a ledger copy checked with the ledger's key,
-a run killed before its first checkpoint started again, temp files of a killed write cleaned.
+a run killed before its first checkpoint started again, temp files of a killed write cleaned;
+and the ledger head a complete run keeps in summary.json, checked by `fedadagent ledger
+verify` and `fedadagent report` (item 1).
 
 The attacker here can write the run folder and knows the format: they recompute every sha256
 (the digests catch corruption and hand edits, not a determined writer). What must hold anyway:
@@ -14,6 +16,7 @@ import io
 import json
 import logging
 import os
+import shutil
 import sqlite3
 import stat
 
@@ -22,12 +25,17 @@ import pytest
 
 import economy.runner
 from economy.checkpoint import CheckpointError, load_checkpoint
+from economy.cli import main
 from economy.config import parse_config
+from economy.report import make_report
+from economy.run_ledger import verify_run_ledger
 from economy.rundir import (
     CHECKPOINT,
     DEVICES,
     GRAPH,
     LEDGER,
+    LEDGER_KEY,
+    PLOTS,
     SUMMARY,
     RunFolderError,
     create_run_dir,
@@ -312,3 +320,103 @@ def test_temp_files_of_a_killed_write_are_cleaned(tmp_path, reference):
     assert (run / SUMMARY).read_text() == (reference / SUMMARY).read_text()
     assert not list(run.rglob("checkpoint*")) and not (run / CHECKPOINT).exists()
     assert os.listdir(run / DEVICES) == ["device-3"]
+
+
+# The head a complete run keeps in summary.json pins its ledger: `fedadagent ledger verify` and
+# `fedadagent report` catch a ledger extended, replaced, truncated or keyless.
+
+
+def paid_run(reference, tmp_path):
+    """A copy of the complete run whose ledger holds three entries, its head in the summary."""
+    run = tmp_path / "run"
+    shutil.copytree(reference, run)
+    with Ledger(run / LEDGER) as led:
+        led.mint("user-1", 2.0, round=1)
+        led.mint("user-2", 1.0, round=1)
+        led.mint("user-1", 0.5, round=2)
+        seq, digest = led.head()
+    summary = json.loads((run / SUMMARY).read_text())
+    summary["ledger"]["head"] = f"{seq}:{digest}"
+    (run / SUMMARY).write_text(json.dumps(summary))
+    return run
+
+
+def test_a_run_without_a_ledger_verifies(reference, capsys):
+    assert json.loads((reference / SUMMARY).read_text())["ledger"]["head"] is None
+    assert main(["ledger", "verify", str(reference)]) == 0
+    assert "ledger verified: 0 entries, checked against the head in summary.json" in (
+        capsys.readouterr().out
+    )
+
+
+def test_a_kept_head_verifies(reference, tmp_path, capsys):
+    run = paid_run(reference, tmp_path)
+    assert verify_run_ledger(run).ok
+    assert main(["ledger", "verify", str(run)]) == 0
+    assert "3 entries" in capsys.readouterr().out
+
+
+def extend(run):
+    with Ledger(run / LEDGER) as led:  # with the key: only the kept head catches it
+        led.mint("user-9", 100.0)
+
+
+def replace(run):
+    (run / LEDGER).unlink()
+    (run / LEDGER_KEY).rename(run / "ledger.old")
+    with Ledger(run / LEDGER) as led:  # a valid ledger of its own, under a new key
+        led.mint("user-1", 2.0, round=1)
+
+
+def truncate(run):
+    (run / LEDGER).write_bytes(b"")
+
+
+def drop_key(run):
+    (run / LEDGER_KEY).unlink()
+
+
+@pytest.mark.parametrize(
+    ("attack", "why"),
+    [
+        (extend, "expected 3 entries"),
+        (replace, "entry 3 is missing"),  # replaced by a shorter one
+        (truncate, "no ledger"),
+        (drop_key, "no key"),
+    ],
+)
+def test_a_changed_ledger_is_caught(reference, tmp_path, capsys, attack, why):
+    run = paid_run(reference, tmp_path)
+    attack(run)
+    check = verify_run_ledger(run)
+    assert not check.ok and why in check.verification.reason
+    assert main(["ledger", "verify", str(run)]) == 1
+    assert "ledger NOT verified" in capsys.readouterr().err
+    assert main(["report", str(run)]) == 2  # the report refuses to plot it
+    assert "does not verify" in capsys.readouterr().err and not (run / PLOTS).exists()
+
+
+def test_a_ledger_where_the_summary_says_none_is_caught(reference, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(reference, run)
+    with Ledger(run / LEDGER) as led:
+        led.mint("user-1", 1.0)
+    with pytest.raises(RunFolderError, match="expected 0 entries"):
+        make_report(run)
+
+
+def test_a_malformed_kept_head_is_refused(reference, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(reference, run)
+    summary = json.loads((run / SUMMARY).read_text())
+    summary["ledger"]["head"] = "garbage"
+    (run / SUMMARY).write_text(json.dumps(summary))
+    assert main(["ledger", "verify", str(run)]) == 2
+    assert "no valid ledger.head" in capsys.readouterr().err
+
+
+def test_an_unfinished_run_checks_its_chain(reference, tmp_path):
+    run = paid_run(reference, tmp_path)
+    (run / SUMMARY).unlink()
+    check = verify_run_ledger(run)
+    assert check.ok and "not complete" in check.against
