@@ -3,6 +3,10 @@
 From an ``ArenaLog`` (``auction.arena.run_arena``), per repetition, over the final window:
 
 - ``bid_ratio``: mean bid / value (averaged over bidders); 1 is bidding the value.
+- ``winning_bid``: the top-slot winner's bid / its value (unsold rounds skipped): the
+  measure Banchio & Skrzypacz (2022) report; in first price it is the revenue / value, in
+  second price the winner's bid, which learning pins down while the loser's bid (the price)
+  it need not.
 - ``revenue_ratio``: revenue / competitive revenue, the competitive benchmark being VCG at
   truthful bids (one slot: second price = the complete-information Nash revenue of first and
   second price; several slots: the lowest-revenue locally envy-free equilibrium of GSP,
@@ -38,6 +42,7 @@ class ArenaMetrics:
     """(R,) outcome per repetition (module docstring)."""
 
     bid_ratio: np.ndarray
+    winning_bid: np.ndarray
     revenue_ratio: np.ndarray
     surplus: np.ndarray
     collusion_index: np.ndarray
@@ -92,6 +97,30 @@ def converged_at(curve: np.ndarray, block_rounds: np.ndarray, tol: float) -> np.
     return starts[last_off + 1]
 
 
+def winning_bid(log: ArenaLog) -> np.ndarray:
+    """(R,) mean over the final window of the top-slot winner's bid / its value.
+
+    Rounds without a sale or where the winner's value is 0 are skipped (NaN if none is left).
+
+    Example:
+        >>> from functools import partial
+        >>> from auction import ArenaConfig, run_arena
+        >>> from auction.bidders import StaticLearner
+        >>> cfg = ArenaConfig(rounds=4, repetitions=1, values=[2.0, 1.0])
+        >>> bidders = [partial(StaticLearner, factor=f) for f in (0.5, 0.8)]
+        >>> winning_bid(run_arena(bidders, cfg)).tolist()  # 1.0 beats 0.8: 1.0 / 2.0
+        [0.5]
+    """
+    won = log.winners >= 0
+    who = np.where(won, log.winners, 0)[..., None]
+    bid = np.take_along_axis(log.bids, who, axis=2)[..., 0]
+    value = np.take_along_axis(log.values, who, axis=2)[..., 0]
+    ok = won & (value > 0)
+    ratio = np.divide(bid, value, out=np.zeros_like(bid), where=ok)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return ratio.sum(axis=0) / ok.sum(axis=0)
+
+
 def arena_metrics(log: ArenaLog, *, tol: float = 0.05) -> ArenaMetrics:
     """Summarise a study per repetition (module docstring).
 
@@ -118,6 +147,7 @@ def arena_metrics(log: ArenaLog, *, tol: float = 0.05) -> ArenaMetrics:
     screens = [screen_bid_log(log.bids[:, r], log.winners[:, r]) for r in range(revenue.size)]
     return ArenaMetrics(
         bid_ratio=np.nanmean(avg(np.nan_to_num(log.bid_ratio, nan=0.0)), axis=1),
+        winning_bid=winning_bid(log),
         revenue_ratio=revenue_ratio,
         surplus=avg(log.utility).sum(axis=1),
         collusion_index=np.where(competitive > monopoly, index, np.nan),

@@ -189,6 +189,18 @@ def test_collusion_index_by_hand(reserve, index):
     assert (run_arena(static(0.5, 0.5), study(ties="index")).winners == 0).all()
 
 
+def test_winning_bid_is_the_winners_bid_over_its_value_not_the_price():
+    # Second price, values 1 and 0.8, bids 1 x value and 0.5 x value: bidder 0 wins with bid 1
+    # and pays 0.4, so the winning bid is at value while revenue is 0.4 of the competitive 0.8.
+    log = run_arena(static(1.0, 0.5), study(mechanism="second_price", values=[1.0, 0.8]))
+    m = arena_metrics(log)
+    np.testing.assert_allclose(m.winning_bid, 1.0)
+    np.testing.assert_allclose(m.revenue_ratio, 0.5)
+    # A reserve above every bid: nothing sold, nothing to average.
+    unsold = arena_metrics(run_arena(static(0.5, 0.5), study(reserve=0.9)))
+    assert np.isnan(unsold.winning_bid).all()
+
+
 def test_gsp_benchmark_is_the_vcg_revenue_of_eos():
     # Edelman-Ostrovsky-Schwarz: values 10, 4, 2; CTRs 200, 199 (scaled). VCG = lowest
     # envy-free revenue: slot 2 pays 2 x 199; slot 1 pays 2 x 199 + 4 x (200 - 199).
