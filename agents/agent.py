@@ -4,9 +4,12 @@ Many agents share one :class:`~agents.models.Backbone`; an agent holds only its 
 state (fp32 arrays), its private context and small caches. Before it uses the model it swaps
 its adapter in (a no-op when the active adapter has the same version).
 
-Only three things leave an agent: the auction decision (winner id, per-click price, and an
-explanation made of local event ids and numbers), a click report (optionally through
-randomized response), and a DP-SGD-trained update with its epsilon.
+Only three things leave an agent: the auction decision (winner id and per-click price), a
+click report (optionally through randomized response), and a trained update (noised by
+DP-SGD on the device, or clipped for the server's user-level noise). The explanation of a
+decision (predicted CTR, event ids and their shares) stays on the device
+(:attr:`Agent.last_explanation`, :meth:`Agent.audit`): fitted over a few hundred decisions,
+those numbers give away the private context.
 
 Example:
     >>> from agents.models import load_model
@@ -69,12 +72,11 @@ class Ad:
 
 @dataclass(frozen=True)
 class Decision:
-    """What ``choose_ad`` returns: the winning ad id (None if no bid cleared the reserve), its
-    per-click price, and the explanation of the winner's score (event ids and numbers only)."""
+    """What ``choose_ad`` returns and what leaves the device: the winning ad id (None if no
+    bid cleared the reserve) and its per-click price."""
 
     winner: str | None
     price: float
-    explanation: Explanation | None
 
 
 @dataclass(frozen=True)
@@ -122,6 +124,7 @@ class Agent:
             enable_lora(backbone, rank=rank)
         self.backbone = backbone
         self._context = context if context is not None else PrivateContext()
+        self.last_explanation: Explanation | None = None  # of the last choose_ad, on device
         self.budget = Budget(float(epsilon_budget))
         self.delta = delta
         self._shapes = {n: tuple(p.shape) for n, p in adapter_parameters(backbone).items()}
@@ -200,8 +203,8 @@ class Agent:
     ) -> Decision:
         """Score ``candidates`` and run the auction locally with quality = predicted CTR.
 
-        Returns only the winner, its per-click price and the explanation; the context, the
-        scores of the other ads and the bids stay here.
+        Returns only the winner and its per-click price; the context, the scores, the bids
+        and the explanation of the winner's score (:attr:`last_explanation`) stay here.
         """
         if len(candidates) == 0:
             raise AgentError("candidates must hold at least one Ad")
@@ -221,16 +224,21 @@ class Agent:
             quality=np.maximum(ctr, _MIN_QUALITY),
             rng=rng,
         )
+        self.last_explanation = None
         if len(outcome.winners) == 0:
-            return Decision(None, 0.0, None)
+            return Decision(None, 0.0)
         w = int(outcome.winners[0])
-        why = explain(
+        self.last_explanation = explain(
             emb, weights, [e.event_id for e in events], ads[w], self._state, prior=priors[w]
         )
-        return Decision(candidates[w].ad_id, float(outcome.prices[0]), why)
+        return Decision(candidates[w].ad_id, float(outcome.prices[0]))
 
-    def audit(self, explanation: Explanation) -> list[Event]:
-        """The context events an explanation points to (for the user, on the device)."""
+    def audit(self, explanation: Explanation | None = None) -> list[Event]:
+        """The context events an explanation points to (default: the last decision's), for
+        the user, on the device."""
+        explanation = explanation if explanation is not None else self.last_explanation
+        if explanation is None:
+            return []
         by_id = {e.event_id: e for e in self._context.events}
         return [by_id[i] for i in explanation.event_ids if i in by_id]
 

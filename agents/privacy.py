@@ -115,20 +115,26 @@ def randomized_response(
 ) -> np.ndarray:
     """Report each 0/1 click truthfully with probability ``e^eps / (1 + e^eps)``, else flipped.
 
-    Each report is ``epsilon_rr``-locally differentially private (Warner 1965).
+    Each report is ``epsilon_rr``-locally differentially private (Warner 1965);
+    ``epsilon_rr = inf`` reports every click as it is (no privacy).
     """
     if not epsilon_rr > 0:
-        raise PrivacyError(f"epsilon must be > 0, got {epsilon_rr}")
+        raise PrivacyError(f"epsilon must be > 0 (inf: no randomization), got {epsilon_rr}")
     c = np.asarray(clicks)
     if not np.isin(c, (0, 1)).all():
         raise PrivacyError("clicks must be 0 or 1")
-    keep = np.random.default_rng(rng).random(c.shape) < math.exp(epsilon_rr) / (
-        1 + math.exp(epsilon_rr)
-    )
+    keep = np.random.default_rng(rng).random(c.shape) < _truth_probability(epsilon_rr)
     return np.where(keep, c, 1 - c).astype(c.dtype)
+
+
+def _truth_probability(epsilon_rr: float) -> float:
+    """``e^eps / (1 + e^eps)`` without overflow (1 at eps = inf)."""
+    return 1.0 / (1.0 + math.exp(-epsilon_rr))
 
 
 def debiased_rate(reports: np.ndarray, epsilon_rr: float) -> float:
     """Unbiased estimate of the true click rate from randomized-response reports."""
-    p = math.exp(epsilon_rr) / (1 + math.exp(epsilon_rr))
+    if not epsilon_rr > 0:
+        raise PrivacyError(f"epsilon must be > 0 (inf: no randomization), got {epsilon_rr}")
+    p = _truth_probability(epsilon_rr)
     return float((np.mean(reports) - (1 - p)) / (2 * p - 1))

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 import auction
 from agents import Ad, Agent, AgentError, BudgetExhaustedError, PrivateContext, load_model
+from agents.agent import Decision
 
 ADS = [
     Ad("a1", "a red dress for summer", 2.0, "fashion"),
@@ -39,16 +40,20 @@ def test_choose_ad_is_the_auction_on_predicted_ctr(backbone):
     expected = auction.run_auction([a.bid for a in ADS], reserve=0.5, quality=ctr, rng=0)
     assert decision.winner == ADS[int(expected.winners[0])].ad_id
     assert decision.price == pytest.approx(float(expected.prices[0]))
-    assert decision.explanation.predicted_ctr == pytest.approx(ctr[int(expected.winners[0])])
-    assert {e.text for e in agent.audit(decision.explanation)} <= {
-        "red summer dress",
-        "coffee beans",
-    }
+    # what leaves the device is the winner and the price; the explanation stays
+    assert dataclasses.asdict(decision) == {"winner": decision.winner, "price": decision.price}
+    why = agent.last_explanation
+    assert why.predicted_ctr == pytest.approx(ctr[int(expected.winners[0])])
+    assert {e.text for e in agent.audit()} <= {"red summer dress", "coffee beans"}
+    assert agent.audit() == agent.audit(why)
 
 
 def test_no_winner_below_reserve_and_bad_candidates(backbone):
     agent = _shopper(backbone)
-    assert agent.choose_ad(ADS, reserve=10.0) == type(agent.choose_ad(ADS))(None, 0.0, None)
+    agent.choose_ad(ADS)
+    assert agent.last_explanation is not None
+    assert agent.choose_ad(ADS, reserve=10.0) == Decision(None, 0.0)
+    assert agent.last_explanation is None and agent.audit() == []  # not the old one
     with pytest.raises(AgentError, match="at least one"):
         agent.choose_ad([])
     with pytest.raises(AgentError, match="Ad"):
@@ -68,7 +73,7 @@ def test_context_never_appears_in_what_choose_ad_returns(backbone, private, seed
     returned = repr(dataclasses.asdict(decision))
     for text, category in private:
         assert text not in returned and category not in returned
-    assert set(dataclasses.asdict(decision)) == {"winner", "price", "explanation"}
+    assert set(dataclasses.asdict(decision)) == {"winner", "price"}
 
 
 def test_fast_path_reuses_caches_and_context_change_recomputes(backbone, monkeypatch):

@@ -66,3 +66,14 @@ def test_randomized_response_is_unbiased_after_debiasing():
     assert debiased_rate(reports, 1.0) == pytest.approx(0.1, abs=0.01)
     with pytest.raises(PrivacyError, match="0 or 1"):
         randomized_response(np.array([2]), 1.0)
+
+
+@given(st.lists(st.integers(0, 1), min_size=1, max_size=50), st.integers(0, 2**32 - 1))
+def test_randomized_response_at_infinite_epsilon_reports_the_truth(clicks, seed):
+    c = np.array(clicks)
+    np.testing.assert_array_equal(randomized_response(c, math.inf, rng=seed), c)
+    np.testing.assert_array_equal(randomized_response(c, 1e4, rng=seed), c)  # no overflow
+    assert debiased_rate(c, math.inf) == pytest.approx(c.mean())
+    for bad in (0.0, -1.0, math.nan):
+        with pytest.raises(PrivacyError, match="inf: no randomization"):
+            randomized_response(c, bad)
