@@ -6,22 +6,37 @@ random start. Two predictions from the spectrum: the worst-case bound
 slowest eigenmodes (``graphs.predicted_rounds_for``). Part 2: one synchronous round of
 1,000 nodes x 100,000 float32 values per node (sparse matrix products, no per-edge loops).
 
-    bash .ci/env python benchmarks/gossip.py [--quick]
+Part 3 (``--speed`` runs it alone): ``gossip_average`` (sync, given a ``graphs.Topology``,
+``record="errors"``, so it also computes every round's error) against a plain scipy CSR loop
+``x <- W @ x`` with the same Metropolis matrix built beforehand, on Watts-Strogatz graphs
+(k = 10, p = 0.1) of 1,000 / 10,000 / 100,000 nodes with 1, 16 and 100 float64 values per
+node; same final values checked. Interleaved in one process, one BLAS thread; the ratio
+(project time / loop time) as median and range over the repeats, with the machine load.
+Target (issue 18): <= 1.2.
+
+    bash .ci/env python benchmarks/gossip.py [--quick] [--speed] [--repeats 5]
 """
 
 from __future__ import annotations
 
-import argparse
-import math
-import sys
-import time
-from pathlib import Path
+import os
 
-import numpy as np
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = "1"
+
+import argparse  # noqa: E402
+import math  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks._report import print_table, write_json
-from graphs import (
+from benchmarks._report import machine_note, print_table, write_json  # noqa: E402
+from benchmarks.auction_throughput import interleaved  # noqa: E402
+from graphs import (  # noqa: E402
+    Topology,
     barabasi_albert,
     gossip_average,
     metropolis_matrix,
@@ -109,10 +124,71 @@ def big_round(n: int, d: int, rounds: int) -> dict:
     }
 
 
+def speed_table(sizes: list[int], dims: list[int], repeats: int) -> list[dict]:
+    """Part 3: project / scipy-loop time per (nodes, values per node)."""
+    rows = []
+    for n in sizes:
+        topo = Topology(watts_strogatz(n, 10, 0.1, rng=0))
+        W = topo.metropolis(np.float64)
+        for d in dims:
+            x = np.random.default_rng(0).standard_normal((n, d))
+            rounds = max(20, int(3e7 / (W.nnz * d)))  # ~30M multiply-adds per run
+
+            def loop(x=x, W=W, rounds=rounds) -> np.ndarray:
+                for _ in range(rounds):
+                    x = W @ x
+                return x
+
+            def ours(x=x, topo=topo, rounds=rounds) -> np.ndarray:
+                return gossip_average(topo, x, rounds, record="errors").final
+
+            timing = interleaved(ours, loop, repeats)
+            same = bool(np.allclose(ours(), loop(), rtol=1e-9, atol=1e-9))
+            rows.append(
+                {
+                    "nodes": n,
+                    "values_per_node": d,
+                    "rounds": rounds,
+                    "ours_ms_per_round": 1e3 * timing["t_ours"] / rounds,
+                    "loop_ms_per_round": 1e3 * timing["t_peer"] / rounds,
+                    "ratio_median": timing["ratio_median"],
+                    "ratio_range": f"{timing['ratio_min']:.2f}-{timing['ratio_max']:.2f}",
+                    "same_values": same,
+                }
+            )
+            print(rows[-1], flush=True)
+    return rows
+
+
+def main_speed(quick: bool, repeats: int) -> None:
+    """Print and write part 3 (see module doc)."""
+    load_before = os.getloadavg()
+    sizes = [1000, 10_000] if quick else [1000, 10_000, 100_000]
+    rows = speed_table(sizes, [1, 16, 100], repeats)
+    load = os.getloadavg()
+    print_table(rows, list(rows[0]))
+    print(
+        f"{machine_note(load_before, load)}; one thread; {repeats} interleaved repeats; "
+        "ratio = gossip_average time / scipy loop time (lower is better); times best"
+    )
+    verdict = {
+        "target_ratio_le_1_2": all(r["ratio_median"] <= 1.2 for r in rows),
+        "same_values": all(r["same_values"] for r in rows),
+    }
+    print(verdict)
+    payload = {"rows": rows, "repeats": repeats, "load_before": load_before, "load_after": load}
+    print(f"wrote {write_json('gossip_speed', {**payload, **verdict})}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="n = 100, 1,000 and d = 10,000")
+    parser.add_argument("--speed", action="store_true", help="only part 3, the ratio table")
+    parser.add_argument("--repeats", type=int, default=5, help="interleaved repeats, part 3")
     args = parser.parse_args()
+    if args.speed:
+        main_speed(args.quick, args.repeats)
+        return
     sizes = [100, 1000] if args.quick else [100, 1000, 10_000]
     rows = rounds_table(sizes)
     print_table(

@@ -34,11 +34,13 @@ from .social import (
     watts_strogatz,
 )
 from .spreading import gossip_arrays, spread_trends
+from .topology import Topology
 
 __all__ = [
     "PROTOCOLS",
     "GossipTrace",
     "GraphError",
+    "Topology",
     "barabasi_albert",
     "co_rating_graph",
     "communities",

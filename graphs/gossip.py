@@ -144,7 +144,7 @@ class _Run:
         self.messages = np.zeros(rounds, dtype=np.int64)
         self.bytes = np.zeros(rounds, dtype=np.int64)
         self.connected = np.zeros(rounds, dtype=bool)
-        self.errors = np.empty(rounds + 1)
+        self.errors = np.full(rounds + 1, np.nan)  # errors[0] may come from a step's own work
         self.mean = np.zeros(0)  # (D,) float64 true mean of the initial values
         self.history: list[np.ndarray] | None = None
         self.shape: tuple[int, ...] = ()
@@ -233,15 +233,32 @@ def _distance(est: np.ndarray, mean: np.ndarray) -> float:
     return float(np.sqrt(total))
 
 
+def _all_finite(a: np.ndarray) -> bool:
+    """No NaN or inf in ``a``: a sum (one pass, no temporary); the exact elementwise check
+    runs only when the sum is not finite (NaN, inf, or an overflow of finite values)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(np.sum(a)):
+            return True
+    return bool(np.isfinite(a).all())
+
+
 def _as_values(n: int, values: object) -> np.ndarray:
     x = np.asarray(values)
     if x.ndim == 0 or x.shape[0] != n:
         raise GraphError(f"values must have one row per node ({n}), got shape {x.shape}")
     if not np.issubdtype(x.dtype, np.floating):
         x = x.astype(np.float64)
-    if not np.isfinite(x).all():
-        raise GraphError("values must be finite")
     return x
+
+
+def _finite_mean(x: np.ndarray) -> np.ndarray:
+    """(D,) float64 column means of (n, D) ``x``, which must be finite (a NaN or inf makes its
+    column's mean non-finite; only then is every value checked)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean = x.mean(axis=0, dtype=np.float64)
+    if not np.isfinite(mean).all() and not np.isfinite(x).all():
+        raise GraphError("values must be finite")
+    return mean
 
 
 def _sync_step(
@@ -274,8 +291,7 @@ def _send(x: np.ndarray, noise: NoiseHook | None, rng: np.random.Generator) -> n
     """What the nodes send this round: one (noised) copy of each row, broadcast to neighbours.
 
     Raises:
-        GraphError: the hook changed the shape or returned NaN or inf (a sum, one pass, no
-            temporary; the exact check runs only when the sum is not finite).
+        GraphError: the hook changed the shape or returned NaN or inf.
     """
     if noise is None:
         return x
@@ -286,9 +302,7 @@ def _send(x: np.ndarray, noise: NoiseHook | None, rng: np.random.Generator) -> n
             f"noise must return an array of the shape it was given {x.shape}, got {sent.shape} "
             f"(hook {name})"
         )
-    with np.errstate(over="ignore", invalid="ignore"):
-        finite_sum = np.isfinite(np.sum(sent))
-    if not finite_sum and not np.isfinite(sent).all():
+    if not _all_finite(sent):
         raise GraphError(f"noise hook {name} returned NaN or inf; it must return finite values")
     return sent.astype(x.dtype, copy=False)
 
@@ -351,7 +365,7 @@ def gossip_average(
 
     x0 = _as_values(topo.n, values)
     n, shape = x0.shape[0], x0.shape[1:]
-    x = x0.reshape(n, -1).copy()
+    x = x0.reshape(n, -1)  # read only: every step builds new arrays
     if record == "all" and (rounds + 1) * x.size > _MAX_RECORDED:
         raise GraphError(
             f"record='all' would store {(rounds + 1) * x.size:,} values; use record='errors'"
@@ -371,15 +385,17 @@ def gossip_average(
         rng=gen,
         payload_bytes=x.shape[1] * x.dtype.itemsize,
     )
-    mean = x.mean(axis=0, dtype=np.float64)
+    mean = _finite_mean(x)
     run.history = [x0.copy()] if record == "all" else None
     run.mean, run.shape = mean, shape
-    run.errors[0] = _distance(x, mean)
     step = {"sync": _run_sync, "pairwise": _run_pairwise, "push_sum": _run_push_sum}[protocol]
     union_connected = step(topo, run, x, rounds, delay, noise)
+    if np.isnan(run.errors[0]):
+        run.errors[0] = _distance(x, mean)
+    final = x.copy() if run.final is x else run.final  # never the caller's own array
     return GossipTrace(
         values=None if run.history is None else np.stack(run.history),
-        final=run.final.reshape((n, *shape)),
+        final=final.reshape((n, *shape)),
         errors=run.errors,
         mean=mean.reshape(shape),
         messages=run.messages,
@@ -442,15 +458,30 @@ def _run_static_sync(
             run.record(t, x)
     elif rounds:
         m = run.mean.astype(x.dtype)
-        blocks = [np.ascontiguousarray(x[:, c]) - m[c] for c in _blocks(x)]
-        for t in range(rounds):
+        blocks = [x[:, c] - m[c] for c in _blocks(x)]
+        run.errors[0] = math.sqrt(sum(float(np.dot(b.ravel(), b.ravel())) for b in blocks))
+        if len(blocks) == 1 and run.history is None:
+            blocks = [_deviation_rounds(W, blocks[0], run.errors[1:])]
+        for t in range(rounds if len(blocks) > 1 or run.history is not None else 0):
             blocks = [W @ b for b in blocks]
             run.errors[t + 1] = math.sqrt(sum(float(np.dot(b.ravel(), b.ravel())) for b in blocks))
             if run.history is not None:
                 run.history.append((np.concatenate(blocks, axis=1) + m).reshape(run.n, *run.shape))
-        x = np.concatenate(blocks, axis=1) + m
+        x = blocks[0] if len(blocks) == 1 else np.concatenate(blocks, axis=1)
+        x += m  # our own array: the estimates in place
     run.final = x
     return bool(run.connected[0]) if rounds else False
+
+
+def _deviation_rounds(W: sparse.csr_matrix, y: np.ndarray, errors: np.ndarray) -> np.ndarray:
+    """``len(errors)`` rounds ``y <- W y`` of a contiguous (n, D) ``y``, writing each round's
+    ``||y||`` into ``errors``: the hot loop, a product and one reduction per round."""
+    for t in range(errors.size):
+        y = W @ y
+        flat = y.ravel()
+        errors[t] = flat @ flat
+    np.sqrt(errors, out=errors)
+    return y
 
 
 def _run_pairwise(

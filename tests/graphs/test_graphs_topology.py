@@ -129,3 +129,15 @@ def test_wide_rows_run_in_column_blocks_with_the_same_result():
 def test_a_hook_returning_nan_or_inf_is_named(protocol, hook, name):
     with pytest.raises(GraphError, match=re.escape(f"noise hook {name} returned NaN or inf")):
         gossip_average(nx.path_graph(4), np.arange(4.0), 3, protocol=protocol, noise=hook, rng=0)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@given(st.integers(0, 5), st.integers(0, 2))
+def test_non_finite_values_are_refused(bad, row, col):
+    x = np.ones((6, 3))
+    x[row, col] = bad
+    with pytest.raises(GraphError, match="values must be finite"):
+        gossip_average(nx.cycle_graph(6), x, 2)
+    x[(row + 1) % 6, col] = -x[row, col]  # inf and -inf in one column: their mean is NaN
+    with pytest.raises(GraphError, match="values must be finite"):
+        gossip_average(nx.cycle_graph(6), x, 2)
