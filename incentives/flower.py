@@ -4,9 +4,10 @@
 ``configure_train`` remembers the global arrays ``w_t``; ``aggregate_train`` turns each reply
 into an update ``delta_i = w_i - w_t``, values the clients with GTG-Shapley on
 ``u(S) = evaluate(w_t + weighted mean of delta_S)`` (sub-models rebuilt, never retrained), pays
-them with the reward policy out of ``revenue_share x revenue(round)``, records the payments in
-the ledger in one transaction (account ``node-<id>``), then lets the wrapped strategy
-aggregate. The round's tokens and utility evaluations are added to the train metrics.
+them out of ``revenue_share x revenue(round)`` so that gaming does not pay (claims capped by
+``assigned``, lengths ignored, copies grouped, per example: ``incentives.gaming``), records
+the payments in the ledger in one transaction (account ``node-<id>``), then lets the wrapped
+strategy aggregate. The round's tokens and utility evaluations are added to the train metrics.
 Importing this module imports Flower; ``import incentives`` does not.
 
 Example (inside a ServerApp's main)::
@@ -18,7 +19,7 @@ Example (inside a ServerApp's main)::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -70,6 +71,8 @@ class ValuedStrategy(Strategy):
         revenue: ``revenue(server_round) -> float``, the auction revenue funding the round.
         method: valuation method, ``"gtg"`` by default (see ``incentives.METHODS``).
         rng: seed of the valuation; round r uses ``[rng, r]`` (same seed, same payments).
+        assigned: examples each node (by node id) was assigned: its ``num-examples`` claim
+            counts at most that (a node not in it: 0); None trusts the claims.
         options: passed to ``incentives.valuate`` (e.g. ``stopping=MaxEvaluations(100)``).
     """
 
@@ -83,9 +86,10 @@ class ValuedStrategy(Strategy):
         *,
         method: str = "gtg",
         rng: int = 0,
+        assigned: Mapping[int, float] | None = None,
         **options: Any,
     ) -> None:
-        self.strategy, self.revenue = strategy, revenue
+        self.strategy, self.revenue, self.assigned = strategy, revenue, assigned
         self.payer = RoundPayer(evaluate, ledger, policy, method, rng, dict(options))
         self._global: dict[str, np.ndarray] | None = None
 
@@ -136,5 +140,8 @@ class ValuedStrategy(Strategy):
         accounts = [f"node-{int(r.metadata.src_node_id)}" for r in replies]
         updates = [_update(_arrays(r.content, key), w_t) for r in replies]
         weights = [_weight(r.content, weight_key) for r in replies]
+        caps = None
+        if self.assigned is not None:
+            caps = [float(self.assigned.get(int(r.metadata.src_node_id), 0.0)) for r in replies]
         revenue = float(self.revenue(server_round))
-        return self.payer.pay(server_round, w_t, accounts, updates, weights, revenue)
+        return self.payer.pay(server_round, w_t, accounts, updates, weights, revenue, caps)

@@ -87,6 +87,20 @@ class RewardPolicy:
         self._update_price(float(np.clip(v, 0, None).sum()))
         return rewards
 
+    def round_total(self, gain: float, revenue: float) -> float:
+        """A round's tokens for its total gain ``gain`` (>= 0): ``min(B, price x sqrt(gain))``
+        with ``B = revenue_share x revenue``; one concave price per round, so how many
+        identities share the gain does not change it (``incentives.gaming``). Updates the
+        price like :meth:`pay`.
+        """
+        if not 0 <= gain < math.inf:
+            raise IncentiveError(f"gain must be a finite number >= 0, got {gain}")
+        if not 0 <= revenue < math.inf:
+            raise IncentiveError(f"revenue must be a finite number >= 0, got {revenue}")
+        total = min(self.revenue_share * revenue, self.price * math.sqrt(gain))
+        self._update_price(gain)
+        return total
+
     def _update_price(self, gain: float) -> None:
         """Scarce value (gains below their recent average) raises the price, and vice versa."""
         if self._gain_ema is None:

@@ -61,5 +61,6 @@ def test_sybil_split_is_a_known_weakness():
     honest = shapley_values(round_utility([*others, whole], [1.0, 1.0, 1.0, 2.0]), 4)[3]
     split = shapley_values(round_utility([*others, *halves]), 5)[3:].sum()
     # Shapley values are not sybil-proof (Ohta et al. 2008): splitting one client's data over
-    # two identities earns about 1.5x here. Recorded as a limitation; no defence yet.
+    # two identities earns about 1.5x in value here; the payment rule (RoundPayer, per
+    # claimed example) is what stops it paying: test_incentives_gaming.
     assert honest < split < 2 * honest
