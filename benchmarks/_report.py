@@ -7,6 +7,7 @@ import os
 import platform
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,27 @@ def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
     print("  ".join(c.rjust(w) for c, w in zip(columns, widths, strict=True)))
     for row in cells:
         print("  ".join(v.rjust(w) for v, w in zip(row, widths, strict=True)))
+
+
+def side_by_side(
+    name: str,
+    run: Callable[[], list[dict[str, Any]]],
+    note: str,
+    checks: Callable[[list[dict[str, Any]]], dict[str, bool]],
+    **meta: Any,
+) -> list[dict[str, Any]]:
+    """Run a project-vs-peer benchmark between two load readings, print its table, when and
+    under what load it ran (+ ``note``), its ``checks`` of the rows, and write it as JSON."""
+    load_before = os.getloadavg()
+    rows = run()
+    load = os.getloadavg()
+    print_table(rows, list(rows[0]))
+    print(f"{machine_note(load_before, load)}; {note}")
+    verdict = checks(rows)
+    print(verdict)
+    payload = {**meta, "rows": rows, "load_before": load_before, "load_after": load, **verdict}
+    print(f"wrote {write_json(name, payload)}")
+    return rows
 
 
 def machine_note(load_before: tuple[float, ...], load_after: tuple[float, ...]) -> str:

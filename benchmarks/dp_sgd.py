@@ -41,7 +41,7 @@ import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from agents.dp_sgd import per_example_gradients, private_gradient  # noqa: E402
-from benchmarks._report import machine_note, print_table, write_json  # noqa: E402
+from benchmarks._report import side_by_side  # noqa: E402
 from benchmarks.auction_throughput import interleaved  # noqa: E402
 
 CLIP, NOISE = 1.0, 1.0
@@ -193,30 +193,17 @@ def main() -> None:
     cases = {"mlp": lambda: mlp_case(256)}
     if not args.quick:
         cases["lora-minilm"] = lambda: lora_case(16)
-    load_before = os.getloadavg()
-    rows = [compare(name, make, repeats) for name, make in cases.items()]
-    load = os.getloadavg()
-    print_table(rows, list(rows[0]))
-    print(
-        f"{machine_note(load_before, load)}; one thread; {repeats} interleaved repeats; "
-        "ratio = project time / Opacus time (lower is better); times best"
-    )
-    verdict = {
-        "target_ratio_le_1": all(r["ratio_median"] <= 1.0 for r in rows),
-        "agree_1e-6": all(r["per_example_max_diff"] <= 1e-6 for r in rows),
-    }
-    print(verdict)
-    path = write_json(
+    side_by_side(
         "dp_sgd",
-        {
-            "repeats": repeats,
-            "rows": rows,
-            "load_before": load_before,
-            "load_after": load,
-            **verdict,
+        lambda: [compare(name, make, repeats) for name, make in cases.items()],
+        f"one thread; {repeats} interleaved repeats; ratio = project time / Opacus time "
+        "(lower is better); times best",
+        lambda rows: {
+            "target_ratio_le_1": all(r["ratio_median"] <= 1.0 for r in rows),
+            "agree_1e-6": all(r["per_example_max_diff"] <= 1e-6 for r in rows),
         },
+        repeats=repeats,
     )
-    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks._report import machine_note, print_table, write_json  # noqa: E402
+from benchmarks._report import print_table, side_by_side, write_json  # noqa: E402
 from benchmarks.auction_throughput import interleaved  # noqa: E402
 from graphs import (  # noqa: E402
     Topology,
@@ -162,22 +162,18 @@ def speed_table(sizes: list[int], dims: list[int], repeats: int) -> list[dict]:
 
 def main_speed(quick: bool, repeats: int) -> None:
     """Print and write part 3 (see module doc)."""
-    load_before = os.getloadavg()
     sizes = [1000, 10_000] if quick else [1000, 10_000, 100_000]
-    rows = speed_table(sizes, [1, 16, 100], repeats)
-    load = os.getloadavg()
-    print_table(rows, list(rows[0]))
-    print(
-        f"{machine_note(load_before, load)}; one thread; {repeats} interleaved repeats; "
-        "ratio = gossip_average time / scipy loop time (lower is better); times best"
+    side_by_side(
+        "gossip_speed",
+        lambda: speed_table(sizes, [1, 16, 100], repeats),
+        f"one thread; {repeats} interleaved repeats; ratio = gossip_average time / scipy loop "
+        "time (lower is better); times best",
+        lambda rows: {
+            "target_ratio_le_1_2": all(r["ratio_median"] <= 1.2 for r in rows),
+            "same_values": all(r["same_values"] for r in rows),
+        },
+        repeats=repeats,
     )
-    verdict = {
-        "target_ratio_le_1_2": all(r["ratio_median"] <= 1.2 for r in rows),
-        "same_values": all(r["same_values"] for r in rows),
-    }
-    print(verdict)
-    payload = {"rows": rows, "repeats": repeats, "load_before": load_before, "load_after": load}
-    print(f"wrote {write_json('gossip_speed', {**payload, **verdict})}")
 
 
 def main() -> None:

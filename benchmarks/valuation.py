@@ -51,7 +51,7 @@ from scipy.special import expit  # noqa: E402
 from scipy.stats import spearmanr  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks._report import machine_note, print_table, write_json  # noqa: E402
+from benchmarks._report import print_table, side_by_side, write_json  # noqa: E402
 from federation import ClickTask  # noqa: E402
 from incentives import MaxEvaluations, ValuationResult, fl_utility, valuate  # noqa: E402
 
@@ -209,18 +209,13 @@ def speed(seeds: int) -> list[dict]:
 
 def main_speed(seeds: int) -> None:
     """Print and write the speed table (see module doc)."""
-    load_before = os.getloadavg()
-    rows = speed(seeds)
-    load = os.getloadavg()
-    print_table(rows, list(rows[0]))
-    print(
-        f"{machine_note(load_before, load)}; {seeds} interleaved seeds; "
-        "ratio = svarm-cv time / permutation time"
+    side_by_side(
+        "valuation_speed",
+        lambda: speed(seeds),
+        f"{seeds} interleaved seeds; ratio = svarm-cv time / permutation time",
+        lambda rows: {"target_ratio_le_1_5": all(r["ratio_median"] <= 1.5 for r in rows)},
+        seeds=seeds,
     )
-    target = all(r["ratio_median"] <= 1.5 for r in rows)
-    print({"target_ratio_le_1_5": target})
-    payload = {"seeds": seeds, "rows": rows, "load_before": load_before, "load_after": load}
-    print(f"wrote {write_json('valuation_speed', {**payload, 'target_ratio_le_1_5': target})}")
 
 
 def main() -> None:
