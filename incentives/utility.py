@@ -18,7 +18,12 @@ Utility = Callable[[frozenset], float]
 
 
 class CachedUtility:
-    """Evaluates each coalition once and counts the distinct evaluations."""
+    """Evaluates each coalition once and counts the distinct evaluations.
+
+    Raises:
+        IncentiveError: the utility of a coalition is NaN or infinite (the message names the
+            coalition), so no method turns it into NaN values.
+    """
 
     def __init__(self, utility: Utility) -> None:
         self._utility = utility
@@ -27,7 +32,12 @@ class CachedUtility:
     def __call__(self, coalition: frozenset) -> float:
         key = frozenset(coalition)
         if key not in self._cache:
-            self._cache[key] = float(self._utility(key))
+            value = float(self._utility(key))
+            if not np.isfinite(value):
+                raise IncentiveError(
+                    f"the utility of coalition {sorted(key)} is {value}: it must be a finite number"
+                )
+            self._cache[key] = value
         return self._cache[key]
 
     def __contains__(self, coalition: frozenset) -> bool:
