@@ -28,6 +28,7 @@ from matplotlib.figure import Figure
 from incentives import Ledger, gini
 
 from .config import ExperimentConfig
+from .environment import warn_if_changed
 from .run_ledger import verify_run_ledger
 from .rundir import GRAPH, LEDGER, METRICS, PLOTS, RunFolderError, atomic_write, read_run_config
 
@@ -169,6 +170,7 @@ def make_report(run_dir: str | Path) -> list[Path]:
             f"{run / LEDGER} does not verify against {ledger.against}: "
             f"{ledger.verification.reason}; no plots made (see `fedadagent ledger verify`)"
         )
+    warn_if_changed(run, f"the run {run}")
     m = read_metrics(run)
     out = run / PLOTS
     paths = [

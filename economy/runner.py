@@ -26,6 +26,7 @@ from incentives import count_entries
 
 from .checkpoint import NoCheckpointError, load_checkpoint, remove_checkpoint, save_checkpoint
 from .config import ExperimentConfig
+from .environment import record_environment, warn_if_changed
 from .market import MarketState, run_steps, start_market, summarize
 from .rundir import (
     GRAPH,
@@ -110,12 +111,17 @@ def _drive(run: Path, cfg: ExperimentConfig, on_step: OnStep | None, every: int)
 
 def open_run(run: Path) -> MarketState:
     """The market of ``run``: from its checkpoint, or started from its config (the graph and
-    a first checkpoint written), temp files of a killed write removed first."""
+    a first checkpoint and ``environment.json`` written), temp files of a killed write removed
+    first; a checkpoint made in another environment is warned about."""
     clean_temp(run)
     try:
-        return load_checkpoint(run)
+        state = load_checkpoint(run)
     except NoCheckpointError as exc:
         _restartable(run, exc)
+    else:
+        warn_if_changed(run, f"the checkpoint of {run}")
+        return state
+    record_environment(run)
     state = start_market(read_run_config(run), run / LEDGER)
     save_graph(state.world, run / GRAPH)
     save_checkpoint(state, run)

@@ -16,9 +16,11 @@ import io
 import json
 import logging
 import os
+import platform
 import shutil
 import sqlite3
 import stat
+from importlib import metadata
 
 import numpy as np
 import pytest
@@ -27,11 +29,13 @@ import economy.runner
 from economy.checkpoint import CheckpointError, load_checkpoint
 from economy.cli import main
 from economy.config import parse_config
+from economy.environment import differences
 from economy.report import make_report
 from economy.run_ledger import verify_run_ledger
 from economy.rundir import (
     CHECKPOINT,
     DEVICES,
+    ENVIRONMENT,
     GRAPH,
     LEDGER,
     LEDGER_KEY,
@@ -420,3 +424,35 @@ def test_an_unfinished_run_checks_its_chain(reference, tmp_path):
     (run / SUMMARY).unlink()
     check = verify_run_ledger(run)
     assert check.ok and "not complete" in check.against
+
+
+# environment.json (item 7): what a run ran with, and a warning when that differs.
+
+
+def test_a_run_records_its_environment(reference):
+    env = json.loads((reference / ENVIRONMENT).read_text())
+    assert env["python"] == platform.python_version()
+    assert env["packages"]["numpy"] == metadata.version("numpy")
+
+
+def test_differences_by_hand():
+    old = {"python": "3.10.1", "packages": {"a": "1", "b": "2"}}
+    new = {"python": "3.11.7", "packages": {"a": "1", "c": "3"}}
+    assert differences(old, new) == ["python 3.10.1 -> 3.11.7", "b 2 -> (none)", "c (none) -> 3"]
+
+
+def test_report_and_resume_warn_about_another_environment(tmp_path, reference, caplog):
+    run = tmp_path / "run"
+    shutil.copytree(reference, run)
+    env = json.loads((run / ENVIRONMENT).read_text())
+    env["packages"]["numpy"] = "0.0"
+    (run / ENVIRONMENT).write_text(json.dumps(env))
+    with caplog.at_level(logging.WARNING):
+        make_report(run)
+    assert f"numpy 0.0 -> {metadata.version('numpy')}" in caplog.text
+    caplog.clear()
+    stopped = stopped_at(tmp_path / "s", 1)
+    (stopped / ENVIRONMENT).write_text(json.dumps(env))
+    with caplog.at_level(logging.WARNING):
+        resume_market(stopped)
+    assert "ran with another environment" in caplog.text and "numpy 0.0" in caplog.text
