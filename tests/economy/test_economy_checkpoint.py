@@ -339,9 +339,7 @@ def paid_run(reference, tmp_path):
         led.mint("user-2", 1.0, round=1)
         led.mint("user-1", 0.5, round=2)
         seq, digest = led.head()
-    summary = json.loads((run / SUMMARY).read_text())
-    summary["ledger"]["head"] = f"{seq}:{digest}"
-    (run / SUMMARY).write_text(json.dumps(summary))
+    edit_json(run / SUMMARY, lambda s: s["ledger"].update(head=f"{seq}:{digest}"))
     return run
 
 
@@ -409,12 +407,18 @@ def test_a_ledger_where_the_summary_says_none_is_caught(reference, tmp_path):
         make_report(run)
 
 
+def edit_json(path, edit):
+    """Rewrite the JSON file ``path`` after ``edit(document)``; the edited document."""
+    doc = json.loads(path.read_text())
+    edit(doc)
+    path.write_text(json.dumps(doc))
+    return doc
+
+
 def test_a_malformed_kept_head_is_refused(reference, tmp_path, capsys):
     run = tmp_path / "run"
     shutil.copytree(reference, run)
-    summary = json.loads((run / SUMMARY).read_text())
-    summary["ledger"]["head"] = "garbage"
-    (run / SUMMARY).write_text(json.dumps(summary))
+    edit_json(run / SUMMARY, lambda s: s["ledger"].update(head="garbage"))
     assert main(["ledger", "verify", str(run)]) == 2
     assert "no valid ledger.head" in capsys.readouterr().err
 
@@ -444,9 +448,7 @@ def test_differences_by_hand():
 def test_report_and_resume_warn_about_another_environment(tmp_path, reference, caplog):
     run = tmp_path / "run"
     shutil.copytree(reference, run)
-    env = json.loads((run / ENVIRONMENT).read_text())
-    env["packages"]["numpy"] = "0.0"
-    (run / ENVIRONMENT).write_text(json.dumps(env))
+    env = edit_json(run / ENVIRONMENT, lambda e: e["packages"].update(numpy="0.0"))
     with caplog.at_level(logging.WARNING):
         make_report(run)
     assert f"numpy 0.0 -> {metadata.version('numpy')}" in caplog.text
