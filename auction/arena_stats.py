@@ -73,13 +73,19 @@ def mean_ci(x: np.ndarray) -> dict[str, float]:
     return {"mean": m, "lo": m - half, "hi": m + half, "n": int(v.size)}
 
 
-def _tail_blocks(log: ArenaLog) -> np.ndarray:
-    """Indices of the blocks that lie inside the final window."""
+def window_mean(log: ArenaLog, blocks: np.ndarray) -> np.ndarray:
+    """Round-weighted mean over the final window of per-block means ``blocks`` (B, R, ...).
+
+    The window is the blocks that start inside the last ``log.config.last()`` rounds (the
+    last block if none does), e.g. ``window_mean(log, log.utility)`` is each bidder's (R, n)
+    converged utility per round.
+    """
     end = np.cumsum(log.block_rounds)
     start = end - log.block_rounds
-    first = log.config.rounds - log.config.last()
-    inside = start >= first
-    return np.flatnonzero(inside) if inside.any() else np.array([len(end) - 1])
+    inside = start >= log.config.rounds - log.config.last()
+    tail = np.flatnonzero(inside) if inside.any() else np.array([len(end) - 1])
+    w = log.block_rounds[tail].astype(float)
+    return np.tensordot(w, np.asarray(blocks)[tail], axes=(0, 0)) / w.sum()
 
 
 def converged_at(curve: np.ndarray, block_rounds: np.ndarray, tol: float) -> np.ndarray:
@@ -133,11 +139,9 @@ def arena_metrics(log: ArenaLog, *, tol: float = 0.05) -> ArenaMetrics:
     """
     if not (np.isfinite(tol) and tol > 0):
         raise AuctionError(f"tol must be finite and > 0, got {tol}")
-    tail = _tail_blocks(log)
-    w = log.block_rounds[tail].astype(float)
 
     def avg(x: np.ndarray) -> np.ndarray:
-        return np.tensordot(w, x[tail], axes=(0, 0)) / w.sum()
+        return window_mean(log, x)
 
     revenue, competitive, monopoly = avg(log.revenue), avg(log.competitive), avg(log.monopoly)
     with np.errstate(invalid="ignore", divide="ignore"):
