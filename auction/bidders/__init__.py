@@ -3,8 +3,9 @@
 Each bidder has ``bid(values (m,)) -> (m,) bids`` and ``update(won=, payments=, clicks=)``;
 bids never exceed the remaining budget, and ``run_budgeted_auctions`` settles a batch so that
 no budget is overspent. The learners (``QLearner``, ``HedgeLearner``, ``UCBLearner``,
-``PacingLearner``, ``StaticLearner``) have the same interface batched over ``R`` independent
-repetitions (``m = R``, one state per repetition) and are played by ``auction.arena``.
+``PacingLearner``, ``StaticLearner``, and ``PolicyLearner`` around any callable, e.g. a
+language model) have the same interface batched over ``R`` independent repetitions
+(``m = R``, one state per repetition) and are played by ``auction.arena``.
 
 Example:
     >>> from auction.bidders import ShadingBidder, TruthfulBidder, play_repeated
@@ -21,6 +22,7 @@ from .factory import STRATEGIES, make_bidder
 from .hedge import HedgeLearner, hedge_rate
 from .learner import Feedback, GridLearner, Learner, LearnerFactory, StaticLearner
 from .pacing import PacingBidder, PacingLearner
+from .policy import BidContext, Policy, PolicyLearner, Round
 from .qlearning import PAPER_GRID, QLearner
 from .repeated import RepeatedHistory, play_repeated
 from .shading import ShadingBidder
@@ -32,6 +34,7 @@ __all__ = [
     "PAPER_GRID",
     "STRATEGIES",
     "BaseBidder",
+    "BidContext",
     "Bidder",
     "Budget",
     "BudgetedOutcome",
@@ -43,8 +46,11 @@ __all__ = [
     "LearnerFactory",
     "PacingBidder",
     "PacingLearner",
+    "Policy",
+    "PolicyLearner",
     "QLearner",
     "RepeatedHistory",
+    "Round",
     "ShadingBidder",
     "StaticLearner",
     "Streams",
