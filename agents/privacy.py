@@ -132,6 +132,36 @@ def _truth_probability(epsilon_rr: float) -> float:
     return 1.0 / (1.0 + math.exp(-epsilon_rr))
 
 
+def report_noisy_max(
+    scores: np.ndarray, epsilon: float, sensitivity: float, rng: np.random.Generator | int | None
+) -> np.ndarray:
+    """Index of the noisy maximum of each row: ``argmax_j (scores_j + Gumbel(2 sensitivity /
+    epsilon))``, i.e. the exponential mechanism, ``epsilon``-DP per row when one user's data
+    moves each score by at most ``sensitivity`` (McSherry and Talwar 2007).
+
+    Args:
+        scores: (n, k) or (k,) float, e.g. bid x predicted CTR of each candidate ad.
+        epsilon: > 0; ``inf`` returns the plain argmax.
+        sensitivity: (n, 1), (n,) or scalar, > 0, e.g. the row's largest bid (CTR in [0, 1]).
+
+    Example:
+        >>> int(report_noisy_max(np.array([0.1, 0.9]), float("inf"), 1.0, rng=0))
+        1
+    """
+    if not epsilon > 0:
+        raise PrivacyError(f"epsilon must be > 0 (inf: the plain argmax), got {epsilon}")
+    s = np.asarray(scores, dtype=np.float64)
+    scale = np.asarray(sensitivity, dtype=np.float64)
+    if scale.ndim == 1 and s.ndim == 2:
+        scale = scale[:, None]
+    if not (np.isfinite(s).all() and np.isfinite(scale).all() and (scale > 0).all()):
+        raise PrivacyError("scores must be finite and sensitivity finite and > 0")
+    if math.isinf(epsilon):
+        return s.argmax(axis=-1)
+    gumbel = np.random.default_rng(rng).gumbel(size=s.shape)
+    return (epsilon * s / (2 * scale) + gumbel).argmax(axis=-1)
+
+
 def debiased_rate(reports: np.ndarray, epsilon_rr: float) -> float:
     """Unbiased estimate of the true click rate from randomized-response reports."""
     if not epsilon_rr > 0:

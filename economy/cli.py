@@ -136,9 +136,10 @@ def _print_summary(run: Path) -> None:
         f"CTR {s['ctr']:.4f}",
         f"quality      NDCG@10 {s['quality']['ndcg10_first_step']:.3f} (first step) -> "
         f"{s['quality']['ndcg10']:.3f} (last)",
-        f"privacy      epsilon per user {s['privacy']['epsilon_max']:.3g} (trend gossip "
-        f"{s['privacy']['epsilon_trend_gossip']:.3g} + DP-SGD "
-        f"{s['privacy']['epsilon_dp_sgd_max']:.3g}, delta {s['privacy']['delta']:g})",
+        f"privacy      epsilon per user: max {s['privacy']['epsilon_max']:.3g}, median "
+        f"{s['privacy']['epsilon_median']:.3g} (delta {s['privacy']['delta']:g}, every "
+        f"mechanism composed; budget {s['privacy'].get('budget', float('inf')):g}, "
+        f"{sum(s['privacy'].get('refused', {}).values())} releases refused)",
         f"tokens       {s['tokens']['paid']:,.4g} paid to {s['tokens']['contributors']} devices "
         f"(Gini among them {s['tokens']['gini_contributors']:.3f})",
         f"ledger       head {s['ledger']['head']}, verified {s['ledger']['verified']}",

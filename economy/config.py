@@ -93,17 +93,37 @@ class SocialSection(_Section):
     taste_concentration: float = Field(
         5.0, gt=0.0, description="how closely users follow their community's taste"
     )
-    gossip_rounds: int = Field(2, ge=0, le=1_000, description="trend gossip rounds per step")
-    trend_private: bool = Field(True, description="add local-DP noise to trend messages")
-    trend_epsilon: float = Field(2.0, gt=0.0, description="local-DP epsilon per trend message")
+    gossip_rounds: int = Field(2, ge=0, le=1_000, description="trend gossip rounds per share")
+    trend_every: int = Field(
+        5, ge=1, le=100_000, description="steps between trend shares (each costs trend_epsilon)"
+    )
+    trend_private: bool = Field(
+        True, description="each user releases its summary with Laplace noise (local DP)"
+    )
+    trend_epsilon: float = Field(
+        0.5, gt=0.0, le=1e6, description="local-DP epsilon of one share of a user's summary"
+    )
     trend_weight: float = Field(
         0.5, ge=0.0, le=1.0, description="weight of the friends' trend in the device's prior"
     )
 
 
+class PrivacySection(_Section):
+    """Each user's privacy for the whole run: one accountant per user composes every mechanism
+    that touches it (trend shares, federated rounds) with PLD; a user whose next release would
+    exceed the budget stops taking part, and the run records the refusal."""
+
+    epsilon_budget: float = Field(
+        8.0, gt=0.0, description="epsilon each user may spend over the whole run; inf allowed"
+    )
+    delta: float = Field(1e-5, gt=0.0, lt=0.01, description="delta of every user's epsilon")
+
+
 class FederatedSection(_Section):
-    """Federated rounds of the LM agents through Flower: DP-SGD on each device's click log,
-    aggregated by a Flower strategy, valued and paid in tokens (needs ``agents.scorer = 'lm'``).
+    """Federated rounds of the LM agents through Flower with user-level DP (DP-FedAvg): each
+    device trains on its own click log, its whole update is clipped to ``clipping_norm`` on
+    the device, and the server adds Gaussian noise ``noise_multiplier x clipping_norm`` to
+    the sum of the updates; valued and paid in tokens (needs ``agents.scorer = 'lm'``).
     """
 
     every: int = Field(5, ge=0, le=100_000, description="steps between rounds (0: off)")
@@ -124,27 +144,29 @@ class FederatedSection(_Section):
     strategy: Literal[
         "fedavg", "fedadam", "fedyogi", "fedavgm", "krum", "multikrum", "trimmed_avg", "median"
     ] = "fedavg"
-    clients_per_round: int = Field(8, ge=1, le=16, description="devices trained per round")
-    local_epochs: int = Field(1, ge=1, le=100, description="local DP-SGD epochs")
-    batch_size: int = Field(16, ge=1, le=4_096, description="expected Poisson batch size")
+    clients_per_round: int = Field(
+        8, ge=1, le=100_000, description="devices trained per round (fewer if fewer are ready)"
+    )
+    local_epochs: int = Field(1, ge=1, le=100, description="local epochs over the click log")
+    batch_size: int = Field(16, ge=1, le=4_096, description="expected local batch size")
     lr: float = Field(5e-3, gt=0.0, le=1.0)
-    max_grad_norm: float = Field(1.0, gt=0.0, le=1e6, description="per-example clipping norm")
-    noise_multiplier: float = Field(1.0, ge=0.0, le=100.0, description="DP-SGD noise / norm")
-    epsilon_budget: float = Field(
-        10.0, gt=0.0, description="DP-SGD epsilon each device may spend (delta 1e-5); inf allowed"
+    max_grad_norm: float = Field(
+        1.0, gt=0.0, le=1e6, description="per-example gradient clipping in local training"
+    )
+    clipping_norm: float = Field(
+        1.0, gt=0.0, le=1e6, description="L2 norm each device's whole update is clipped to"
+    )
+    noise_multiplier: float = Field(
+        1.0, ge=0.0, le=100.0, description="server noise std / clipping_norm (0: no user DP)"
+    )
+    adopt: Literal["if_better", "always"] = Field(
+        "if_better",
+        description="take a round's noised aggregate always, or only if it scores at least as "
+        "well on the public catalogue (post-processing: no privacy cost)",
     )
     valuation: Literal["exact", "gtg", "svarm-cv", "tmc", "loo"] = "gtg"
     valuation_budget: int = Field(32, ge=2, le=100_000, description="utility evaluations")
     revenue_share: float = Field(0.05, ge=0.0, le=1.0, description="of auction revenue")
-
-    @model_validator(mode="after")
-    def _check_privacy(self) -> FederatedSection:
-        if self.noise_multiplier == 0 and self.epsilon_budget != float("inf"):
-            raise ValueError(
-                "noise_multiplier: 0 trains without DP (epsilon inf), which no finite "
-                "epsilon_budget can pay; set epsilon_budget = inf to accept that"
-            )
-        return self
 
 
 class AdvertiserSection(_Section):
@@ -226,9 +248,21 @@ class ExperimentConfig(_Section):
     advertisers: AdvertiserSection = Field(default_factory=AdvertiserSection)
     social: SocialSection = Field(default_factory=SocialSection)
     federated: FederatedSection = Field(default_factory=FederatedSection)
+    privacy: PrivacySection = Field(default_factory=PrivacySection)
     world: WorldSection = Field(default_factory=WorldSection)
     agents: AgentsSection = Field(default_factory=AgentsSection)
     offline: OfflineSection = Field(default_factory=OfflineSection)
+
+    @model_validator(mode="after")
+    def _check_privacy(self) -> ExperimentConfig:
+        if self.privacy.epsilon_budget == float("inf"):
+            return self
+        what = "no finite privacy.epsilon_budget can pay; set it to inf to accept that"
+        if self.federated.every and self.federated.noise_multiplier == 0:
+            raise ValueError(f"federated.noise_multiplier: 0 sends updates without noise, {what}")
+        if self.social.gossip_rounds and self.social.trend_weight and not self.social.trend_private:
+            raise ValueError(f"social.trend_private: false shares raw summaries, {what}")
+        return self
 
     @model_validator(mode="after")
     def _check_real_world(self) -> ExperimentConfig:

@@ -3,21 +3,34 @@
 Every ``federated.every`` steps, inside the economy's ServerApp (:mod:`economy.flower_app`):
 
 1. the exchange picks ``clients_per_round`` devices (seeded) among those it served (they have
-   a click log) whose reported epsilon leaves budget;
+   a click log) whose privacy budget can pay one more round (the run's per-user accountant,
+   shared with the trend gossip);
 2. the simulator hands each chosen device its own observations through the device's store
    (:func:`federation.device_task.write_device`: node-local storage, never a Flower message);
 3. one round through the federated-round core (:func:`federation.rounds.train_round`) over the
    Flower grid: each device's ClientApp (``task = "device"``) fine-tunes the global LoRA
-   adapter + head on its own click log with DP-SGD and replies the new arrays, its number of
-   rows and its epsilon; the configured Flower strategy aggregates the validated replies;
+   adapter + head on its own click log and clips its whole update to ``clipping_norm``
+   (Flower's ``fixedclipping_mod``) before it leaves; the reply holds the arrays and
+   ``num-examples = 1`` (nothing about the log's size); the configured Flower strategy inside
+   Flower's client-side DP wrapper averages the validated replies and adds Gaussian noise
+   ``noise_multiplier x clipping_norm / replies`` (DP-FedAvg, user-level DP);
 4. :class:`incentives.RoundPayer` values the accepted updates on the exchange's public
    catalogue (:class:`CatalogueUtility`) and pays each device (``user-<u>``) tokens out of
    ``revenue_share`` of the auction revenue since the previous round, into the run's ledger;
-5. every market agent scores with the new global adapter + head from the next step.
+5. every market agent scores with the new global adapter + head from the next step; with
+   ``adopt = "if_better"`` only if the noised aggregate scores at least as well as the old
+   one on the public catalogue (:class:`CatalogueUtility`): post-processing of a DP release
+   on public data, so free in privacy, and it keeps a round whose noise outweighs its signal
+   from degrading every agent.
 
-The exchange keeps one accountant entry per user: the DP-SGD epsilon its device reported
-(its own budget composes the rounds, basic composition); the market adds the trend gossip's
-local-DP epsilon (:func:`economy.market.summarize`).
+Each round a user's update is aggregated in is one Gaussian mechanism with multiplier
+``noise_multiplier`` for that user, charged to the run's :class:`agents.UserAccountant` (PLD,
+composed with the trend shares; no amplification by sampling is claimed: the exchange picks
+devices by data and budget). ``noise_multiplier = 0`` sends updates without noise: ``inf``.
+
+What this does not cover: the server sees each clipped update before the noise (the trusted
+aggregator of central DP; SecAgg would remove that), and token payments are computed from the
+individual updates and are not noised.
 """
 
 from __future__ import annotations
@@ -31,6 +44,7 @@ from typing import Any
 
 import numpy as np
 
+from agents.accountant import UserAccountant, gaussian
 from incentives import Ledger, MaxEvaluations, RewardPolicy, RoundPayer, gini
 
 from .config import ExperimentConfig
@@ -116,33 +130,39 @@ class FlowerLink:
 
 
 class FederatedAgents:
-    """Rounds, payments and the per-user DP-SGD accountant of the market (module doc).
+    """Rounds and payments of the market's LM agents, charged to the users' accountant
+    (module doc).
 
     Args:
         cfg: the run's config.
         lm: the market's LM agents (``economy.lm_agents.LMScorer``).
         ledger: where token rewards are recorded.
         rng: the component's random stream (device sampling, valuation seeds).
+        privacy: the run's per-user accountant (``market.users`` users).
     """
 
     def __init__(
-        self, cfg: ExperimentConfig, lm: Any, ledger: Ledger, rng: np.random.Generator
+        self,
+        cfg: ExperimentConfig,
+        lm: Any,
+        ledger: Ledger,
+        rng: np.random.Generator,
+        privacy: UserAccountant,
     ) -> None:
         f = cfg.federated
-        self.cfg, self.lm, self.rng = cfg, lm, rng
-        n = len(lm.agents)
-        self.tokens = np.zeros(n)  # tokens paid to each device so far
-        self.epsilon = np.zeros(n)  # DP-SGD epsilon each device reported (its total)
-        self.rounds, self.pending_revenue = 0, 0.0
-        self.round_cost = 0.0  # the largest epsilon one device spent in one round so far
+        self.cfg, self.lm, self.rng, self.privacy = cfg, lm, rng, privacy
+        self.mechanism = gaussian(f.noise_multiplier, "federated round (DP-FedAvg)")
+        self.tokens = np.zeros(len(lm.agents))  # tokens paid to each device so far
+        self.rounds, self.pending_revenue, self.adopted = 0, 0.0, 0
         self.ledger, self.policy = ledger, RewardPolicy(revenue_share=f.revenue_share)
         self.seed = int(rng.integers(2**31))  # of the valuations: round r uses [seed, r]
         self.payer = self._payer()
 
     def _payer(self) -> RoundPayer:
         f = self.cfg.federated
+        self.utility = CatalogueUtility(self.lm.backbone, self.lm.ads, self.lm.ad_category)
         return RoundPayer(
-            CatalogueUtility(self.lm.backbone, self.lm.ads, self.lm.ad_category),
+            self.utility,
             self.ledger,
             self.policy,
             method=f.valuation,
@@ -152,7 +172,7 @@ class FederatedAgents:
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        del state["payer"]  # its utility holds the model: rebuilt on restore
+        del state["payer"], state["utility"]  # they hold the model: rebuilt on restore
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -164,6 +184,11 @@ class FederatedAgents:
         f, a = self.cfg.federated, self.cfg.agents
         return {
             "task": "device",
+            # user-level DP: the node clips its whole update, the server noises the average
+            "dp": "client-fixed" if f.noise_multiplier > 0 else "none",
+            "noise-multiplier": f.noise_multiplier,
+            "clipping-norm": f.clipping_norm,
+            "dp-delta": self.cfg.privacy.delta,
             "model": a.model,
             "lora-rank": a.lora_rank,
             "max-length": a.max_length,
@@ -171,20 +196,18 @@ class FederatedAgents:
             "local-epochs": f.local_epochs,
             "agent-lr": f.lr,
             "dp-sgd-clipping-norm": f.max_grad_norm,
-            "dp-sgd-noise-multiplier": f.noise_multiplier,
+            "dp-sgd-noise-multiplier": 0.0,  # no example-level noise: the user is the unit
             "seed": self.cfg.seed,
             "device-store": str(store),
         }
 
     def choose(self) -> list[int]:
-        """This round's devices: served (a click log), with budget left for another round (as
-        costly as the costliest one reported so far); seeded, sorted."""
+        """This round's devices: served (a click log), with budget left for one more round;
+        seeded, sorted."""
         f = self.cfg.federated
-        ready = [
-            u
-            for u, agent in enumerate(self.lm.agents)
-            if agent.context.clicks and self.epsilon[u] + self.round_cost <= f.epsilon_budget
-        ]
+        served = [u for u, agent in enumerate(self.lm.agents) if agent.context.clicks]
+        ok = self.privacy.allowed(served, self.mechanism)
+        ready = [u for u, fits in zip(served, ok, strict=True) if fits]
         if not ready:
             return []
         k = min(f.clients_per_round, len(ready))
@@ -200,22 +223,22 @@ class FederatedAgents:
         if not chosen:
             return {"fed_clients": 0.0, "fed_tokens": 0.0, "fed_evaluations": 0.0}
         f = self.cfg.federated
-        for u in chosen:
+        spent = self.privacy.epsilons(chosen)
+        for u, eps in zip(chosen, spent, strict=True):
             write_device(
                 link.store,
                 u,
                 self.lm.agents[u].context,
-                budget_total=f.epsilon_budget,
-                budget_spent=float(self.epsilon[u]),
+                budget_total=self.privacy.budget,
+                budget_spent=float(eps),
             )
         user_of = {link.node_of[u]: u for u in chosen}
         revenue, self.pending_revenue = self.pending_revenue, 0.0
         paid: dict[str, float] = {}
 
         def account(_r: int, _start: Any, updates: Sequence[Any], _new: Any) -> dict[str, float]:
-            for up in updates:
-                self.epsilon[user_of[up.node_id]] = up.metrics.get("epsilon-spent", np.inf)
-                self.round_cost = max(self.round_cost, up.metrics.get("epsilon", np.inf))
+            # every user whose update went into the noised average (all were allowed)
+            self.privacy.charge([user_of[up.node_id] for up in updates], self.mechanism)
             return {}
 
         def pay(r: int, start: Any, updates: Sequence[Any], _new: Any) -> dict[str, float]:
@@ -238,7 +261,13 @@ class FederatedAgents:
         start = self.lm.agents[0].state()  # every agent holds the global state
         result = train_round(
             link.grid,
-            make_strategy(f.strategy, num_nodes=len(chosen)),
+            make_strategy(
+                f.strategy,
+                num_nodes=len(chosen),
+                dp="client-fixed" if f.noise_multiplier > 0 else "none",
+                noise_multiplier=f.noise_multiplier,
+                clipping_norm=f.clipping_norm,
+            ),
             start,
             self.rounds,
             self.client_config(link.store),
@@ -248,10 +277,15 @@ class FederatedAgents:
         )
         for node, why in result.rejected.items():
             log.warning("round %d: device %d's reply refused: %s", self.rounds, user_of[node], why)
-        if result.updates:
+        adopted = bool(result.updates) and (
+            f.adopt == "always" or self.utility(result.arrays) >= self.utility(start)
+        )
+        if adopted:
             self.lm.adopt(result.arrays)
+        self.adopted += int(adopted)
         return {
             "fed_clients": float(len(result.updates)),
+            "fed_adopted": float(adopted),
             "fed_tokens": paid.get("tokens", 0.0),
             "fed_evaluations": paid.get("evals", 0.0),
         }

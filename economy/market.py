@@ -10,7 +10,6 @@ step run as one batch (the fast path), in a random order drawn from the run's se
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,10 +18,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from agents.accountant import UserAccountant, laplace, unbounded
 from agents.metrics import ndcg_at_k
 from auction import BatchOutcome
 from auction.bidders import BaseBidder, make_bidder
-from graphs import spread_trends
+from graphs import gossip_average
 from incentives import Ledger, gini
 
 from .config import ExperimentConfig
@@ -51,14 +51,15 @@ class StepMetrics:
     user_welfare: float
     budget_spent_share: float
     gossip_bytes: int
-    epsilon_per_agent: float
+    epsilon_per_agent: float  # the largest user epsilon so far, every mechanism composed
     fed_clients: int
     fed_tokens: float
     token_gini: float
     fast_path_us_per_impression: float
     ndcg10: float = 0.0
-    dp_sgd_epsilon_max: float = 0.0
+    epsilon_median: float = 0.0  # the median user epsilon so far
     fed_seconds: float = 0.0  # wall time of the step's federated round (0: none)
+    fed_adopted: int = 0  # 1: the agents took the round's aggregate (federated.adopt)
 
 
 def _clicks(
@@ -106,37 +107,43 @@ def _feedback(
 
 
 def share_trends(
-    world: World, cfg: ExperimentConfig, estimator: CategoryCTR, rng: np.random.Generator
-) -> tuple[int, float]:
-    """Devices gossip noised interest summaries with friends; the result becomes their prior.
+    step: int,
+    world: World,
+    cfg: ExperimentConfig,
+    estimator: CategoryCTR,
+    rng: np.random.Generator,
+    privacy: UserAccountant,
+) -> int:
+    """Every ``trend_every`` steps, devices share interest summaries with friends by gossip;
+    the result becomes their prior. Returns the bytes sent.
 
-    A few rounds of gossip average each summary over the user's neighbourhood (homophily makes
-    that informative); every message carries Laplace noise for ``trend_epsilon``-local DP.
-
-    Returns:
-        (bytes sent, epsilon spent per agent: rounds x epsilon, basic composition; inf when
-        the summaries are shared without noise).
+    Each user releases its summary (a row of per-category shares, >= 0, summing to <= 1, so
+    one user's data moves it by at most 2 in L1) once per share, with Laplace noise of scale
+    ``2 / trend_epsilon`` (``trend_epsilon``-local DP), charged to its accountant; the gossip
+    rounds then average released values only (post-processing: free). A user whose budget
+    cannot pay sends the uniform summary (no data). Without ``trend_private`` the raw summary
+    leaves the device: its epsilon is ``inf``.
     """
     soc = cfg.social
-    if soc.gossip_rounds == 0 or soc.trend_weight == 0:
-        return 0, 0.0
-    trace = spread_trends(
-        world.graph,
-        estimator.interest_summary(),
-        soc.gossip_rounds,
-        epsilon=soc.trend_epsilon if soc.trend_private else None,
-        rng=rng,
-        record="last",
-    )
+    if soc.gossip_rounds == 0 or soc.trend_weight == 0 or step % soc.trend_every:
+        return 0
+    summary = estimator.interest_summary()
+    n, c = summary.shape
+    if soc.trend_private:
+        mechanism = laplace(soc.trend_epsilon, "trend share (Laplace)")
+    else:
+        mechanism = unbounded("trend share (raw)")
+    sharing = privacy.charge(np.arange(n), mechanism)
+    released = np.where(sharing[:, None], summary, 1.0 / c)
+    if soc.trend_private:
+        released += sharing[:, None] * rng.laplace(0.0, 2.0 / soc.trend_epsilon, (n, c))
+    trace = gossip_average(world.graph, released, soc.gossip_rounds, rng=rng, record="last")
     trend = np.clip(trace.final, 0.0, None)
     total = trend.sum(axis=1, keepdims=True)
-    c = trend.shape[1]
     trend = np.where(total > 0, trend / np.where(total > 0, total, 1.0), 1.0 / c)
     prior = (1 - soc.trend_weight) * world.base_ctr + soc.trend_weight * world.base_ctr * c * trend
     estimator.set_prior(prior)
-    # raw summaries carry no noise: no finite epsilon bounds what they reveal
-    spent = soc.gossip_rounds * soc.trend_epsilon if soc.trend_private else math.inf
-    return int(trace.bytes.sum()), spent
+    return int(trace.bytes.sum())
 
 
 def market_step(
@@ -147,7 +154,7 @@ def market_step(
     estimator: CategoryCTR,
     rng: np.random.Generator,
     gossip_rng: np.random.Generator,
-    epsilon_so_far: float,
+    privacy: UserAccountant,
     fed: FederatedAgents | None = None,
     lm: LMScorer | None = None,
     link: FlowerLink | None = None,
@@ -192,7 +199,7 @@ def market_step(
         lm.observe(step, users[rows], shown[rows, slots], clicks[rows, slots])
     spent, clicked = _feedback(bidders, outcome, clicks)
 
-    gossip_bytes, epsilon = share_trends(world, cfg, estimator, gossip_rng)
+    gossip_bytes = share_trends(step, world, cfg, estimator, gossip_rng, privacy)
     every = cfg.federated.every
     fed_round = {"fed_clients": 0.0, "fed_tokens": 0.0}
     if fed is not None:
@@ -206,6 +213,7 @@ def market_step(
             started = time.perf_counter()
             fed_round = fed.round(link, step)
             fed_round["fed_seconds"] = time.perf_counter() - started
+    epsilons = privacy.epsilons()
     value_of_clicks = world.values * clicked
     expected_relevance = np.take_along_axis(true_ctr, shown, axis=1) * outcome.slot_ctrs
     n_filled = int(filled.sum())
@@ -222,14 +230,15 @@ def market_step(
         user_welfare=float(expected_relevance[filled].sum()),
         budget_spent_share=float(spent.sum() / (world.budgets.sum())),
         gossip_bytes=gossip_bytes,
-        epsilon_per_agent=epsilon_so_far + epsilon,
+        epsilon_per_agent=float(epsilons.max()),
         fed_clients=int(fed_round["fed_clients"]),
         fed_tokens=fed_round["fed_tokens"],
         token_gini=gini(fed.tokens) if fed is not None else 0.0,
         fast_path_us_per_impression=fast_path / n_imp * 1e6,
         ndcg10=ndcg_at_k(_quality(world, estimator, lm, all_users), world.true_ctr(all_users)),
-        dp_sgd_epsilon_max=float(fed.epsilon.max()) if fed is not None else 0.0,
+        epsilon_median=float(np.median(epsilons)),
         fed_seconds=float(fed_round.get("fed_seconds", 0.0)),
+        fed_adopted=int(fed_round.get("fed_adopted", 0)),
     )
 
 
@@ -259,6 +268,7 @@ class MarketState:
     gossip_rng: np.random.Generator
     fed: FederatedAgents | None
     metrics: list[StepMetrics]
+    privacy: UserAccountant  # one accountant per user, shared with ``fed``
     lm: LMScorer | None = None
 
     @property
@@ -273,8 +283,7 @@ class MarketState:
 
     def advance(self, link: FlowerLink | None = None) -> StepMetrics:
         """Run the next step (its federated round over ``link``) and record its metrics."""
-        so_far = self.metrics[-1].epsilon_per_agent if self.metrics else 0.0
-        args = (self.bidders, self.estimator, self.rng, self.gossip_rng, so_far, self.fed)
+        args = (self.bidders, self.estimator, self.rng, self.gossip_rng, self.privacy, self.fed)
         metrics = market_step(self.step, self.world, self.cfg, *args, lm=self.lm, link=link)
         self.metrics.append(metrics)
         return metrics
@@ -303,6 +312,8 @@ def start_market(cfg: ExperimentConfig, ledger_path: str | Path = ":memory:") ->
     ]
     estimator = CategoryCTR(world.n_users, cfg.market.categories, prior_ctr=cfg.market.base_ctr)
     rng, gossip_rng = seeds.generator("market"), seeds.generator("gossip")
+    p = cfg.privacy
+    privacy = UserAccountant(world.n_users, delta=p.delta, budget=p.epsilon_budget)
     lm = fed = None
     if cfg.agents.scorer == "lm":
         from .lm_agents import LMScorer
@@ -311,8 +322,9 @@ def start_market(cfg: ExperimentConfig, ledger_path: str | Path = ":memory:") ->
     if cfg.federated.every and lm is not None:
         from .federated import FederatedAgents
 
-        fed = FederatedAgents(cfg, lm, Ledger(ledger_path), seeds.generator("federated"))
-    return MarketState(cfg, world, bidders, estimator, rng, gossip_rng, fed, [], lm)
+        ledger = Ledger(ledger_path)
+        fed = FederatedAgents(cfg, lm, ledger, seeds.generator("federated"), privacy)
+    return MarketState(cfg, world, bidders, estimator, rng, gossip_rng, fed, [], privacy, lm)
 
 
 def run_steps(
@@ -353,15 +365,29 @@ def simulate(
 
 
 def summarize(
-    cfg: ExperimentConfig, metrics: list[StepMetrics], fed: FederatedAgents | None = None
+    cfg: ExperimentConfig,
+    metrics: list[StepMetrics],
+    fed: FederatedAgents | None = None,
+    privacy: UserAccountant | None = None,
 ) -> dict:
     """Totals and means over the run, the federation's tokens and ledger, privacy and quality;
     timing is kept apart so the rest is reproducible.
 
-    ``privacy.epsilon_max`` is per user, every mechanism composed over the whole run (basic
-    composition): the trend gossip's local-DP epsilon plus the largest DP-SGD epsilon a
-    device spent; ``inf`` when anything ran without noise.
+    ``privacy`` is the run's per-user accountant (``agents.UserAccountant.summary``):
+    ``epsilon_max``, ``epsilon_median``, ``epsilon_rdp_max`` (RDP cross-check), ``delta``,
+    ``budget``, ``uses`` (releases per mechanism) and ``refused`` (releases a budget stopped),
+    every mechanism composed over the whole run with PLD; ``inf`` when anything left a device
+    without noise. Without the accountant, the last step's largest and median epsilon.
     """
+    if privacy is not None:
+        privacy_summary = privacy.summary()
+    else:
+        last = metrics[-1]
+        privacy_summary = {
+            "epsilon_max": last.epsilon_per_agent,
+            "epsilon_median": last.epsilon_median,
+            "delta": cfg.privacy.delta,
+        }
     totals = {
         key: float(sum(getattr(m, key) for m in metrics))
         for key in ("impressions", "clicks", "revenue", "advertiser_surplus", "social_welfare")
@@ -370,7 +396,6 @@ def summarize(
     totals["gossip_bytes"] = float(sum(m.gossip_bytes for m in metrics))
     totals["fed_tokens"] = float(sum(m.fed_tokens for m in metrics))
     slots = sum(m.filled_slots for m in metrics)
-    gossip_eps, dp_eps = metrics[-1].epsilon_per_agent, metrics[-1].dp_sgd_epsilon_max
     fed_summary = (
         fed.summary()
         if fed is not None
@@ -387,21 +412,17 @@ def summarize(
         "ctr": totals["clicks"] / slots if slots else 0.0,
         "ctr_first_step": metrics[0].ctr,
         "ctr_last_step": metrics[-1].ctr,
-        "epsilon_per_agent": gossip_eps,
+        "epsilon_per_agent": metrics[-1].epsilon_per_agent,
         "token_gini": metrics[-1].token_gini,
         "federated_rounds": sum(1 for m in metrics if m.fed_clients),
         "agents": {"scorer": cfg.agents.scorer, "model": cfg.agents.model},
         "federated": {
             "engine": cfg.federated.engine if fed is not None else "none",
             "rounds": sum(1 for m in metrics if m.fed_clients),
+            "adopted": sum(m.fed_adopted for m in metrics),
             "strategy": cfg.federated.strategy,
         },
-        "privacy": {
-            "epsilon_max": gossip_eps + dp_eps,
-            "epsilon_trend_gossip": gossip_eps,
-            "epsilon_dp_sgd_max": dp_eps,
-            "delta": 1e-5,
-        },
+        "privacy": {**privacy_summary, "unit": "user"},
         "quality": {"ndcg10": metrics[-1].ndcg10, "ndcg10_first_step": metrics[0].ndcg10},
         **fed_summary,
     }

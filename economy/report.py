@@ -90,10 +90,10 @@ def welfare_figure(m: dict[str, np.ndarray]) -> Figure:
 
 
 def epsilon_figure(m: dict[str, np.ndarray]) -> Figure:
-    # Every device sends the same number of trend messages per step, so all spend the same.
-    return _over_steps(
-        m, ["epsilon_per_agent"], "Local-DP epsilon spent per device (all equal)", "epsilon"
-    )
+    # epsilon_per_agent is the largest user's epsilon (runs before the per-user accountant
+    # had no median column)
+    keys = [k for k in ("epsilon_per_agent", "epsilon_median") if k in m]
+    return _over_steps(m, keys, "Epsilon per user, every mechanism composed (PLD)", "epsilon")
 
 
 def lorenz_figure(run: Path, cfg: ExperimentConfig) -> Figure:

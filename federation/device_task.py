@@ -9,11 +9,19 @@ that store; in a simulation the market writes each device's own observations the
 round (the simulator's channel, never a Flower message). The store is found from the node's
 ``device-store`` node config, else the run config's.
 
-Training is :meth:`agents.Agent.train_local`: DP-SGD on the click log, the device's budget
-pays the epsilon and is written back. What leaves the device is what the protocol allows: the
-new adapter + head arrays, the number of rows, the DP-SGD steps and the epsilon spent (this
-round's and in total). A device with no clicks or no budget left declines
-(``num-examples = 0``), and the round core leaves it out.
+Training is :meth:`agents.Agent.train_local` on the click log, in one of two privacy units:
+
+- **user level** (``user_level``: the run's ``dp`` mode clips each whole update, on the node
+  with Flower's ``fixedclipping_mod``, and the server noises the average; DP-FedAvg): the
+  device trains without example-level noise and replies the new arrays with
+  ``num-examples = 1``, nothing about its log; ``budget.json`` holds the user's epsilon as
+  its accountant composed it, and a device with none left declines;
+- **example level** (no ``dp`` mode): DP-SGD with ``noise_multiplier``, one click row is the
+  unit; the device's budget pays the epsilon and is written back; the reply adds the rows,
+  the steps and the epsilon spent (this round's and in total).
+
+A device with no clicks or no budget left declines (``num-examples = 0``), and the round core
+leaves it out.
 
 Example:
     >>> import tempfile
@@ -85,6 +93,7 @@ class DeviceTask(LoRATask):
         noise_multiplier: DP-SGD noise std / clipping norm (0: no DP, epsilon inf).
         delta: delta of the epsilon the device reports.
         seed: LoRA-initialisation seed of the backbone.
+        user_level: the update is clipped and noised as a whole (see the module doc).
     """
 
     def __init__(
@@ -99,6 +108,7 @@ class DeviceTask(LoRATask):
         noise_multiplier: float = 1.0,
         delta: float = 1e-5,
         seed: int = 0,
+        user_level: bool = False,
     ) -> None:
         if not clipping_norm > 0 or noise_multiplier < 0 or rank < 1 or batch_size < 1:
             raise FederationError(
@@ -109,6 +119,7 @@ class DeviceTask(LoRATask):
         self.model, self.store, self.rank, self.max_length = model, str(store), rank, max_length
         self.batch_size, self.clipping_norm = batch_size, clipping_norm
         self.noise_multiplier, self.delta, self.seed = noise_multiplier, delta, seed
+        self.user_level = user_level
 
     @property
     def backbone(self) -> Any:
@@ -148,7 +159,7 @@ class DeviceTask(LoRATask):
         proximal_mu: float = 0.0,
         rng: np.random.Generator | int | None = None,
     ) -> tuple[dict[str, np.ndarray], int, dict[str, float]]:
-        """DP-SGD on the device's click log (``Agent.train_local``); declines with 0 rows."""
+        """Train on the device's click log (``Agent.train_local``); declines with 0 rows."""
         from agents import Agent, BudgetExhaustedError, PrivateContext
 
         if proximal_mu:
@@ -165,10 +176,21 @@ class DeviceTask(LoRATask):
         # devices, and what another left in the cache would change this one's batches (and
         # so the last bits of its embeddings).
         self.backbone.clear_cache()
+        if not context.clicks or (self.user_level and spent >= total):
+            return arrays, 0, {"declined": 1.0}
+        if self.user_level:  # the user's epsilon is the run's round mechanism, not DP-SGD's
+            agent = Agent(self.backbone, context, state=arrays)
+            agent.train_local(
+                epochs=float(epochs),
+                batch_size=self.batch_size,
+                lr=lr,
+                max_grad_norm=self.clipping_norm,
+                noise_multiplier=0.0,
+                rng=rng,
+            )
+            return agent.state(), 1, {}
         agent = Agent(self.backbone, context, state=arrays, epsilon_budget=total)
         agent.budget.spent = spent
-        if not context.clicks:
-            return arrays, 0, {"declined": 1.0}
         try:
             update = agent.train_local(
                 epochs=float(epochs),

@@ -32,7 +32,8 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -196,6 +197,27 @@ def dp_wrapper(strategy: Any) -> Any | None:
     return None
 
 
+@contextmanager
+def dp_noise_seeded(seed: Any, server_round: int) -> Iterator[None]:
+    """Seed the noise of Flower's DP wrappers (numpy's global generator) from the run's
+    ``seed`` and the round, so a run repeats bit for bit; the global state is restored.
+
+    The noise is then as secret as the seed: fine for simulations, where the seed is recorded
+    to reproduce the run; a real deployment must keep its seed private (or pass None: the
+    wrappers then draw from the process's unseeded generator).
+    """
+    if seed is None:
+        yield
+        return
+    saved = np.random.get_state()  # noqa: NPY002 (Flower draws from the legacy global)
+    entropy = np.random.SeedSequence([int(seed), int(server_round), 0xD9])
+    np.random.seed(entropy.generate_state(1)[0])  # noqa: NPY002
+    try:
+        yield
+    finally:
+        np.random.set_state(saved)  # noqa: NPY002
+
+
 def train_messages(
     strategy: Any,
     grid: Grid,
@@ -318,7 +340,8 @@ def train_round(
             # The wrapper sizes its noise for num_sampled_clients; the average is over the
             # replies that arrived and passed, so the noise must be sized for those.
             dp.num_sampled_clients = len(good)
-        record, aggregated = strategy.aggregate_train(server_round, good)
+        with dp_noise_seeded(None if dp is None else config.get("seed"), server_round):
+            record, aggregated = strategy.aggregate_train(server_round, good)
         if record is not None:
             new = from_record(record)
         metrics = {k: float(v) for k, v in (aggregated or {}).items()}

@@ -210,7 +210,7 @@ def make_task(cfg: dict[str, Any]) -> Task:
     """
     keys = ("task", "seed", "model", "lora-rank", "users-per-client", "positives-per-user")
     keys += ("batch-size", "dp-sgd-clipping-norm", "dp-sgd-noise-multiplier", "dp-delta")
-    keys += ("max-length", "device-store")
+    keys += ("max-length", "device-store", "dp")
     return _cached_task(tuple((k, cfg[k]) for k in keys))
 
 
@@ -232,6 +232,7 @@ def _cached_task(items: tuple[tuple[str, Any], ...]) -> Task:
             noise_multiplier=float(cfg["dp-sgd-noise-multiplier"]),
             delta=float(cfg["dp-delta"]),
             seed=int(cfg["seed"]),
+            user_level=cfg["dp"] != "none",
         )
     from .agent_task import AgentTask
 

@@ -8,6 +8,7 @@ import json
 
 import numpy as np
 import pytest
+from dp_accounting.pld import privacy_loss_distribution as pld
 
 from economy.cli import main
 from economy.config import parse_config
@@ -27,6 +28,9 @@ FED = {
         "valuation_budget": 8,
         "batch_size": 4,
         "lr": 0.02,
+        "clipping_norm": 1.0,
+        "noise_multiplier": 1.0,
+        "adopt": "always",  # the noise test below measures every round's aggregate
     },
 }
 
@@ -45,10 +49,13 @@ def federated_run(tmp_path_factory):
 
     cfg = parse_config({**FED, "output_dir": str(tmp_path_factory.mktemp("fed"))})
     run = run_market(cfg, on_step=on_step)
-    # a round moves each weight by at most about lr per DP-SGD step (Adam): the devices
-    # train with federated.lr, nothing else
-    step = max(float(np.abs(states[1][k] - states[0][k]).max()) for k in states[0])
-    assert 0 < step <= 4 * cfg.federated.lr
+    # DP-FedAvg: the mean of k updates clipped to C moves the P weights by at most C in L2,
+    # and the server adds N(0, (z C / k)^2) to every weight: the change is the noise, with
+    # the std of k = the replies actually averaged (not the number asked)
+    k = [int(r["fed_clients"]) for r in csv.DictReader((run / "metrics.csv").open())][1]
+    change = np.concatenate([(states[1][key] - states[0][key]).ravel() for key in states[0]])
+    f = cfg.federated
+    assert change.std() == pytest.approx(f.noise_multiplier * f.clipping_norm / k, rel=0.05)
     return run, versions
 
 
@@ -56,7 +63,12 @@ def test_rounds_ran_through_flower_and_changed_the_one_global_adapter(federated_
     run, versions = federated_run
     summary = json.loads((run / SUMMARY).read_text())
     assert summary["agents"] == {"scorer": "lm", "model": "tiny-encoder"}
-    assert summary["federated"] == {"engine": "simulation", "rounds": 2, "strategy": "fedavg"}
+    assert summary["federated"] == {
+        "engine": "simulation",
+        "rounds": 2,
+        "adopted": 2,
+        "strategy": "fedavg",
+    }
     assert all(len(v) == 1 for v in versions)  # every agent holds the one global state
     # rounds after steps 2 and 4 (federated.every = 2): the adapter changed exactly then
     assert versions[1] != versions[0] and versions[2] == versions[1]
@@ -88,16 +100,31 @@ def test_tokens_went_to_the_devices_that_trained_and_the_ledger_verifies(federat
 
 
 def test_privacy_is_per_user_and_composed_over_the_run(federated_run):
+    """Every user's epsilon is the PLD composition of what it took part in: one Laplace trend
+    share (step 0) and one Gaussian mechanism per round its update was averaged into."""
     run, _ = federated_run
     summary = json.loads((run / SUMMARY).read_text())
     p = summary["privacy"]
-    assert p["epsilon_trend_gossip"] == pytest.approx(4 * 2 * 2.0)  # steps x rounds x epsilon
-    assert 0 < p["epsilon_dp_sgd_max"] <= 10.0  # the devices' budget
-    assert p["epsilon_max"] == pytest.approx(p["epsilon_trend_gossip"] + p["epsilon_dp_sgd_max"])
-    spent = [
-        json.loads((d / "budget.json").read_text())["spent"] for d in (run / DEVICES).iterdir()
-    ]
-    assert max(spent) == pytest.approx(p["epsilon_dp_sgd_max"])
+    rows = list(csv.DictReader((run / "metrics.csv").open()))
+    averaged = sum(int(r["fed_clients"]) for r in rows)
+    users = FED["market"]["users"]
+    assert p["uses"] == {"trend share (Laplace)": users, "federated round (DP-FedAvg)": averaged}
+    assert p["unit"] == "user" and p["budget"] == 8.0 and p["delta"] == 1e-5
+
+    def epsilon(rounds: int) -> float:  # Google's dp-accounting, composed here by hand
+        share = pld.from_laplace_mechanism(2.0, sensitivity=1.0, value_discretization_interval=1e-3)
+        if rounds:
+            one = pld.from_gaussian_mechanism(1.0, value_discretization_interval=1e-3)
+            share = share.compose(one.self_compose(rounds))
+        return share.get_epsilon_for_delta(1e-5)
+
+    # 2 rounds of 3 among 8 users: some users were in no round, none in more than 2
+    assert any(p["epsilon_median"] == pytest.approx(epsilon(r), rel=1e-3) for r in (0, 1))
+    assert any(p["epsilon_max"] == pytest.approx(epsilon(r), rel=1e-3) for r in (1, 2))
+    assert p["epsilon_max"] <= p["budget"] and p["epsilon_rdp_max"] >= p["epsilon_max"] - 1e-3
+    # a device's store holds what its accountant had composed before its last round
+    spent = [json.loads((d / "budget.json").read_text()) for d in (run / DEVICES).iterdir()]
+    assert all(b["total"] == 8.0 and b["spent"] < p["epsilon_max"] for b in spent)
     assert 0 <= summary["quality"]["ndcg10"] <= 1
 
 

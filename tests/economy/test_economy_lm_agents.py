@@ -153,7 +153,9 @@ def test_interrupted_lm_run_resumes_to_the_same_summary(tmp_path):
     [
         ("federated.every", -1),
         ("federated.noise_multiplier", -0.5),
-        ("federated.epsilon_budget", 0),
+        ("privacy.epsilon_budget", 0),
+        ("privacy.delta", 0.5),
+        ("federated.clipping_norm", 0),
         ("agents.lora_rank", 0),
     ],
 )
@@ -164,9 +166,13 @@ def test_bad_training_config_names_the_key(key, value):
 
 
 def test_training_without_noise_must_be_accepted_explicitly():
-    with pytest.raises(ConfigError, match="epsilon_budget = inf"):
+    with pytest.raises(ConfigError, match=r"noise_multiplier: 0 sends updates without noise"):
         parse_config({"federated": {"noise_multiplier": 0}})
-    assert parse_config({"federated": {"noise_multiplier": 0, "epsilon_budget": "inf"}})
+    assert parse_config(
+        {"federated": {"noise_multiplier": 0}, "privacy": {"epsilon_budget": "inf"}}
+    )
+    with pytest.raises(ConfigError, match=r"unknown key 'federated\.epsilon_budget'"):
+        parse_config({"federated": {"epsilon_budget": 10}})  # moved to privacy.epsilon_budget
     with pytest.raises(ConfigError, match=r"federated\.every"):
         parse_config({"agents": {"scorer": "category"}})  # rounds need the LM agents
 

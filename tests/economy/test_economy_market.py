@@ -7,10 +7,11 @@ import json
 
 import numpy as np
 import pytest
+from dp_accounting.pld import privacy_loss_distribution as pld
 
 from economy.cli import main
-from economy.config import parse_config
-from economy.market import simulate, summarize
+from economy.config import ConfigError, parse_config
+from economy.market import run_steps, simulate, start_market, summarize
 
 # the click-count scorer, no federated rounds: the market loop alone (test_economy_federated
 # runs the whole system)
@@ -91,12 +92,40 @@ def test_cli_auction_report_finds_gsp_deviation(tmp_path):
 
 
 def test_trend_gossip_accounting():
-    cfg = parse_config({**SMALL, "social": {"gossip_rounds": 3, "trend_epsilon": 0.5}})
+    """Each share is one Laplace release per user (gossip rounds are post-processing):
+    epsilon after k shares is the PLD composition of k Laplace(2 / eps) releases."""
+    social = {"gossip_rounds": 3, "trend_epsilon": 0.5, "trend_every": 2}
+    cfg = parse_config({**SMALL, "social": social, "privacy": {"epsilon_budget": "inf"}})
     metrics = simulate(cfg)
-    assert all(m.gossip_bytes > 0 for m in metrics)
-    assert metrics[-1].epsilon_per_agent == pytest.approx(cfg.market.steps * 3 * 0.5)
+    shares = [m.step % 2 == 0 for m in metrics]
+    assert [m.gossip_bytes > 0 for m in metrics] == shares
+    k = sum(shares)
+    one = pld.from_laplace_mechanism(1 / 0.5, sensitivity=1.0, value_discretization_interval=1e-3)
+    expected = one.self_compose(k).get_epsilon_for_delta(cfg.privacy.delta)
+    assert metrics[-1].epsilon_per_agent == pytest.approx(expected, rel=1e-6)
+    assert metrics[-1].epsilon_per_agent < k * 0.5 + 1e-9  # never above basic composition
+    assert metrics[-1].epsilon_median == metrics[-1].epsilon_per_agent  # everyone shared
     off = parse_config({**SMALL, "social": {"gossip_rounds": 0}})
     assert all(m.gossip_bytes == 0 and m.epsilon_per_agent == 0 for m in simulate(off))
+
+
+def test_trend_shares_stop_at_the_budget_and_raw_shares_need_an_infinite_one():
+    social = {"gossip_rounds": 2, "trend_epsilon": 1.0, "trend_every": 1}
+    cfg = parse_config({**SMALL, "social": social, "privacy": {"epsilon_budget": 2.5}})
+    state = start_market(cfg)
+    run_steps(state)
+    summary = summarize(cfg, state.metrics, privacy=state.privacy)
+    p = summary["privacy"]
+    assert p["epsilon_max"] <= 2.5 and p["budget"] == 2.5
+    uses = p["uses"]["trend share (Laplace)"]
+    assert 0 < uses < cfg.market.users * cfg.market.steps
+    assert p["refused"]["trend share (Laplace)"] == cfg.market.users * cfg.market.steps - uses
+    with pytest.raises(ConfigError, match=r"social\.trend_private"):
+        parse_config({"social": {"trend_private": False}})
+    raw = parse_config(
+        {**SMALL, "social": {"trend_private": False}, "privacy": {"epsilon_budget": "inf"}}
+    )
+    assert simulate(raw)[-1].epsilon_per_agent == float("inf")  # reported as it is
 
 
 def test_world_has_homophilous_social_graph():

@@ -67,3 +67,18 @@ def test_a_corrupt_budget_is_refused(task, tmp_path):
         task.train(task.initial_arrays(), task.load(0, 1, store=str(tmp_path)), epochs=1, lr=1e-3)
     with pytest.raises(FederationError, match="device store"):
         DeviceTask("tiny-encoder").load(0, 1)
+
+
+def test_user_level_devices_send_arrays_and_one_example_only_and_keep_their_budget(tmp_path):
+    """DP-FedAvg: the unit is the user; the reply says nothing about the log's size, the
+    device's budget file is the exchange's accountant's view and is not changed here."""
+    user = DeviceTask("tiny-encoder", store=tmp_path, rank=2, noise_multiplier=0.0, user_level=True)
+    device(tmp_path, total=8.0, spent=3.0)
+    start = user.initial_arrays()
+    new, n, metrics = user.train(start, user.load(0, 1), epochs=1, lr=1e-3, rng=0)
+    assert n == 1 and metrics == {}  # no rows, steps or epsilon leave the device
+    assert any(not np.array_equal(new[k], start[k]) for k in start)
+    assert spent(tmp_path) == 3.0
+    device(tmp_path, pid=1, total=8.0, spent=8.0)  # nothing left: declines
+    back, n, metrics = user.train(start, user.load(1, 2), epochs=1, lr=1e-3, rng=0)
+    assert n == 0 and metrics == {"declined": 1.0} and back is start
