@@ -16,6 +16,8 @@ import pytest
 import tomli_w
 from flower_procs import BIN, deployment, stop
 
+from economy.rundir import CHECKPOINT
+
 
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("flwr", path=str(BIN)) is None, reason="flwr CLI not installed")
@@ -67,7 +69,8 @@ def test_market_runs_on_superlink_and_two_supernodes(tmp_path):
         # tokens go only to devices that trained (whether a round's noisy updates earn any is
         # the valuation's call: test_economy_federated checks a paying run)
         assert summary["tokens"]["contributors"] <= 2
-        assert not (run / "checkpoint.pkl").exists()  # every step ran
-        for device in (0, 1):  # each device's own accountant, written on its node
+        assert not (run / CHECKPOINT).exists()  # every step ran (removed when complete)
+        assert summary["privacy"]["epsilon_max"] <= summary["privacy"]["budget"] == 8.0
+        for device in (0, 1):  # what the user's accountant had composed before its last round
             budget = json.loads((run / "devices" / f"device-{device}" / "budget.json").read_text())
-            assert 0 < budget["spent"] <= budget["total"]
+            assert 0 < budget["spent"] <= budget["total"] == 8.0
