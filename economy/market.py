@@ -60,6 +60,9 @@ class StepMetrics:
     epsilon_median: float = 0.0  # the median user epsilon so far
     fed_seconds: float = 0.0  # wall time of the step's federated round (0: none)
     fed_adopted: int = 0  # 1: the agents took the round's aggregate (federated.adopt)
+    active_advertisers: int = 0  # advertisers with a bid > 0 in at least one of the auctions
+    remaining_budget_share: float = 0.0  # money left over all budgets / their total, after it
+    mean_bid_over_value: float = 0.0  # mean per-click bid / value over the bids > 0 placed
 
 
 def _clicks(
@@ -180,7 +183,7 @@ def market_step(
     quality = _quality(world, estimator, lm, users)
     outcome = settle_in_windows(
         bids,
-        np.array([b.budget.remaining for b in bidders]),
+        np.array([b.allowance for b in bidders]),
         charge=charge,
         mechanism=cfg.auction.mechanism,
         slot_ctrs=cfg.auction.slot_ctrs,
@@ -198,6 +201,7 @@ def market_step(
     if lm is not None:
         lm.observe(step, users[rows], shown[rows, slots], clicks[rows, slots])
     spent, clicked = _feedback(bidders, outcome, clicks)
+    active, bid_over_value = _bidding(bids, world.values)
 
     gossip_bytes = share_trends(step, world, cfg, estimator, gossip_rng, privacy)
     every = cfg.federated.every
@@ -239,7 +243,20 @@ def market_step(
         epsilon_median=float(np.median(epsilons)),
         fed_seconds=float(fed_round.get("fed_seconds", 0.0)),
         fed_adopted=int(fed_round.get("fed_adopted", 0)),
+        active_advertisers=active,
+        remaining_budget_share=float(
+            sum(b.budget.remaining for b in bidders) / sum(b.budget.total for b in bidders)
+        ),
+        mean_bid_over_value=bid_over_value,
     )
+
+
+def _bidding(bids: np.ndarray, values: np.ndarray) -> tuple[int, float]:
+    """Advertisers with a bid > 0 in some auction of the (I, n) ``bids``, and the mean of
+    bid / value (``values``: (n,) per click) over the bids > 0 (0 when there are none)."""
+    placed = (bids > 0).sum(axis=0)
+    ratio_sum = float((bids.sum(axis=0) / values).sum())  # the zero bids add nothing
+    return int((placed > 0).sum()), ratio_sum / placed.sum() if placed.any() else 0.0
 
 
 def _quality(

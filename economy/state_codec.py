@@ -40,6 +40,7 @@ CLASSES = {
         "auction.bidders.truthful:TruthfulBidder",
         "auction.bidders.pacing:PacingBidder",
         "auction.bidders.bandit:Exp3Bidder",
+        "auction.bidders.throttle:Throttle",
         "economy.ctr_estimator:CategoryCTR",
         "economy.market:StepMetrics",
         "economy.lm_agents:LMScorer",

@@ -1,8 +1,9 @@
 """Bidders for repeated ad auctions and a budget-safe batch runner.
 
 Each bidder has ``bid(values (m,)) -> (m,) bids`` and ``update(won=, payments=, clicks=)``;
-bids never exceed the remaining budget, and ``run_budgeted_auctions`` settles a batch so that
-no budget is overspent. The learners (``QLearner``, ``HedgeLearner``, ``UCBLearner``,
+bids never exceed the batch's ``allowance`` (the remaining budget, or less under a shared
+``Throttle`` that paces every strategy), and ``run_budgeted_auctions`` settles a batch so that
+no allowance is overspent. The learners (``QLearner``, ``HedgeLearner``, ``UCBLearner``,
 ``PacingLearner``, ``StaticLearner``, and ``PolicyLearner`` around any callable, e.g. a
 language model) have the same interface batched over ``R`` independent repetitions
 (``m = R``, one state per repetition) and are played by ``auction.arena``.
@@ -27,6 +28,7 @@ from .qlearning import PAPER_GRID, QLearner
 from .repeated import RepeatedHistory, play_repeated
 from .shading import ShadingBidder
 from .streams import Streams, repetition_seeds
+from .throttle import Throttle
 from .truthful import TruthfulBidder
 from .ucb import UCBLearner
 
@@ -54,6 +56,7 @@ __all__ = [
     "ShadingBidder",
     "StaticLearner",
     "Streams",
+    "Throttle",
     "TruthfulBidder",
     "UCBLearner",
     "hedge_rate",

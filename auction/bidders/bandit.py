@@ -18,6 +18,7 @@ import numpy as np
 
 from .._validation import AuctionError, as_rng
 from .base import BaseBidder
+from .throttle import Throttle
 
 DEFAULT_FACTORS = np.round(np.linspace(0.2, 1.4, 13), 10)
 
@@ -54,6 +55,7 @@ class Exp3Bidder(BaseBidder):
         reward_scale: utility that maps to reward 1 (e.g. the largest value per click).
         budget: total budget, ``math.inf`` for none.
         rng: seed or Generator for the arm draws.
+        throttle: budget pacing (see ``BaseBidder``); it learns from the auctions it entered.
 
     Every auction of a batch draws its own arm from the same distribution; the batch then
     updates the estimates at once (delayed feedback).
@@ -73,12 +75,13 @@ class Exp3Bidder(BaseBidder):
         reward_scale: float = 1.0,
         budget: float = math.inf,
         rng: np.random.Generator | int | np.random.SeedSequence | None = None,
+        throttle: Throttle | None = None,
     ) -> None:
         f = np.asarray(factors, dtype=np.float64)
         if f.ndim != 1 or f.size == 0 or not np.isfinite(f).all() or (f <= 0).any():
             raise AuctionError("factors must be a non-empty 1-D array of finite values > 0")
         check_rates(learning_rate, exploration, reward_scale)
-        super().__init__(budget)
+        super().__init__(budget, throttle=throttle)
         self.factors = f
         self.learning_rate = float(learning_rate)
         self.exploration = float(exploration)

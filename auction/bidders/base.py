@@ -14,6 +14,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from .._validation import AuctionError
+from .throttle import Throttle
 
 # Relative slack for float sums: a charge that overshoots the budget by less is rounding.
 _BUDGET_RTOL = 1e-9
@@ -90,25 +91,43 @@ class Bidder(Protocol):
 class BaseBidder(ABC):
     """Budget bookkeeping shared by the bidders here; subclasses supply ``_bids``.
 
-    ``bid`` caps every bid at the remaining budget; ``update`` charges the budget and passes
-    payments and utilities to ``_learn`` (no learning by default).
+    ``bid`` caps every bid at the batch's ``allowance`` (the remaining budget, or less under a
+    ``Throttle``, which also picks the auctions the bidder enters: it bids 0 in the others);
+    ``update`` charges the budget, tells the throttle what the batch cost and passes the
+    entered auctions' payments and utilities to ``_learn`` (no learning by default).
+
+    Args:
+        budget: total budget, ``math.inf`` for none.
+        throttle: budget pacing shared by every strategy (``None``: bid in every auction until
+            the budget is gone).
     """
 
-    def __init__(self, budget: float = math.inf) -> None:
+    def __init__(self, budget: float = math.inf, *, throttle: Throttle | None = None) -> None:
         self.budget = Budget(budget)
+        self.throttle = throttle
+        self.allowance = self.budget.remaining  # money the batch last bid on may cost
         self._values = np.empty(0)
+        self._entered = np.empty(0, dtype=bool)
 
     def bid(self, values: np.ndarray) -> np.ndarray:
-        """(m,) per-click bids, each at most the remaining budget."""
+        """(m,) per-click bids, each at most the batch's ``allowance``; 0 where throttled."""
         self._values = as_values(values)
-        return self.budget.cap(self._bids(self._values))
+        m = self._values.shape[0]
+        if self.throttle is None:
+            self._entered, self.allowance = np.ones(m, dtype=bool), self.budget.remaining
+        else:
+            self._entered, self.allowance = self.throttle.plan(m, self.budget.remaining)
+        bids = np.zeros(m)
+        bids[self._entered] = self._bids(self._values[self._entered])
+        return np.minimum(bids, self.allowance)
 
     def update(self, *, won: np.ndarray, payments: np.ndarray, clicks: np.ndarray) -> None:
         """Charge the budget and learn from the auctions last bid on.
 
         Args:
             won: (m,) bool, got a slot.
-            payments: (m,) float >= 0, amount charged (expected or per realised click).
+            payments: (m,) float >= 0, amount charged (expected or per realised click); in
+                all at most the ``allowance``.
             clicks: (m,) float >= 0, expected clicks (the slot CTR) or realised clicks.
         """
         m = self._values.shape[0]
@@ -121,8 +140,17 @@ class BaseBidder(ABC):
         charged, got = arrays[1], arrays[2]
         if not np.isfinite(arrays[1:]).all() or (charged < 0).any() or (got < 0).any():
             raise AuctionError("payments and clicks must be finite and >= 0")
-        self.budget.charge(float(charged.sum()))
-        self._learn(charged, self._values * got - charged)
+        total = float(charged.sum())
+        if total > self.allowance + _BUDGET_RTOL * max(1.0, self.allowance):
+            raise AuctionError(
+                f"payments {total:.6g} exceed the batch's allowance {self.allowance:.6g}; "
+                "settle batches with run_budgeted_auctions and budgets = each bidder's allowance"
+            )
+        self.budget.charge(total)
+        if self.throttle is not None:
+            self.throttle.observe(total)
+        e = self._entered
+        self._learn(charged[e], (self._values * got - charged)[e])
 
     @abstractmethod
     def _bids(self, values: np.ndarray) -> np.ndarray:

@@ -21,6 +21,7 @@ from .._validation import AuctionError
 from .base import BaseBidder, as_values
 from .learner import outcome_arrays
 from .streams import SeedLike
+from .throttle import Throttle
 
 
 def pacing_step(
@@ -54,6 +55,9 @@ class PacingBidder(BaseBidder):
         step_size: dual step per unit of money; default ``1 / (rho sqrt(horizon))`` with
             ``rho = budget / horizon``, the ``T^(-1/2)`` rate of the paper in money units.
         max_multiplier: upper end of ``mu``'s range (the paper's ``mu_bar``); default no cap.
+        throttle: budget pacing shared by every strategy (see ``BaseBidder``): its per-batch
+            cap bounds the spend while ``mu`` is still learning; the step then covers the
+            auctions entered.
 
     A batch of ``m`` auctions is bid with one ``mu`` and updated with the summed step
     ``step_size x (m rho - sum z)``, which for ``m = 1`` is the paper's rule.
@@ -71,9 +75,10 @@ class PacingBidder(BaseBidder):
         *,
         step_size: float | None = None,
         max_multiplier: float = math.inf,
+        throttle: Throttle | None = None,
     ) -> None:
         self.step_size = _check_pacing(budget, horizon, step_size, max_multiplier)
-        super().__init__(budget)
+        super().__init__(budget, throttle=throttle)
         self.target_rate = budget / horizon
         self.max_multiplier = float(max_multiplier)
         self.multiplier = 0.0

@@ -70,7 +70,7 @@ def play_repeated(
         else:
             per_slot = (click_rng.random((m, ctrs.size)) < ctrs).astype(np.float64)
             charge = pay_per_click(per_slot)
-        budgets = np.array([bidder.budget.remaining for bidder in bidders])
+        budgets = np.array([bidder.allowance for bidder in bidders])
         res = run_budgeted_auctions(bids, budgets, charge=charge, rng=tie_rng, **auction_kwargs)
         got = per_bidder(res.outcome, per_slot)
         won = per_bidder(res.outcome, 1.0) > 0

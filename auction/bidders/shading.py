@@ -8,6 +8,7 @@ import numpy as np
 
 from .._validation import AuctionError
 from .base import BaseBidder
+from .throttle import Throttle
 
 
 class ShadingBidder(BaseBidder):
@@ -19,16 +20,19 @@ class ShadingBidder(BaseBidder):
     Args:
         factor: shading factor, > 0 (> 1 overbids).
         budget: total budget, ``math.inf`` for none.
+        throttle: budget pacing (see ``BaseBidder``); ``None`` for none.
 
     Example:
         >>> ShadingBidder(0.5).bid(np.array([4.0, 2.0])).tolist()
         [2.0, 1.0]
     """
 
-    def __init__(self, factor: float, *, budget: float = math.inf) -> None:
+    def __init__(
+        self, factor: float, *, budget: float = math.inf, throttle: Throttle | None = None
+    ) -> None:
         if not (math.isfinite(factor) and factor > 0):
             raise AuctionError(f"factor must be finite and > 0, got {factor}")
-        super().__init__(budget)
+        super().__init__(budget, throttle=throttle)
         self.factor = float(factor)
 
     def _bids(self, values: np.ndarray) -> np.ndarray:

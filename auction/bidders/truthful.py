@@ -5,15 +5,17 @@ from __future__ import annotations
 import math
 
 from .shading import ShadingBidder
+from .throttle import Throttle
 
 
 class TruthfulBidder(ShadingBidder):
-    """Bids its per-click value (capped at the remaining budget).
+    """Bids its per-click value (capped at the batch's allowance), in the auctions its
+    ``throttle`` enters.
 
     Example:
         >>> TruthfulBidder().bid([3.0, 1.0]).tolist()
         [3.0, 1.0]
     """
 
-    def __init__(self, *, budget: float = math.inf) -> None:
-        super().__init__(1.0, budget=budget)
+    def __init__(self, *, budget: float = math.inf, throttle: Throttle | None = None) -> None:
+        super().__init__(1.0, budget=budget, throttle=throttle)

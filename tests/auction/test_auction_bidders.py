@@ -12,11 +12,13 @@ from hypothesis.extra.numpy import arrays
 
 from auction import AuctionError, run_auctions
 from auction.bidders import (
+    STRATEGIES,
     Bidder,
     Budget,
     Exp3Bidder,
     PacingBidder,
     ShadingBidder,
+    Throttle,
     TruthfulBidder,
     make_bidder,
     pay_per_click,
@@ -276,3 +278,89 @@ def test_play_repeated_validates_input():
         play_repeated([TruthfulBidder()], np.ones((2, 3, 2)))
     with pytest.raises(AuctionError, match="clicks"):
         play_repeated([TruthfulBidder()], np.ones((1, 1, 1)), clicks="real")
+
+
+# --- Throttle: budgets that last the horizon, for every strategy -----------------------------
+
+
+def test_throttle_participation_follows_spend_over_the_share_left():
+    # budget 12 over 12 auctions, batches of 3 (hand computation): the first batch may cost
+    # min(12, 2 x 1 x 3) = 6; spending 6 against the target 12 x 3 / 12 = 3 halves p.
+    t = Throttle(12.0, 12, burst=2.0, rng=0)
+    entered, allowance = t.plan(3, remaining=12.0)
+    assert entered.all() and allowance == 6.0
+    t.observe(6.0)
+    assert t.participation == 0.5
+    # 6 left over 9 auctions: target 6 x 3 / 9 = 2; spending 1 at p = 0.5 asks for p = 1.
+    assert t.plan(3, remaining=6.0)[1] == 6.0
+    t.observe(1.0)
+    assert t.participation == 1.0
+    # the allowance never exceeds what is left, and spending nothing enters every auction
+    assert t.plan(3, remaining=0.5)[1] == 0.5
+    t.observe(0.0)
+    assert t.participation == 1.0
+
+
+def test_throttle_enters_a_share_p_of_the_auctions():
+    t = Throttle(1.0, 10**6, rng=1)
+    t.participation = 0.3
+    entered, _ = t.plan(20_000, remaining=1.0)
+    assert entered.mean() == pytest.approx(0.3, abs=0.015)  # 4.6 binomial sd
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "match"),
+    [
+        ((0.0, 10), {}, "budget"),
+        ((math.inf, 10), {}, "budget"),
+        ((1.0, 0), {}, "horizon"),
+        ((1.0, 2.5), {}, "horizon"),
+        ((1.0, 10), {"burst": 0.5}, "burst"),
+        ((1.0, 10), {"burst": math.nan}, "burst"),
+    ],
+)
+def test_throttle_rejects_bad_arguments(args, kwargs, match):
+    with pytest.raises(AuctionError, match=match):
+        Throttle(*args, **kwargs)
+
+
+def test_throttled_bidder_bids_its_strategy_or_nothing_and_learns_from_entered_auctions():
+    bidder = ShadingBidder(0.5, budget=100.0, throttle=Throttle(100.0, 100, rng=2))
+    bidder.throttle.participation = 0.5
+    bids = bidder.bid(np.full(40, 4.0))
+    assert set(bids.tolist()) == {0.0, 2.0}  # shading kept where it bids
+    with pytest.raises(AuctionError, match="allowance"):  # 2 shares x 40 auctions = 80
+        bidder.update(won=bids > 0, payments=np.full(40, 2.5), clicks=np.ones(40))
+
+
+def test_an_unthrottled_bidder_may_spend_its_whole_budget_at_once():
+    bidder = TruthfulBidder(budget=9.0)
+    bidder.bid([5.0, 5.0])
+    assert bidder.allowance == 9.0
+    bidder.update(won=[True, True], payments=[4.5, 4.5], clicks=[1.0, 1.0])
+    assert bidder.budget.remaining == 0.0
+
+
+@given(
+    strategy=st.sampled_from(STRATEGIES),
+    budget=st.floats(0.5, 50.0),
+    batches=st.integers(2, 8),
+    burst=st.floats(1.0, 4.0),
+    rival=st.floats(0.0, 3.0),
+    seed=st.integers(0, 2**16),
+)
+def test_throttled_spend_stays_within_burst_shares_per_batch(
+    strategy, budget, batches, burst, rival, seed
+):
+    """Every strategy, against a rival bidding ``rival``: no batch costs more than ``burst``
+    per-auction shares times its size, and the budget is never overspent."""
+    m = 10
+    horizon = batches * m
+    bidder = make_bidder(strategy, budget=budget, horizon=horizon, burst=burst, rng=seed)
+    rng = np.random.default_rng(seed)
+    values = rng.uniform(0.0, 5.0, (batches, m, 2))
+    values[..., 1] = rival
+    hist = play_repeated([bidder, TruthfulBidder()], values, rng=seed)
+    share = budget / horizon
+    assert (hist.spend[:, 0] <= burst * share * m * (1 + 1e-9)).all()
+    assert hist.spend[:, 0].sum() <= budget * (1 + 1e-9)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 from dp_accounting.pld import privacy_loss_distribution as pld
 
 from economy.cli import main
-from economy.config import ConfigError, parse_config
+from economy.config import ConfigError, load_config, parse_config
 from economy.market import run_steps, simulate, start_market, summarize
 
 # the click-count scorer, no federated rounds: the market loop alone (test_economy_federated
@@ -139,3 +140,34 @@ def test_world_has_homophilous_social_graph():
     assert G.number_of_nodes() == 300
     assert 4 < 2 * G.number_of_edges() / 300 < 12  # about avg_degree = 8
     assert homophily(G) > 0.8
+
+
+# --- budgets that last the campaign ----------------------------------------------------------
+
+
+def test_quickstart_budgets_last_and_no_step_spends_over_twice_the_share():
+    """The quickstart's market with click counts (issue 15: 12 of 30 advertisers went broke
+    and revenue fell 209 -> 49 before the bidders were throttled)."""
+    fast = {"agents.scorer": "category", "federated.every": 0}
+    cfg = load_config(Path(__file__).parents[2] / "examples" / "quickstart.toml", fast)
+    spent = []
+    metrics = simulate(cfg, on_step=lambda s: spent.append([b.budget.spent for b in s.bidders]))
+    per_step = np.diff(np.vstack([np.zeros(cfg.market.advertisers), spent]), axis=0)
+    assert per_step.max() <= 2 * cfg.advertisers.budget_per_step * (1 + 1e-9)
+    assert metrics[-1].active_advertisers >= 0.8 * cfg.market.advertisers
+    assert metrics[-1].revenue >= 0.4 * max(m.revenue for m in metrics)
+
+
+def test_budget_metrics_from_bids_and_spend():
+    strategies = {"truthful": {"truthful": 1.0}, "shading": {"shading": 1.0}}
+    for name, expected in (("truthful", 1.0), ("shading", 0.5)):
+        cfg = parse_config(
+            {**SMALL, "advertisers": {"strategies": strategies[name], "shading": 0.5}}
+        )
+        metrics = simulate(cfg)
+        total = cfg.advertisers.budget_per_step * cfg.market.steps * cfg.market.advertisers
+        spent = np.cumsum([m.revenue for m in metrics])
+        for m, so_far in zip(metrics, spent, strict=True):
+            assert m.remaining_budget_share == pytest.approx(1 - so_far / total)
+            assert m.mean_bid_over_value == pytest.approx(expected)  # bids are never capped
+        assert metrics[0].active_advertisers == cfg.market.advertisers  # all enter at first
