@@ -7,6 +7,7 @@
 | ``ctr.png`` | CTR per step |
 | ``ndcg.png`` | every ``ndcg*`` / ``precision*`` column of ``metrics.csv``, when the run has them |
 | ``epsilon.png`` | local-DP epsilon each device has spent, per step |
+| ``budgets.png`` | active advertisers; remaining budget share and mean bid / value (runs with them) |
 | ``lorenz.png`` | Lorenz curve of all users' token balances in ``ledger.db``, with their Gini |
 | ``graph.png`` | the social graph (``graph.npz``), nodes coloured by community |
 
@@ -94,6 +95,26 @@ def epsilon_figure(m: dict[str, np.ndarray]) -> Figure:
     # had no median column)
     keys = [k for k in ("epsilon_per_agent", "epsilon_median") if k in m]
     return _over_steps(m, keys, "Epsilon per user, every mechanism composed (PLD)", "epsilon")
+
+
+BUDGET_COLUMNS = ("active_advertisers", "remaining_budget_share", "mean_bid_over_value")
+
+
+def budgets_figure(m: dict[str, np.ndarray]) -> Figure:
+    """Advertisers bidding per step (left); the share of all budgets left after each step and
+    the mean per-click bid over value of the bids placed (right, both unitless)."""
+    fig = Figure(figsize=(10, 3.6))
+    active, shares = fig.subplots(1, 2)
+    active.plot(m["step"] + 1, m["active_advertisers"], marker=".", color="tab:purple")
+    active.set(title="Active advertisers", xlabel="step", ylabel="advertisers with a bid > 0")
+    active.set_ylim(bottom=0)
+    for key in BUDGET_COLUMNS[1:]:
+        shares.plot(m["step"] + 1, m[key], marker=".", label=key)
+    shares.set(title="Budgets left and bid shading", xlabel="step", ylabel="share")
+    shares.legend(fontsize="small")
+    for ax in (active, shares):
+        ax.grid(alpha=0.3)
+    return fig
 
 
 def lorenz_figure(run: Path, cfg: ExperimentConfig) -> Figure:
@@ -184,6 +205,8 @@ def make_report(run_dir: str | Path) -> list[Path]:
     if ranking:
         paths.append(_save(_over_steps(m, ranking, "Ranking quality", "score"), out / "ndcg.png"))
     paths.append(_save(epsilon_figure(m), out / "epsilon.png"))
+    if all(key in m for key in BUDGET_COLUMNS):  # runs from before these metrics have none
+        paths.append(_save(budgets_figure(m), out / "budgets.png"))
     paths.append(_save(lorenz_figure(run, cfg), out / "lorenz.png"))
     paths.append(_save(graph_figure(run, cfg), out / "graph.png"))
     return paths
