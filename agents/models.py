@@ -7,7 +7,9 @@ continuations by log-likelihood, reusing the context's key/value cache across ca
 Many agents share one backbone: ``enable_lora`` wraps the model in peft once, and each agent
 swaps its own adapter weights in (``activate``) before use. Embeddings are cached per
 ``(adapter version, text)``, so agents holding the same adapter (e.g. the global one after a
-federated round) share cached ad embeddings.
+federated round) share cached ad embeddings. The last few embedded lists are also kept whole,
+keyed by ``(adapter version, tuple of texts)``, so asking again for the same candidates (an
+agent's ads on every impression) returns the stored matrix without a lookup per text.
 
 ``load_model`` is offline by construction: built-in names resolve to installed packages, other
 names load with ``local_files_only=True``, and anything missing raises
@@ -40,6 +42,8 @@ MINILM_NAMES = ("minilm", "all-minilm-l6-v2", "sentence-transformers/all-minilm-
 SMOLLM2_NAMES = ("smollm2", "smollm2-135m-instruct", "huggingfacetb/smollm2-135m-instruct")
 TINY_NAMES = {"tiny-encoder": "encoder", "tiny-causal": "causal"}
 BASE_VERSION = "base"
+LIST_CACHE_ENTRIES = 16  # whole embedded lists kept (least recently used dropped)
+LIST_CACHE_ROWS = 4096  # longer lists are not kept whole (their rows stay cached per text)
 
 
 class Backbone:
@@ -52,6 +56,8 @@ class Backbone:
         kind: ``"encoder"`` or ``"causal"``.
         max_length: tokens kept per text (longer texts are truncated).
         cache_size: most cached embeddings (least recently used are dropped).
+
+    The matrices :meth:`embed` returns are read-only: a repeated list gets the stored one.
     """
 
     def __init__(
@@ -78,11 +84,13 @@ class Backbone:
         self.initial_adapter: dict[str, np.ndarray] = {}
         self.active_version = BASE_VERSION
         self._cache: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+        self._lists: OrderedDict[tuple[str, tuple[str, ...]], np.ndarray] = OrderedDict()
+        self._dim = int(model.config.hidden_size)  # read once: peft's attribute chain is slow
 
     @property
     def dim(self) -> int:
         """Width of the embeddings (the model's hidden size)."""
-        return int(self.model.config.hidden_size)
+        return self._dim
 
     @property
     def core(self) -> torch.nn.Module:
@@ -126,30 +134,52 @@ class Backbone:
         return torch.nn.functional.normalize(summed, dim=-1)
 
     def embed(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
-        """(n, d) float32 unit-norm embeddings under the active adapter, cached per version."""
+        """(n, d) float32 unit-norm embeddings under the active adapter, cached per version.
+
+        Read-only: a list embedded recently (same adapter version, same texts in the same
+        order) returns the very matrix stored for it.
+        """
         if isinstance(texts, str):
             raise AgentError("texts must be a sequence of strings, got a single str")
-        out = np.empty((len(texts), self.dim), dtype=np.float32)
-        missing: dict[str, list[int]] = {}
-        for i, text in enumerate(texts):
-            key = (self.active_version, text)
-            hit = self._cache.get(key)
-            if hit is None:
-                missing.setdefault(text, []).append(i)
-            else:
-                self._cache.move_to_end(key)
-                out[i] = hit
-        todo = list(missing)
+        key = (self.active_version, tuple(texts))
+        out = self._lists.get(key)
+        if out is not None:
+            self._lists.move_to_end(key)
+            return out
+        out = self._rows(texts, batch_size)
+        out.flags.writeable = False
+        if len(texts) <= LIST_CACHE_ROWS:
+            self._lists[key] = out
+            if len(self._lists) > LIST_CACHE_ENTRIES:
+                self._lists.popitem(last=False)
+        return out
+
+    def _rows(self, texts: Sequence[str], batch_size: int) -> np.ndarray:
+        """(n, d) embeddings from the per-text cache; each missing text runs through the model
+        once, in batches of ``batch_size`` in order of first appearance."""
+        cache, version = self._cache, self.active_version
+        keys = [(version, text) for text in texts]
+        rows = [cache.get(k) for k in keys]
+        for k, row in zip(keys, rows, strict=True):
+            if row is not None:
+                cache.move_to_end(k)
+        todo = list(dict.fromkeys(t for t, row in zip(texts, rows, strict=True) if row is None))
+        fresh: dict[str, np.ndarray] = {}
         for start in range(0, len(todo), batch_size):
             chunk = todo[start : start + batch_size]
             with torch.no_grad():
                 vecs = self.pooled(**self.tokenize(chunk)).numpy()
             for text, vec in zip(chunk, vecs, strict=True):
-                out[missing[text]] = vec
-                self._cache[(self.active_version, text)] = vec
-        while len(self._cache) > self.cache_size:
-            self._cache.popitem(last=False)
-        return out
+                fresh[text] = cache[(version, text)] = vec
+        if todo:
+            rows = [fresh[t] if row is None else row for t, row in zip(texts, rows, strict=True)]
+        if len(cache) > self.cache_size:
+            while len(cache) > self.cache_size:
+                cache.popitem(last=False)
+            self._lists.clear()  # a dropped text is embedded afresh next time: so are lists
+        if not rows:
+            return np.empty((0, self.dim), dtype=np.float32)
+        return np.array(rows, dtype=np.float32)
 
     def loglik(self, context: str, continuations: Sequence[str]) -> np.ndarray:
         """(n,) mean log-probability per token of each continuation after ``context``.
@@ -189,8 +219,9 @@ class Backbone:
         return len(self._cache)
 
     def clear_cache(self) -> None:
-        """Drop every cached embedding."""
+        """Drop every cached embedding (per text and per list)."""
         self._cache.clear()
+        self._lists.clear()
 
 
 def _local_model(path: str | Path, kind: Kind | None) -> tuple[Any, Any, Kind]:

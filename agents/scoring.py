@@ -59,9 +59,14 @@ def context_vector(events: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """(d,) unit-norm weighted mean of event embeddings ``events`` (m, d); zeros if m = 0."""
     if len(events) == 0:
         return np.zeros(events.shape[1], dtype=np.float32)
+    return _unit_sum(events, weights)[0]
+
+
+def _unit_sum(events: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, float]:
+    """The context vector (d,) of m >= 1 events and the norm of ``sum_i w_i E_i`` (float32)."""
     v = weights.astype(np.float32) @ events
     norm = float(np.linalg.norm(v))
-    return v / norm if norm > 0 else v
+    return (v / norm if norm > 0 else v), norm
 
 
 def logits(
@@ -112,13 +117,11 @@ def explain(
     """
     if top < 0:
         raise AgentError(f"top must be >= 0, got {top}")
-    ctr = float(predict_ctr(context_vector(events, weights), ad[None], head, prior)[0])
     if len(events) == 0:
+        ctr = float(predict_ctr(context_vector(events, weights), ad[None], head, prior)[0])
         return Explanation(ctr, (), ())
-    v = weights.astype(np.float32) @ events
-    norm = float(np.linalg.norm(v)) or 1.0
-    share = head["head.scale"][0] * weights * (events @ (ad * head["head.gain"])) / norm
+    context, norm = _unit_sum(events, weights)
+    ctr = float(predict_ctr(context, ad[None], head, prior)[0])
+    share = head["head.scale"][0] * weights * (events @ (ad * head["head.gain"])) / (norm or 1.0)
     order = np.argsort(-share, kind="stable")[:top]
-    return Explanation(
-        ctr, tuple(int(event_ids[i]) for i in order), tuple(float(share[i]) for i in order)
-    )
+    return Explanation(ctr, tuple(int(event_ids[i]) for i in order), tuple(share[order].tolist()))

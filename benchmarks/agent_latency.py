@@ -1,6 +1,10 @@
 """Agent speed and memory: choose_ad latency, DP-SGD LoRA step time, adapter bytes, 1,000 agents.
 
 - fast path: ``choose_ad`` over 100 candidates with warm caches (MiniLM), one thread;
+- the same warm call vs a numpy floor on the same cached embeddings (a text -> vector dict:
+  gather the ads, logits, sigmoid, bid x quality, top two with the reserve, second price, the
+  winner's top-3 event shares), interleaved, ratio median/range + load; the auction engine's
+  single call (``auction.run_auction``) timed alone beside it;
 - cold path: a new context event before each call (ads cached, the event embedded);
 - DP-SGD LoRA step (batch 16 x 64 tokens) and adapter + head bytes, MiniLM and SmolLM2;
 - memory: resident memory of N agents (own adapter + head + 30-event context, each having
@@ -13,17 +17,21 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import auction
 from agents import Ad, Agent, enable_lora, load_model, train
 from agents.scoring import initial_head
-from benchmarks._report import print_table, write_json
+from benchmarks._report import machine_note, print_table, write_json
+from benchmarks.auction_throughput import interleaved
 
 WORDS = [
     "red",
@@ -59,13 +67,18 @@ def percentiles(seconds: list[float]) -> dict[str, float]:
     return {"p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95))}
 
 
-def latency(repeats: int, rng: np.random.Generator) -> list[dict]:
-    backbone = load_model("minilm")
-    agent = Agent(backbone)
+def warm_agent(rng: np.random.Generator) -> tuple[Agent, list[Ad]]:
+    """A MiniLM agent with 30 context events and 100 candidate ads, caches filled."""
+    agent = Agent(load_model("minilm"))
     for i, text in enumerate(phrases(30, 4, rng)):
         agent.context.add("view", text, time=float(i))
     ads = [Ad(f"ad{i}", t, float(rng.uniform(0.5, 3))) for i, t in enumerate(phrases(100, 6, rng))]
     agent.choose_ad(ads, reserve=0.4, rng=0)  # fills the caches
+    return agent, ads
+
+
+def latency(repeats: int, rng: np.random.Generator) -> list[dict]:
+    agent, ads = warm_agent(rng)
     warm, cold = [], []
     for r in range(repeats):
         start = time.perf_counter()
@@ -80,6 +93,57 @@ def latency(repeats: int, rng: np.random.Generator) -> list[dict]:
         {"path": "fast (warm caches)", **percentiles(warm), "target_p95_ms": 5.0},
         {"path": "cold (context changed)", **percentiles(cold), "target_p95_ms": 30.0},
     ]
+
+
+def numpy_floor(agent: Agent, ads: list[Ad], reserve: float) -> Callable[[], tuple[int, float]]:
+    """The warm choose_ad in plain numpy on the agent's cached embeddings (no validation, no
+    random tie-breaking): returns (winner index, per-click price)."""
+    cache = {text: agent.backbone.embed([text])[0] for text in (a.text for a in ads)}
+    events = agent.context.scored_events()
+    emb = agent.backbone.embed([e.text for e in events])
+    weights = agent.context.weights(events)
+    v = weights.astype(np.float32) @ emb
+    norm = float(np.linalg.norm(v))
+    head = agent.state()
+    gain, scale, bias = head["head.gain"], head["head.scale"][0], head["head.bias"][0]
+
+    def run() -> tuple[int, float]:
+        matrix = np.array([cache[a.text] for a in ads])
+        bids = np.array([a.bid for a in ads])
+        ctr = 1.0 / (1.0 + np.exp(-(scale * (matrix @ (v / norm * gain)) + bias)))
+        score = np.where(bids >= reserve, bids * ctr, -np.inf)
+        top = np.argpartition(-score, 1)[:2]
+        w, second = (top[0], top[1]) if score[top[0]] >= score[top[1]] else (top[1], top[0])
+        price = max(score[second], reserve * ctr[w]) / ctr[w]
+        share = scale * weights * (emb @ (matrix[w] * gain)) / norm
+        np.argsort(-share, kind="stable")[:3]
+        return int(w), float(price)
+
+    return run
+
+
+def versus_floor(repeats: int, rng: np.random.Generator) -> dict:
+    """Warm choose_ad vs :func:`numpy_floor`, interleaved; same winner and price checked."""
+    agent, ads = warm_agent(rng)
+    floor = numpy_floor(agent, ads, 0.4)
+    decision = agent.choose_ad(ads, reserve=0.4, rng=0)
+    w, price = floor()
+    same = decision.winner == ads[w].ad_id and abs(decision.price - price) < 1e-6 * price
+    timing = interleaved(lambda: agent.choose_ad(ads, reserve=0.4, rng=0), floor, repeats)
+    bids, quality = np.array([a.bid for a in ads]), np.full(len(ads), 0.05)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        auction.run_auction(bids, reserve=0.4, quality=quality, rng=0)
+    return {
+        "candidates": len(ads),
+        "choose_ad_ms": timing["t_ours"] * 1e3,
+        "floor_ms": timing["t_peer"] * 1e3,
+        "ratio_median": timing["ratio_median"],
+        "ratio_min": timing["ratio_min"],
+        "ratio_max": timing["ratio_max"],
+        "run_auction_ms": (time.perf_counter() - start) / repeats * 1e3,
+        "same_decision": bool(same),
+    }
 
 
 def lora_step(name: str, steps: int, rng: np.random.Generator) -> dict:
@@ -135,9 +199,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats, agents and steps")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--floor-only", action="store_true", help="only choose_ad vs the floor")
     args = parser.parse_args()
     torch.set_num_threads(1)
     rng = np.random.default_rng(args.seed)
+    load_before = os.getloadavg()
+    floor = versus_floor(200 if args.quick else 1000, rng)
+    print_table([floor], list(floor))
+    print(f"{machine_note(load_before, os.getloadavg())}; one thread; ratio = choose_ad / floor")
+    if args.floor_only:
+        write_json("agent_latency_floor", {"seed": args.seed, "threads": 1, "floor": floor})
+        return
 
     # Memory first: freed pages of the other parts would be reused and hide the agents' RSS.
     mem = memory(100 if args.quick else 1000, rng)
@@ -152,6 +224,7 @@ def main() -> None:
             "quick": args.quick,
             "seed": args.seed,
             "threads": 1,
+            "floor": floor,
             "latency": lat,
             "lora": steps,
             "memory": mem,

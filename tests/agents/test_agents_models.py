@@ -7,6 +7,8 @@ import time
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agents import AgentError, ModelNotFoundError, builtin_names, load_model
 
@@ -90,3 +92,48 @@ def test_smollm2_from_the_gguf_package(tmp_path, monkeypatch):
     ll = bb.loglik("The capital of France is", [" Paris.", " a purple banana."])
     assert ll[0] > ll[1]
     assert load_model("smollm2").dim == bb.dim == 576  # second load reads the cached copy
+
+
+_TINY = load_model("tiny-encoder")
+
+
+def _embed_before(bb, texts, batch_size=64):
+    """What ``embed`` returned on a cold cache before the list cache (issue 18): unique texts
+    in order of first appearance, through the model in batches of ``batch_size``."""
+    todo = list(dict.fromkeys(texts))
+    vecs = {}
+    for start in range(0, len(todo), batch_size):
+        chunk = todo[start : start + batch_size]
+        with torch.no_grad():
+            vecs.update(zip(chunk, bb.pooled(**bb.tokenize(chunk)).numpy(), strict=True))
+    return np.array([vecs[t] for t in texts], dtype=np.float32).reshape(len(texts), bb.dim)
+
+
+WORDS = ["tent", "red dress", "coffee", "a lamp for the desk", "shoes"]
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.sampled_from(WORDS), max_size=8), st.integers(1, 3))
+def test_embed_is_bit_identical_to_the_batches_it_ran(texts, batch_size):
+    bb = _TINY
+    bb.clear_cache()
+    first = bb.embed(texts, batch_size=batch_size)
+    np.testing.assert_array_equal(first, _embed_before(bb, texts, batch_size))
+    again = bb.embed(list(texts), batch_size=batch_size)  # a new list, same texts
+    assert again is first and not again.flags.writeable
+    shuffled = texts[::-1]
+    np.testing.assert_array_equal(bb.embed(shuffled), first[::-1])  # per-text cache hits
+
+
+def test_list_cache_follows_the_version_and_the_per_text_cache():
+    bb = load_model("tiny-encoder")
+    bb.cache_size = 2
+    first = bb.embed(["tent", "coffee"])
+    bb.active_version = "other"
+    assert bb.embed(["tent", "coffee"]) is not first  # another adapter version: no hit
+    bb.active_version = "base"
+    assert bb.embed(["tent", "coffee"]) is not first  # evicted per text: lists dropped too
+    bb.cache_size = 10
+    kept = bb.embed(["tent", "coffee"])
+    bb.clear_cache()
+    assert bb.embed(["tent", "coffee"]) is not kept and bb.cached == 2

@@ -57,3 +57,35 @@ def test_a_fresh_head_ignores_the_prior():
     np.testing.assert_array_equal(
         predict_ctr(c, ads, head), predict_ctr(c, ads, head, np.array([5.0, -5.0, 0.0]))
     )
+
+
+def _explain_before(events, weights, event_ids, ad, head, top, prior):
+    """The explanation as computed before the shared context sum (issue 18): the reference."""
+    ctr = float(predict_ctr(context_vector(events, weights), ad[None], head, prior)[0])
+    v = weights.astype(np.float32) @ events
+    norm = float(np.linalg.norm(v)) or 1.0
+    share = head["head.scale"][0] * weights * (events @ (ad * head["head.gain"])) / norm
+    order = np.argsort(-share, kind="stable")[:top]
+    return ctr, tuple(int(event_ids[i]) for i in order), tuple(float(share[i]) for i in order)
+
+
+@given(
+    arrays(np.float64, (4, D), elements=st.floats(-1.0, 1.0)),
+    arrays(np.float64, 4, elements=st.floats(0.0, 3.0)),
+    st.integers(0, 5),
+    st.floats(-3.0, 3.0),
+    st.booleans(),
+)
+def test_explain_is_bit_identical_to_the_previous_formula(raw, weights, top, prior, cancel):
+    events = raw.astype(np.float32)
+    if cancel:  # two opposite events of equal weight: the weighted sum is exactly 0
+        events[1], weights[1] = -events[0], weights[0]
+        events[2:], weights[2:] = 0.0, 0.0
+    head = initial_head(D)
+    head["head.gain"] = np.linspace(0.5, 1.5, D, dtype=np.float32)
+    head["head.prior"] = np.array([0.7], dtype=np.float32)
+    ad = _unit(np.arange(1.0, D + 1)[None])[0]
+    why = explain(events, weights, [3, 1, 4, 1], ad, head, top=top, prior=prior)
+    assert (why.predicted_ctr, why.event_ids, why.contributions) == _explain_before(
+        events, weights, [3, 1, 4, 1], ad, head, top, prior
+    )
