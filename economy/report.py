@@ -7,7 +7,7 @@
 | ``ctr.png`` | CTR per step |
 | ``ndcg.png`` | every ``ndcg*`` / ``precision*`` column of ``metrics.csv``, when the run has them |
 | ``epsilon.png`` | local-DP epsilon each device has spent, per step |
-| ``budgets.png`` | active advertisers; remaining budget share and mean bid / value (runs with them) |
+| ``budgets.png`` | active advertisers, remaining budget share, mean bid / value (when recorded) |
 | ``lorenz.png`` | Lorenz curve of all users' token balances in ``ledger.db``, with their Gini |
 | ``graph.png`` | the social graph (``graph.npz``), nodes coloured by community |
 
