@@ -14,6 +14,8 @@ from economy.cli import main
 from economy.config import parse_config
 from economy.rundir import CHECKPOINT, DEVICES, LEDGER, PLOTS, SUMMARY, create_run_dir
 from economy.runner import resume_market, run_market
+from economy.seeding import RunSeeds
+from economy.world import make_world
 from incentives import Ledger
 
 FED = {
@@ -141,5 +143,25 @@ def test_interrupted_federated_run_resumes_to_the_same_results(federated_run, tm
     with pytest.raises(KeyboardInterrupt):
         run_market(cfg, run, on_step=stop, checkpoint_every=2)
     assert (run / CHECKPOINT).is_file() and not (run / SUMMARY).exists()
+    assert_no_history_outside_devices(run, cfg)  # interrupted, with its checkpoint
     resume_market(run)
     assert (run / SUMMARY).read_text() == (reference / SUMMARY).read_text()
+    assert_no_history_outside_devices(run, cfg)  # finished
+
+
+def assert_no_history_outside_devices(run, cfg) -> None:
+    """A run folder without its private devices/ folder (mode 0700) can be shared: no file
+    holds any user's history text, in any encoding a writer here uses."""
+    texts = {t for h in make_world(cfg, RunSeeds(cfg.seed)).texts.histories for _, t, _ in h}
+    assert texts and (run / DEVICES).is_dir() and (run / DEVICES).stat().st_mode & 0o077 == 0
+    shared = [p for p in run.rglob("*") if p.is_file() and DEVICES not in p.relative_to(run).parts]
+    private = b"".join(p.read_bytes() for p in (run / DEVICES).rglob("*") if p.is_file())
+    assert shared and any(json.dumps(t).encode() in private for t in texts)  # the search works
+    for path in shared:
+        data = path.read_bytes()
+        if path.suffix == ".npz":  # arrays of strings would be stored as UTF-32
+            with np.load(path, allow_pickle=False) as z:
+                data += b"".join(z[k].tobytes() for k in z.files)
+        for text in texts:
+            for form in (text.encode(), text.encode("utf-32-le"), json.dumps(text).encode()):
+                assert form not in data, (path.name, text)
