@@ -27,7 +27,7 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -180,16 +180,48 @@ class PrivateContext:
         prior: float = 0.0,
     ) -> None:
         """Log a shown ad; a click is also added as a ``click`` event."""
-        if clicked not in (0, 1):
-            raise AgentError(f"clicked must be 0 or 1, got {clicked}")
-        if not np.isfinite(prior):
-            raise AgentError(f"prior must be a finite number, got {prior}")
-        self.clicks.append(
-            Impression(ad_id, text, category, int(clicked), float(time), float(prior))
-        )
+        self.record_impressions([ad_id], [text], [clicked], [time], [category], [prior])
+
+    def record_impressions(
+        self,
+        ad_ids: Sequence[str],
+        texts: Sequence[str],
+        clicked: Sequence[int] | np.ndarray,
+        times: Sequence[float] | np.ndarray,
+        categories: Sequence[str],
+        priors: Sequence[float] | np.ndarray | None = None,
+    ) -> None:
+        """Log shown ads in order, as :meth:`record_impression` one after the other would (the
+        same click log, events, ids and version), checking the numbers once for all of them.
+
+        ``clicked`` 0 or 1, ``times`` in seconds, ``priors`` finite (default 0), each (n,);
+        checked in plain Python (a user sees a handful of impressions per step) before anything
+        is written.
+        """
+        n = len(ad_ids)
+        priors = [0.0] * n if priors is None else priors
+        if not len(texts) == len(clicked) == len(times) == len(categories) == len(priors) == n:
+            raise AgentError(
+                "ad_ids, texts, clicked, times, categories and priors differ in length"
+            )
+        bad = [k for k in clicked if k not in (0, 1)]
+        if bad:
+            raise AgentError(f"clicked must be 0 or 1, got {bad[0]}")
+        bad = [p for p in priors if not math.isfinite(p)]
+        if bad:
+            raise AgentError(f"prior must be a finite number, got {bad[0]}")
+        bad = [t for t in times if not math.isfinite(t)]
+        if bad:
+            raise AgentError(f"time must be finite seconds, got {bad[0]}")
+        if not all(isinstance(t, str) and t for t in texts):
+            raise AgentError("texts must be non-empty strings")
+        rows = zip(ad_ids, texts, categories, clicked, times, priors, strict=True)
+        new = [Impression(a, t, c, int(k), float(tm), float(p)) for a, t, c, k, tm, p in rows]
+        self.clicks.extend(new)
         del self.clicks[: -self.max_clicks]
-        if clicked:
-            self.add("click", text, time, category)
+        for row in new:
+            if row.clicked:
+                self.add("click", row.text, row.time, row.category)
 
     def is_sensitive(self, category: str) -> bool:
         """Whether ``category`` is a sensitive domain."""

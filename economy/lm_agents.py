@@ -139,14 +139,24 @@ class LMScorer:
 
     def observe(self, step: int, users: np.ndarray, ads: np.ndarray, clicks: np.ndarray) -> None:
         """Log shown ads ``ads[i]`` to ``users[i]`` in their click logs; clicks also become
-        context events (time: ``step + 1`` hours after the user's newest history event)."""
-        for u, a, c in zip(users.tolist(), ads.tolist(), clicks.tolist(), strict=True):
-            self.agents[u].context.record_impression(
-                str(a),
-                self.ads[a],
-                int(c),
-                time=float(self._clock[u]) + STEP_SECONDS * (step + 1),
-                category=self.ad_category[a],
+        context events (time: ``step + 1`` hours after the user's newest history event).
+
+        Each user's impressions are logged in one call, in the order given."""
+        if len(users) == 0:
+            return
+        order = np.argsort(users, kind="stable")
+        users, ads, clicks = users[order], ads[order], clicks[order]
+        times = (self._clock[users] + STEP_SECONDS * (step + 1)).tolist()
+        ads_list, clicks_list = ads.tolist(), clicks.tolist()
+        starts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]]).tolist()
+        for lo, hi in zip(starts, [*starts[1:], len(users)], strict=True):
+            shown = ads_list[lo:hi]
+            self.agents[int(users[lo])].context.record_impressions(
+                [str(a) for a in shown],
+                [self.ads[a] for a in shown],
+                clicks_list[lo:hi],
+                times[lo:hi],
+                [self.ad_category[a] for a in shown],
             )
 
     def adopt(self, state: dict[str, np.ndarray]) -> None:

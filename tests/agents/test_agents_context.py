@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agents import AgentError, BudgetExhaustedError, PrivateContext
-from agents.context import KIND_WEIGHTS
+from agents.context import KIND_WEIGHTS, Impression
 
 kinds = st.sampled_from(sorted(KIND_WEIGHTS))
 
@@ -79,3 +79,55 @@ def test_bad_input_is_named():
         PrivateContext(sensitive={"health": 0.0})
     with pytest.raises(AgentError, match="half_life"):
         PrivateContext(half_life=0)
+
+
+def _record_before(ctx, rows):
+    """The click log as ``record_impression`` kept it before the batched path (issue 18)."""
+    for ad_id, text, clicked, time, category, prior in rows:
+        ctx.clicks.append(Impression(ad_id, text, category, clicked, time, prior))
+        del ctx.clicks[: -ctx.max_clicks]
+        if clicked:
+            ctx.add("click", text, time, category)
+
+
+impressions = st.lists(
+    st.tuples(
+        st.sampled_from(["a1", "a2", "a3"]),
+        st.sampled_from(["red dress", "tent", "coffee"]),
+        st.integers(0, 1),
+        st.floats(0, 1e6),
+        st.sampled_from(["", "sport", "health"]),
+        st.floats(-5, 5),
+    ),
+    max_size=12,
+)
+
+
+@given(impressions, impressions, st.integers(1, 6))
+def test_batched_impressions_equal_one_at_a_time(first, second, keep):
+    ours = PrivateContext(max_events=keep, max_clicks=keep)
+    before = PrivateContext(max_events=keep, max_clicks=keep)
+    for rows in (first, second):
+        ours.record_impressions(*([r[i] for r in rows] for i in (0, 1, 2, 3, 4, 5)))
+        _record_before(before, rows)
+    assert (ours.clicks, ours.events, ours.version) == (
+        before.clicks,
+        before.events,
+        before.version,
+    )
+    assert ours.add("view", "x", 0.0) == before.add("view", "x", 0.0)  # same next id
+
+
+def test_a_bad_impression_in_a_batch_writes_nothing():
+    ctx = PrivateContext()
+    args = (["a1", "a2"], ["red dress", "tent"], [1, 1], [0.0, 1.0], ["", ""])
+    for i, bad, match in [(2, 2, "clicked"), (3, float("nan"), "time"), (1, "", "texts")]:
+        rows = [list(a) for a in args]
+        rows[i][1] = bad
+        with pytest.raises(AgentError, match=match):
+            ctx.record_impressions(*rows)
+    with pytest.raises(AgentError, match="prior"):
+        ctx.record_impressions(*args, priors=[0.0, float("inf")])
+    with pytest.raises(AgentError, match="length"):
+        ctx.record_impressions(*args, priors=[0.0])
+    assert (ctx.clicks, ctx.events, ctx.version) == ([], [], 0)

@@ -169,7 +169,7 @@ def test_training_without_noise_must_be_accepted_explicitly():
     with pytest.raises(ConfigError, match=r"noise_multiplier: 0 sends updates without noise"):
         parse_config({"federated": {"noise_multiplier": 0}})
     assert parse_config(
-        {"federated": {"noise_multiplier": 0}, "privacy": {"epsilon_budget": "inf"}}
+        {"federated": {"noise_multiplier": 0}, "privacy": {"epsilon_budget": float("inf")}}
     )
     with pytest.raises(ConfigError, match=r"unknown key 'federated\.epsilon_budget'"):
         parse_config({"federated": {"epsilon_budget": 10}})  # moved to privacy.epsilon_budget
@@ -193,3 +193,30 @@ def test_batched_prediction_is_one_row_per_user(users):
     for i, u in enumerate(users):
         expected = scorer.agents[u].predict_ctr(scorer.ads).clip(1e-12)
         np.testing.assert_allclose(q[i], expected, rtol=1e-6)  # float32 matvec rounding
+
+
+def _observe_before(scorer, step, users, ads, clicks):
+    """``observe`` as it was before the per-user batches (issue 18): one impression at a time."""
+    for u, a, c in zip(users.tolist(), ads.tolist(), clicks.tolist(), strict=True):
+        scorer.agents[u].context.record_impression(
+            str(a),
+            scorer.ads[a],
+            int(c),
+            time=float(scorer._clock[u]) + 3600.0 * (step + 1),
+            category=scorer.ad_category[a],
+        )
+
+
+def _logs(scorer):
+    return [(a.context.clicks, a.context.events, a.context.version) for a in scorer.agents]
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 39), st.integers(0, 7), st.integers(0, 1)), max_size=30))
+def test_observe_equals_one_impression_at_a_time(rows):
+    users, ads, clicks = (np.array([r[i] for r in rows], dtype=int) for i in range(3))
+    ours, before = pickle.loads(pickle.dumps(_scorer())), pickle.loads(pickle.dumps(_scorer()))
+    for step in (0, 1):
+        ours.observe(step, users, ads, clicks)
+        _observe_before(before, step, users, ads, clicks)
+    assert _logs(ours) == _logs(before)
