@@ -30,9 +30,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from federation import FederationError
 
-from .config import ConfigError, ExperimentConfig, load_config
+from .config import ConfigError, ExperimentConfig, clip, load_config
 from .overrides import parse_grid, parse_override
-from .rundir import RunFolderError
+from .rundir import RunFolderError, check_output_dir
 
 INTERRUPTED = 130  # the shell's status for a SIGINT
 
@@ -54,7 +54,11 @@ def _progress(total: int, what: str, enabled: bool) -> Iterator[Callable[[int], 
 
 
 def _config(args: argparse.Namespace) -> ExperimentConfig:
-    return load_config(args.config, _overrides(args))
+    """The validated config; for a command that writes a run folder, its output_dir checked."""
+    cfg = load_config(args.config, _overrides(args))
+    if "output_dir" in args:
+        check_output_dir(Path(cfg.output_dir))
+    return cfg
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -160,7 +164,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         for text in args.grid:
             key, values = parse_grid(text)
             if key in grid:
-                raise ConfigError(f"grid key {key!r} given twice")
+                raise ConfigError(f"grid key {clip(repr(key))} given twice")
             grid[key] = values
         sweep = create_sweep(args.config, _overrides(args), grid)
     rows = write_index(sweep)  # also checks that a --resume folder is a sweep folder

@@ -15,17 +15,36 @@ from __future__ import annotations
 import itertools
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic.fields import FieldInfo
 
 
 class ConfigError(ValueError):
     """A config file or value is invalid; the message names the key and the allowed values."""
 
 
+ECHO_CHARS = 200  # at most this many characters of an offending value are echoed in an error
+EXACT_MAX_CLIENTS = 12  # exact Shapley values cost 2^n utility evaluations a round: 4,096 here
+
+
+def clip(text: str, limit: int = ECHO_CHARS) -> str:
+    """``text`` cut to ``limit`` characters (the rest counted), for echoing user input.
+
+    Example:
+        >>> clip("x" * 500, 5)
+        'xxxxx... (500 characters)'
+    """
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
+
+
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """Strict types (``true`` is no number, ``"1"`` no integer) and finite floats: a key whose
+    description says "inf allowed" opts in with ``allow_inf_nan=True`` and a bound that NaN
+    fails."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class AuctionSection(_Section):
@@ -33,7 +52,7 @@ class AuctionSection(_Section):
 
     mechanism: Literal["second_price", "gsp", "vcg", "first_price"] = "second_price"
     slot_ctrs: list[float] = Field(default_factory=lambda: [1.0], min_length=1, max_length=20)
-    reserve: float = Field(0.0, ge=0.0, description="per-click reserve price")
+    reserve: float = Field(0.0, ge=0.0, le=1e6, description="per-click reserve price")
 
     @model_validator(mode="after")
     def _check_slots(self) -> AuctionSection:
@@ -55,8 +74,8 @@ class TruthfulnessSection(_Section):
     bidders: int = Field(4, ge=1, le=64)
     instances: int = Field(200, ge=1, le=100_000)
     grid: int = Field(41, ge=3, le=1001, description="misreports per bidder: a grid on [0, 2v]")
-    value_low: float = Field(0.0, ge=0.0)
-    value_high: float = Field(1.0, gt=0.0)
+    value_low: float = Field(0.0, ge=0.0, le=1e6)
+    value_high: float = Field(1.0, gt=0.0, le=1e6)
     simulate_auctions: int = Field(100_000, ge=1, le=10_000_000)
     coalition: int = Field(
         1, ge=1, le=4, description="bidders deviating together (1: alone, 2+: bid rings)"
@@ -91,7 +110,10 @@ class SocialSection(_Section):
         0.9, ge=0.0, le=1.0, description="share of a user's ties inside its community"
     )
     taste_concentration: float = Field(
-        5.0, gt=0.0, description="how closely users follow their community's taste"
+        5.0,
+        gt=0.0,
+        le=1e6,  # Dirichlet weights beyond ~1e300 overflow to NaN preferences
+        description="how closely users follow their community's taste",
     )
     gossip_rounds: int = Field(2, ge=0, le=1_000, description="trend gossip rounds per share")
     trend_every: int = Field(
@@ -114,7 +136,10 @@ class PrivacySection(_Section):
     exceed the budget stops taking part, and the run records the refusal."""
 
     epsilon_budget: float = Field(
-        8.0, gt=0.0, description="epsilon each user may spend over the whole run; inf allowed"
+        8.0,
+        gt=0.0,
+        allow_inf_nan=True,
+        description="epsilon each user may spend over the whole run; inf allowed",
     )
     delta: float = Field(1e-5, gt=0.0, lt=0.01, description="delta of every user's epsilon")
 
@@ -168,14 +193,29 @@ class FederatedSection(_Section):
     valuation_budget: int = Field(32, ge=2, le=100_000, description="utility evaluations")
     revenue_share: float = Field(0.05, ge=0.0, le=1.0, description="of auction revenue")
 
+    @model_validator(mode="after")
+    def _check_exact(self) -> FederatedSection:
+        n = self.clients_per_round
+        if self.every and self.valuation == "exact" and n > EXACT_MAX_CLIENTS:
+            raise ValueError(
+                f"valuation: 'exact' with clients_per_round = {n} evaluates 2^{n} coalitions a "
+                f"round (allowed with at most {EXACT_MAX_CLIENTS} clients); use 'gtg', "
+                "'svarm-cv' or 'tmc' (sampled within valuation_budget) or fewer clients"
+            )
+        return self
+
 
 class AdvertiserSection(_Section):
     """How advertisers value clicks, what they can spend and how they bid."""
 
-    value_mean: float = Field(1.0, gt=0.0, description="mean value per click")
+    value_mean: float = Field(1.0, gt=0.0, le=1e6, description="mean value per click")
     value_sigma: float = Field(0.5, ge=0.0, le=3.0, description="lognormal sigma")
-    budget_per_step: float = Field(5.0, gt=0.0, description="budget per step, per advertiser")
-    strategies: dict[Literal["truthful", "shading", "paced", "bandit"], float] = Field(
+    budget_per_step: float = Field(
+        5.0, gt=0.0, le=1e9, description="budget per step, per advertiser"
+    )
+    strategies: dict[
+        Literal["truthful", "shading", "paced", "bandit"], Annotated[float, Field(ge=0.0, le=1e6)]
+    ] = Field(
         default_factory=lambda: {"truthful": 0.25, "shading": 0.25, "paced": 0.25, "bandit": 0.25}
     )
     shading: float = Field(0.8, gt=0.0, le=1.0, description="factor of shading bidders")
@@ -183,7 +223,7 @@ class AdvertiserSection(_Section):
     @model_validator(mode="after")
     def _check_mix(self) -> AdvertiserSection:
         weights = list(self.strategies.values())
-        if not weights or any(w < 0 for w in weights) or sum(weights) <= 0:
+        if sum(weights) <= 0:
             raise ValueError("strategies: shares must be >= 0 with a positive sum")
         return self
 
@@ -295,28 +335,67 @@ class ExperimentConfig(_Section):
         return self
 
 
-def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
+def _model_at(path: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The section a dotted path leads to (``()``: the top level); None if it is no section."""
     model: type[BaseModel] = ExperimentConfig
-    for part in loc[:-1]:
+    for part in path:
         field = model.model_fields.get(str(part))
         if field is None or not (
             isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)
         ):
-            return []
+            return None
         model = field.annotation
-    return sorted(model.model_fields)
+    return model
+
+
+def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
+    model = _model_at(loc[:-1])
+    return sorted(model.model_fields) if model is not None else []
+
+
+_TYPE_ERRORS = {  # pydantic error types of a wrong kind of value -> what is allowed
+    "int_type": "an integer",
+    "float_type": "a number",
+    "finite_number": "a finite number",
+    "bool_type": "true or false",
+    "string_type": "a string",
+}
+
+
+def _bound(field: FieldInfo, closed: str, strict: str) -> tuple[Any, bool] | None:
+    for rule in field.metadata:
+        for name, inclusive in ((closed, True), (strict, False)):
+            if hasattr(rule, name):
+                return getattr(rule, name), inclusive
+    return None
+
+
+def _allowed_value(loc: tuple[Any, ...], kind: str) -> str:
+    """``'an integer in [1, 1000]'``: the kind of value a key takes, with its bounds if any."""
+    model = _model_at(loc[:-1])
+    field = model.model_fields.get(str(loc[-1])) if model is not None else None
+    if field is None:
+        return kind
+    low, high = _bound(field, "ge", "gt"), _bound(field, "le", "lt")
+    if low is None and high is None:
+        return kind
+    left = f"[{low[0]}" if low and low[1] else f"({low[0]}" if low else "(-inf"
+    right = f"{high[0]}]" if high and high[1] else f"{high[0]})" if high else "inf)"
+    return f"{kind} in {left}, {right}"
 
 
 def _describe(error: dict[str, Any]) -> str:
     loc = tuple(error["loc"])
-    key = ".".join(str(p) for p in loc) or "<root>"
+    key = clip(".".join(str(p) for p in loc)) or "<root>"
     if error["type"] == "extra_forbidden":
         allowed = ", ".join(_allowed_keys(loc))
         return f"unknown key '{key}'; allowed here: {allowed}"
     msg = error["msg"].removeprefix("Value error, ")
     if not loc:  # a check across sections: its message names the keys
         return msg
-    return f"'{key}': {msg} (got {error.get('input')!r})"
+    text = f"'{key}': {msg} (got {clip(repr(error.get('input')))})"
+    kind = _TYPE_ERRORS.get(error["type"])
+    return f"{text}; allowed: {_allowed_value(loc, kind)}" if kind else text
 
 
 def parse_config(data: dict[str, Any]) -> ExperimentConfig:
@@ -328,6 +407,28 @@ def parse_config(data: dict[str, Any]) -> ExperimentConfig:
         raise ConfigError(f"invalid config:\n  {problems}") from None
 
 
+def _read_toml(path: Path) -> dict[str, Any]:
+    """A TOML file's tables; ConfigError if it is missing, unreadable, not UTF-8 or not TOML."""
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start}); "
+            "TOML files are UTF-8"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read it: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(
+            f"{path}: arrays or tables nested too deeply to parse (a config needs three levels at "
+            "most: [section], key, array or table)"
+        ) from None
+
+
 def load_config(
     path: str | Path | None = None, overrides: dict[str, Any] | None = None
 ) -> ExperimentConfig:
@@ -337,22 +438,14 @@ def load_config(
         path: TOML file.
         overrides: ``{"auction.reserve": 0.1}`` style overrides (e.g. from a sweep or ``-c``).
     """
-    data: dict[str, Any] = {}
-    if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"config file not found: {p}")
-        try:
-            data = tomllib.loads(p.read_text())
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{p}: not valid TOML: {exc}") from None
+    data = _read_toml(Path(path)) if path is not None else {}
     for dotted, value in (overrides or {}).items():
         *parents, leaf = dotted.split(".")
         node = data
         for part in parents:
             child = node.setdefault(part, {})
             if not isinstance(child, dict):
-                raise ConfigError(f"override '{dotted}': '{part}' is not a section")
+                raise ConfigError(f"override '{clip(dotted)}': '{clip(part)}' is not a section")
             node = child
         node[leaf] = value
     return parse_config(data)

@@ -17,19 +17,27 @@ from __future__ import annotations
 import tomllib
 from typing import Any
 
-from .config import ConfigError
+from .config import ConfigError, clip
 
 
 def _split(text: str, example: str) -> tuple[str, str]:
     key, sep, raw = text.partition("=")
     if not sep or not key.strip() or not raw.strip():
-        raise ConfigError(f"{text!r} must look like {example}")
+        raise ConfigError(f"{clip(repr(text))} must look like {example}")
     return key.strip(), raw.strip()
+
+
+def _toml(raw: str) -> Any:
+    """``raw`` read as a TOML value; TOMLDecodeError if it is none."""
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except RecursionError:
+        raise ConfigError(f"{clip(repr(raw))}: arrays or tables nested too deeply") from None
 
 
 def _value(raw: str) -> Any:
     try:
-        return tomllib.loads(f"v = {raw}")["v"]
+        return _toml(raw)
     except tomllib.TOMLDecodeError:
         return raw  # a bare word is a string
 
@@ -44,11 +52,11 @@ def parse_grid(text: str) -> tuple[str, list[Any]]:
     """``"key=v1,v2,..."`` -> ``(key, [typed values])``; arrays may be values: ``[1],[1, 0.5]``."""
     key, raw = _split(text, "key=v1,v2,... (e.g. auction.reserve=0,0.1,0.2)")
     try:
-        values = tomllib.loads(f"v = [{raw}]")["v"]
+        values = _toml(f"[{raw}]")
     except tomllib.TOMLDecodeError:
         values = [_value(part.strip()) for part in raw.split(",")]
     if not values or any(v == "" for v in values):
-        raise ConfigError(f"grid {text!r}: every value must be non-empty")
+        raise ConfigError(f"grid {clip(repr(text))}: every value must be non-empty")
     if len({repr(v) for v in values}) != len(values):
-        raise ConfigError(f"grid {text!r}: a value is repeated")
+        raise ConfigError(f"grid {clip(repr(text))}: a value is repeated")
     return key, values

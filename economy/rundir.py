@@ -17,7 +17,7 @@ from typing import Any
 
 import tomli_w
 
-from .config import ConfigError, ExperimentConfig, load_config
+from .config import ConfigError, ExperimentConfig, clip, load_config
 
 CONFIG = "config.toml"  # the full resolved config, seed included
 METRICS = "metrics.csv"  # one row per finished step
@@ -60,17 +60,48 @@ def atomic_write(path: Path, data: str | bytes, *, mode: int = 0o644) -> None:
         raise
 
 
+def _bad_output_dir(base: Path, reason: str) -> RunFolderError:
+    return RunFolderError(
+        f"output_dir {clip(str(base))}: cannot make a run folder there ({reason}); "
+        "give a folder you can write to (output_dir or -o)"
+    )
+
+
+def check_output_dir(base: Path) -> None:
+    """Check, making nothing, that run folders can be made under ``base``: its nearest
+    existing folder (itself or an ancestor) is a folder this process may write to.
+
+    Raises:
+        RunFolderError: naming ``base`` and what is wrong with it.
+    """
+    existing = base
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise _bad_output_dir(base, f"{clip(str(existing))} is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise _bad_output_dir(base, f"{clip(str(existing))} is not writable")
+
+
 def make_unique_dir(base: Path, name: str) -> Path:
-    """Make and return a new folder ``base/<name>-<timestamp>[-<n>]`` (never an existing one)."""
-    base.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    for suffix in range(1, 10_000):
-        run = base / (f"{name}-{stamp}" if suffix == 1 else f"{name}-{stamp}-{suffix}")
-        try:
-            run.mkdir()  # atomic: parallel callers never get the same folder
-        except FileExistsError:
-            continue
-        return run
+    """Make and return a new folder ``base/<name>-<timestamp>[-<n>]`` (never an existing one).
+
+    Raises:
+        RunFolderError: ``base`` is a file, or cannot be made or written (nothing is made).
+    """
+    check_output_dir(base)
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        for suffix in range(1, 10_000):
+            run = base / (f"{name}-{stamp}" if suffix == 1 else f"{name}-{stamp}-{suffix}")
+            try:
+                run.mkdir()  # atomic: parallel callers never get the same folder
+            except FileExistsError:
+                continue
+            return run
+    except OSError as exc:  # a race, or a folder that refuses though it looks writable
+        raise _bad_output_dir(base, exc.strerror) from None
     raise RunFolderError(f"could not make a new folder for {name!r} under {base}")
 
 

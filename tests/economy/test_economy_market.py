@@ -96,7 +96,7 @@ def test_trend_gossip_accounting():
     """Each share is one Laplace release per user (gossip rounds are post-processing):
     epsilon after k shares is the PLD composition of k Laplace(2 / eps) releases."""
     social = {"gossip_rounds": 3, "trend_epsilon": 0.5, "trend_every": 2}
-    cfg = parse_config({**SMALL, "social": social, "privacy": {"epsilon_budget": "inf"}})
+    cfg = parse_config({**SMALL, "social": social, "privacy": {"epsilon_budget": float("inf")}})
     metrics = simulate(cfg)
     shares = [m.step % 2 == 0 for m in metrics]
     assert [m.gossip_bytes > 0 for m in metrics] == shares
@@ -124,7 +124,7 @@ def test_trend_shares_stop_at_the_budget_and_raw_shares_need_an_infinite_one():
     with pytest.raises(ConfigError, match=r"social\.trend_private"):
         parse_config({"social": {"trend_private": False}})
     raw = parse_config(
-        {**SMALL, "social": {"trend_private": False}, "privacy": {"epsilon_budget": "inf"}}
+        {**SMALL, "social": {"trend_private": False}, "privacy": {"epsilon_budget": float("inf")}}
     )
     assert simulate(raw)[-1].epsilon_per_agent == float("inf")  # reported as it is
 
