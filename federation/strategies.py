@@ -34,6 +34,22 @@ ROBUST = ("krum", "multikrum", "trimmed_avg", "median", "bulyan")
 DP_MODES = ("none", "central-fixed", "central-adaptive", "client-fixed", "client-adaptive")
 
 
+def minimum_replies(name: str, num_malicious: int) -> int:
+    """Fewest replies a round must aggregate for rule ``name`` to tolerate ``num_malicious``
+    attackers: Bulyan 4f + 3 (El Mhamdi et al. 2018; Flower's Bulyan skips every round with
+    fewer), Krum and MultiKrum 2f + 3 when f > 0 (Blanchard et al. 2017: n > 2f + 2); 1 else.
+
+    Example:
+        >>> minimum_replies("bulyan", 2)
+        11
+    """
+    if name == "bulyan":
+        return 4 * num_malicious + 3
+    if name in ("krum", "multikrum") and num_malicious > 0:
+        return 2 * num_malicious + 3
+    return 1
+
+
 def make_strategy(
     name: str,
     *,
@@ -88,6 +104,14 @@ def make_strategy(
     if "num_malicious_nodes" in allowed:
         options.setdefault("num_malicious_nodes", num_malicious)
     sampled = max(1, round(fraction_train * num_nodes))
+    f = int(options.get("num_malicious_nodes", num_malicious))
+    need = minimum_replies(name, f)
+    if sampled < need:
+        raise FederationError(
+            f"strategy {name!r} tolerating {f} malicious nodes needs at least "
+            f"{need} replies a round, but {sampled} are sampled (num_nodes x fraction_train): "
+            "sample more nodes or assume fewer attackers"
+        )
     common = {
         "fraction_train": fraction_train,
         "fraction_evaluate": fraction_evaluate,

@@ -113,6 +113,16 @@ def test_bad_strategy_config_is_named(kwargs, match):
         make_strategy(num_nodes=4, **kwargs)
 
 
+@pytest.mark.parametrize(("name", "need"), [("bulyan", 11), ("krum", 7), ("multikrum", 7)])
+def test_robust_rules_refuse_cohorts_they_cannot_aggregate(name, need):
+    """Flower's Bulyan skips every round with fewer than 4f + 3 replies (10 clients, f = 2
+    never aggregated); Krum needs n > 2f + 2. Refused when built, naming the minimum."""
+    with pytest.raises(FederationError, match=f"needs at least {need} replies"):
+        make_strategy(name, num_nodes=need - 1, num_malicious=2)
+    assert make_strategy(name, num_nodes=need, num_malicious=2) is not None
+    assert make_strategy("krum", num_nodes=2) is not None  # f = 0: no minimum beyond one
+
+
 def test_attacks_and_selection():
     g, w = {"w": np.ones(3)}, {"w": np.array([2.0, 3.0, 1.0])}
     np.testing.assert_allclose(attack("scaling", g, w, scale=3)["w"], [4.0, 7.0, 1.0])
