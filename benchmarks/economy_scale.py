@@ -12,6 +12,11 @@ pair inside a community, so the default 4 communities would make building the 10
 world quadratic (~1.25e9 coin flips). World building is timed apart from the steps.
 
     bash .ci/env python benchmarks/economy_scale.py [--quick] [--steps N]
+
+``--baseline DIR`` compares this checkout with another one (e.g. ``git worktree add DIR
+<commit>``) at ``--sizes``: the two run alternately, each size ``--repeats`` times, every run a
+fresh process of its own checkout, and the table gives the ratio of step wall and CPU times
+(this checkout / baseline; lower is better) as median and range with the load.
 """
 
 from __future__ import annotations
@@ -29,8 +34,11 @@ import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks._report import print_table, write_json  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+import numpy as np  # noqa: E402
+
+from benchmarks._report import machine_note, print_table, write_json  # noqa: E402
 
 ADVERTISERS = 100
 IMPRESSIONS_PER_USER = 5
@@ -80,14 +88,42 @@ def measure(users: int, steps: int) -> dict[str, float]:
     }
 
 
-def run_in_child(users: int, steps: int) -> dict[str, float]:
+def run_in_child(users: int, steps: int, root: Path = ROOT) -> dict[str, float]:
+    """``measure`` in a fresh process of the checkout at ``root``."""
     out = subprocess.run(
-        [sys.executable, __file__, "--one", str(users), "--steps", str(steps)],
+        [sys.executable, "benchmarks/economy_scale.py", "--one", str(users), "--steps", str(steps)],
         check=True,
         capture_output=True,
         text=True,
+        cwd=root,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def compare(baseline: Path, sizes: list[int], steps: int, repeats: int) -> list[dict]:
+    """This checkout vs ``baseline``, alternating runs; ratios of step wall and CPU time."""
+    rows = []
+    for users in sizes:
+        ours, base = [], []
+        for _ in range(repeats):
+            ours.append(run_in_child(users, steps))
+            base.append(run_in_child(users, steps, baseline))
+        pairs = list(zip(ours, base, strict=True))
+        wall = np.array([o["step_wall_s"] / b["step_wall_s"] for o, b in pairs])
+        cpu = np.array([b["imp_per_s_cpu"] / o["imp_per_s_cpu"] for o, b in pairs])
+        rows.append(
+            {
+                "users": users,
+                "imp_per_s_wall": max(o["imp_per_s_wall"] for o in ours),
+                "baseline_imp_per_s_wall": max(b["imp_per_s_wall"] for b in base),
+                "wall_ratio_median": float(np.median(wall)),
+                "wall_ratio_min": float(wall.min()),
+                "wall_ratio_max": float(wall.max()),
+                "cpu_ratio_median": float(np.median(cpu)),
+                "load_avg_1m_max": max(r["load_avg_1m"] for r in ours + base),
+            }
+        )
+    return rows
 
 
 def main() -> None:
@@ -95,9 +131,23 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="1,000 and 3,000 users, 2 steps")
     parser.add_argument("--steps", type=int, default=3, help="timed steps per size")
     parser.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--baseline", type=Path, help="another checkout to compare with")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000], help="with --baseline")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per side with --baseline")
     args = parser.parse_args()
     if args.one is not None:  # the child process: one size, JSON on stdout
         print(json.dumps(measure(args.one, args.steps)))
+        return
+    if args.baseline is not None:
+        load_before = os.getloadavg()
+        rows = compare(args.baseline.resolve(), args.sizes, args.steps, args.repeats)
+        print_table(rows, list(rows[0]))
+        print(
+            f"{machine_note(load_before, os.getloadavg())}; ratio = this checkout / "
+            f"{args.baseline} (step time; lower is better), {args.repeats} alternating runs"
+        )
+        payload = {"baseline": str(args.baseline), "steps": args.steps, "rows": rows}
+        print(f"wrote {write_json('economy_scale_vs_baseline', payload)}")
         return
     sizes = [1_000, 3_000] if args.quick else [1_000, 3_000, 10_000, 30_000, 100_000]
     steps = 2 if args.quick else args.steps
