@@ -19,17 +19,15 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks._report import machine_note, print_table, write_json
+from benchmarks._report import side_by_side
 from benchmarks.federated import FULL, agent_config, run_federation
 
 DELTA = 1e-5
@@ -133,17 +131,17 @@ def main() -> None:
     args = parser.parse_args()
     clients, rounds = (16, 1) if args.quick else (48, 2)
     targets: list[float | None] = [None, 8.0, 3.0, 1.0]
-    load_before, start = os.getloadavg(), time.time()
-    rows = run(clients, rounds, targets, args.seed)
-    load = os.getloadavg()
-    print_table(rows, list(rows[0]))
-    print(
-        f"{machine_note(load_before, load)}; MovieLens, MiniLM LoRA r = {FULL.rank}, {clients} "
-        f"member devices (one user each) x {rounds} rounds, {clients} non-members, seed "
-        f"{args.seed}, delta {DELTA}; {time.time() - start:.0f} s"
+    side_by_side(
+        "membership_inference",
+        lambda: run(clients, rounds, targets, args.seed),
+        f"MovieLens, MiniLM LoRA r = {FULL.rank}, {clients} member devices (one user each) x "
+        f"{rounds} rounds, {clients} non-members, seed {args.seed}, delta {DELTA}",
+        lambda rows: {},
+        clients=clients,
+        rounds=rounds,
+        seed=args.seed,
+        delta=DELTA,
     )
-    meta = {"clients": clients, "rounds": rounds, "seed": args.seed, "delta": DELTA}
-    print(f"wrote {write_json('membership_inference', {**meta, 'rows': rows})}")
 
 
 if __name__ == "__main__":

@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from agents.accountant import UserAccountant, pure
 from agents.privacy import report_noisy_max
 from agents.scoring import logits
-from benchmarks._report import machine_note, print_table, write_json
+from benchmarks._report import side_by_side
 from economy.config import parse_config
 from economy.lm_agents import LMScorer
 from economy.seeding import RunSeeds
@@ -208,17 +207,18 @@ def main() -> None:
     users, ads, targets = (100, 100, 5) if args.quick else (300, 200, 20)
     sizes = [50, 450] if args.quick else [50, 450, 5000]
     torch.set_num_threads(max(1, (os.cpu_count() or 2) // 2))
-    load_before, start = os.getloadavg(), time.time()
-    rows = run(model, users, ads, targets, sizes, [0.5, 2.0, 8.0], args.seed)
-    load = os.getloadavg()
-    print_table(rows, list(rows[0]))
-    print(
-        f"{machine_note(load_before, load)}; {model}, {users} users, {ads} ads, "
-        f"{CANDIDATES} candidates per decision, {targets} target users, seed {args.seed}; "
-        f"{time.time() - start:.0f} s"
+    side_by_side(
+        "privacy_attacks",
+        lambda: run(model, users, ads, targets, sizes, [0.5, 2.0, 8.0], args.seed),
+        f"{model}, {users} users, {ads} ads, {CANDIDATES} candidates per decision, "
+        f"{targets} target users, seed {args.seed}",
+        lambda rows: {},
+        model=model,
+        users=users,
+        ads=ads,
+        targets=targets,
+        seed=args.seed,
     )
-    meta = {"model": model, "users": users, "ads": ads, "targets": targets, "seed": args.seed}
-    print(f"wrote {write_json('privacy_attacks', {**meta, 'rows': rows})}")
 
 
 if __name__ == "__main__":
