@@ -213,6 +213,13 @@ class AdvertiserSection(_Section):
     budget_per_step: float = Field(
         5.0, gt=0.0, le=1e9, description="budget per step, per advertiser"
     )
+    max_step_spend: float = Field(
+        2.0,
+        ge=1.0,
+        allow_inf_nan=True,
+        description="most an advertiser may spend in a step, in per-step budget shares "
+        "(pacing, auction.bidders.Throttle); inf allowed: only the budget limits",
+    )
     strategies: dict[
         Literal["truthful", "shading", "paced", "bandit"], Annotated[float, Field(ge=0.0, le=1e6)]
     ] = Field(

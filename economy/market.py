@@ -323,6 +323,7 @@ def start_market(cfg: ExperimentConfig, ledger_path: str | Path = ":memory:") ->
             budget=float(world.budgets[a]) * m.steps,
             shading=cfg.advertisers.shading,
             horizon=auctions,
+            burst=cfg.advertisers.max_step_spend,
             rng=seeds.generator("bidder", a),
         )
         for a in range(world.n_advertisers)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -145,17 +146,35 @@ def test_world_has_homophilous_social_graph():
 # --- budgets that last the campaign ----------------------------------------------------------
 
 
-def test_quickstart_budgets_last_and_no_step_spends_over_twice_the_share():
-    """The quickstart's market with click counts (issue 15: 12 of 30 advertisers went broke
-    and revenue fell 209 -> 49 before the bidders were throttled)."""
+def _quickstart_step_spend(max_step_spend: float):
     fast = {"agents.scorer": "category", "federated.every": 0}
+    fast["advertisers.max_step_spend"] = max_step_spend
     cfg = load_config(Path(__file__).parents[2] / "examples" / "quickstart.toml", fast)
     spent = []
     metrics = simulate(cfg, on_step=lambda s: spent.append([b.budget.spent for b in s.bidders]))
     per_step = np.diff(np.vstack([np.zeros(cfg.market.advertisers), spent]), axis=0)
-    assert per_step.max() <= 2 * cfg.advertisers.budget_per_step * (1 + 1e-9)
+    return cfg, metrics, per_step / cfg.advertisers.budget_per_step
+
+
+def test_quickstart_budgets_last_and_no_step_spends_over_twice_the_share():
+    """The quickstart's market with click counts (issue 15: 12 of 30 advertisers went broke
+    and revenue fell 209 -> 49 before the bidders were throttled)."""
+    cfg, metrics, shares = _quickstart_step_spend(2.0)
+    assert cfg.advertisers.max_step_spend == 2.0  # the default
+    assert shares.max() <= 2 * (1 + 1e-9)
     assert metrics[-1].active_advertisers >= 0.8 * cfg.market.advertisers
     assert metrics[-1].revenue >= 0.4 * max(m.revenue for m in metrics)
+
+
+@pytest.mark.parametrize("limit", [1.5, math.inf])
+def test_max_step_spend_is_the_config_s_cap(limit):
+    _, _, shares = _quickstart_step_spend(limit)
+    if math.isinf(limit):  # only the budget limits: the first steps spend far ahead
+        assert shares.max() > 2
+    else:
+        assert shares.max() <= limit * (1 + 1e-9)
+    with pytest.raises(ConfigError, match="max_step_spend"):
+        parse_config({"advertisers": {"max_step_spend": 0.5}})
 
 
 def test_budget_metrics_from_bids_and_spend():
