@@ -82,16 +82,14 @@ def decisions(c: np.ndarray, A: np.ndarray, state: dict, T: int, rng, epsilon: f
     q = q.reshape(T, CANDIDATES).astype(np.float64)
     score = bids * q
     best = score.argmax(axis=1)
+    rows = np.arange(T)
     if epsilon is None:
         win = best
         second = np.argsort(score, axis=1)[:, -2]
-        rows = np.arange(T)
         price = bids[rows, second] * q[rows, second] / q[rows, win]
     else:
         win = report_noisy_max(score, epsilon, bids.max(axis=1), rng)
-        rows = np.arange(T)
         second, price = None, bids[rows, win] * PRICE_FACTOR
-    rows = np.arange(T)
     relevance = q[rows, win].mean() / q[rows, best].mean()
     return cand, bids, win, second, price, q[rows, win], relevance
 
