@@ -214,6 +214,12 @@ def _cmd_auction(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from economy.serve import serve  # starlette/uvicorn only load for this verb
+
+    return serve(args.run_dir, host=args.host, port=args.port, store=args.store)
+
+
 def _cmd_config(args: argparse.Namespace) -> int:
     sys.stdout.write(tomli_w.dumps(_config(args).model_dump(mode="json")))
     return 0
@@ -245,6 +251,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "ledger": (_cmd_ledger, "check a run's token ledger (verify RUN_DIR)"),
     "auction": (_cmd_auction, "truthfulness, revenue and welfare report for a mechanism"),
     "config": (_cmd_config, "print the fully resolved config"),
+    "serve": (_cmd_serve, "an edge node: HTTP decisions and events for the users it hosts"),
 }
 
 
@@ -281,6 +288,16 @@ def build_parser() -> argparse.ArgumentParser:
     ).add_argument("run_dir", type=Path, help="a run folder of `fedadagent run`")
     _config_args(p["auction"])
     _config_args(p["config"], output=False)
+    p["serve"].add_argument(
+        "run_dir", type=Path, nargs="?", default=None, help="a run folder (default: embedded model)"
+    )
+    p["serve"].add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)"
+    )
+    p["serve"].add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
+    p["serve"].add_argument(
+        "--store", type=Path, default=None, help="event store folder (default RUN_DIR/devices/edge)"
+    )
     return parser
 
 
