@@ -191,7 +191,14 @@ class FederatedSection(_Section):
     )
     valuation: Literal["exact", "gtg", "svarm-cv", "tmc", "loo"] = "gtg"
     valuation_budget: int = Field(32, ge=2, le=100_000, description="utility evaluations")
-    revenue_share: float = Field(0.05, ge=0.0, le=1.0, description="of auction revenue")
+    revenue_share: float = Field(
+        0.05, ge=0.0, le=1.0, description="of the auction revenue since the last round"
+    )
+    reward_pool: Literal["revenue", "value"] = Field(
+        "revenue",
+        description="a round pays its whole revenue_share when its updates' value is positive "
+        "('revenue'), or prices the value (tokens = sqrt of the gain, capped: 'value')",
+    )
 
     @model_validator(mode="after")
     def _check_exact(self) -> FederatedSection:

@@ -16,12 +16,19 @@ Every ``federated.every`` steps, inside the economy's ServerApp (:mod:`economy.f
    ``noise_multiplier x clipping_norm / replies`` (DP-FedAvg, user-level DP);
 4. :class:`incentives.RoundPayer` values the accepted updates on the exchange's public
    catalogue (:class:`CatalogueUtility`) and pays each device (``user-<u>``) tokens out of
-   ``revenue_share`` of the auction revenue since the previous round, into the run's ledger;
+   ``revenue_share`` of the auction revenue since the previous round, into the run's ledger
+   (``reward_pool = "revenue"``: the whole share whenever the round's value is positive,
+   split among the devices of positive value);
 5. every market agent scores with the new global adapter + head from the next step; with
    ``adopt = "if_better"`` only if the noised aggregate scores at least as well as the old
    one on the public catalogue (:class:`CatalogueUtility`): post-processing of a DP release
    on public data, so free in privacy, and it keeps a round whose noise outweighs its signal
    from degrading every agent.
+
+Every round leaves a record (:meth:`FederatedAgents.round`, ``summary.json`` ->
+``federated.round_records``): the devices chosen and accepted, each one's value, tokens and
+epsilon so far (what it was paid next to what taking part cost it), the valuation's method,
+utility evaluations, the pool, and why nothing was paid when nothing was.
 
 Each round a user's update is aggregated in is one Gaussian mechanism with multiplier
 ``noise_multiplier`` for that user, charged to the run's :class:`agents.UserAccountant` (PLD,
@@ -154,7 +161,10 @@ class FederatedAgents:
         self.mechanism = gaussian(f.noise_multiplier, "federated round (DP-FedAvg)")
         self.tokens = np.zeros(len(lm.agents))  # tokens paid to each device so far
         self.rounds, self.pending_revenue, self.adopted = 0, 0.0, 0
-        self.ledger, self.policy = ledger, RewardPolicy(revenue_share=f.revenue_share)
+        self.ledger = ledger
+        self.policy = RewardPolicy(revenue_share=f.revenue_share, pool=f.reward_pool)
+        self.records: list[dict[str, Any]] = []  # one per round (module doc)
+        self.value = np.zeros(len(lm.agents))  # positive contribution value credited so far
         self.seed = int(rng.integers(2**31))  # of the valuations: round r uses [seed, r]
         self.payer = self._payer()
 
@@ -214,15 +224,24 @@ class FederatedAgents:
         return sorted(int(u) for u in self.rng.choice(ready, size=k, replace=False))
 
     def round(self, link: FlowerLink, step: int) -> dict[str, float]:
-        """One federated round now; returns its metrics (clients, tokens, evaluations)."""
+        """One federated round now; returns its metrics (clients, tokens, evaluations) and
+        appends its record to :attr:`records` (module doc)."""
         from federation import make_strategy
         from federation.device_task import write_device
         from federation.rounds import train_round
 
         chosen = self.choose()
-        if not chosen:
-            return {"fed_clients": 0.0, "fed_tokens": 0.0, "fed_evaluations": 0.0}
         f = self.cfg.federated
+        record: dict[str, Any] = {"round": self.rounds + 1, "step": step, "chosen": chosen}
+        if not chosen:
+            served = any(agent.context.clicks for agent in self.lm.agents)
+            record["zero_pay_reason"] = (
+                "no device ready: every served device's privacy budget is spent"
+                if served
+                else "no device ready: none has a click log yet"
+            )
+            self.records.append(record)
+            return {"fed_clients": 0.0, "fed_tokens": 0.0, "fed_evaluations": 0.0}
         spent = self.privacy.epsilons(chosen)
         for u, eps in zip(chosen, spent, strict=True):
             write_device(
@@ -234,7 +253,7 @@ class FederatedAgents:
             )
         user_of = {link.node_of[u]: u for u in chosen}
         revenue, self.pending_revenue = self.pending_revenue, 0.0
-        paid: dict[str, float] = {}
+        paid: dict[str, Any] = {}
 
         def account(_r: int, _start: Any, updates: Sequence[Any], _new: Any) -> dict[str, float]:
             # every user whose update went into the noised average (all were allowed)
@@ -253,8 +272,18 @@ class FederatedAgents:
                 [up.num_examples for up in updates],
                 revenue,
             )
-            np.add.at(self.tokens, users, np.round(out.tokens, 6))
-            paid.update(tokens=float(out.tokens.sum()), evals=float(out.valuation.n_evaluations))
+            values = np.zeros(len(users))  # each device's value: its player's (module doc)
+            for value, members in zip(out.valuation.values, out.groups, strict=True):
+                values[list(members)] = value
+            tokens = np.round(out.tokens, 6)
+            np.add.at(self.tokens, users, tokens)
+            np.add.at(self.value, users, np.clip(values, 0, None))
+            paid.update(
+                users=users,
+                values=values,
+                tokens=tokens,
+                evals=int(out.valuation.n_evaluations),
+            )
             return {}
 
         self.rounds += 1
@@ -277,33 +306,102 @@ class FederatedAgents:
         )
         for node, why in result.rejected.items():
             log.warning("round %d: device %d's reply refused: %s", self.rounds, user_of[node], why)
-        adopted = bool(result.updates) and (
-            f.adopt == "always" or self.utility(result.arrays) >= self.utility(start)
-        )
+        before = self.utility(start)
+        after = self.utility(result.arrays) if result.updates else before
+        adopted = bool(result.updates) and (f.adopt == "always" or after >= before)
         if adopted:
             self.lm.adopt(result.arrays)
         self.adopted += int(adopted)
+        self.records.append(
+            self._record(record, result, user_of, paid, revenue, adopted, before, after)
+        )
+        total = float(paid["tokens"].sum()) if paid else 0.0
         return {
             "fed_clients": float(len(result.updates)),
             "fed_adopted": float(adopted),
-            "fed_tokens": paid.get("tokens", 0.0),
-            "fed_evaluations": paid.get("evals", 0.0),
+            "fed_tokens": total,
+            "fed_evaluations": float(paid.get("evals", 0)),
         }
 
+    def _record(
+        self,
+        record: dict[str, Any],
+        result: Any,
+        user_of: dict[int, int],
+        paid: dict[str, Any],
+        revenue: float,
+        adopted: bool,
+        before: float,
+        after: float,
+    ) -> dict[str, Any]:
+        """The round's record (module doc): who took part, what each was paid next to its
+        value and epsilon, what valuing cost, and why nothing was paid when nothing was."""
+        pool = self.policy.revenue_share * revenue
+        record.update(
+            accepted=[user_of[up.node_id] for up in result.updates],
+            refused={str(user_of[n]): why for n, why in result.rejected.items()},
+            adopted=adopted,
+            utility_before=before,
+            utility_after=after,
+            revenue=revenue,
+            pool=pool,
+            valuation={
+                "method": self.cfg.federated.valuation,
+                "evaluations": paid.get("evals", 0),
+            },
+        )
+        users = paid.get("users", [])
+        eps = self.privacy.epsilons(users) if users else np.zeros(0)
+        record["devices"] = [
+            {"user": u, "value": float(v), "tokens": float(t), "epsilon": float(e)}
+            for u, v, t, e in zip(
+                users, paid.get("values", []), paid.get("tokens", []), eps, strict=True
+            )
+        ]
+        record["paid"] = float(sum(d["tokens"] for d in record["devices"]))
+        record["zero_pay_reason"] = None if record["paid"] > 0 else self._why_unpaid(paid, pool)
+        return record
+
+    def _why_unpaid(self, paid: dict[str, Any], pool: float) -> str:
+        if not paid:
+            return "no reply was accepted: nothing to value"
+        if pool <= 0:
+            return (
+                "federated.revenue_share is 0"
+                if self.policy.revenue_share == 0
+                else "no auction revenue since the last round"
+            )
+        if not (paid["values"] > 0).any():
+            return "no update had a positive value on the public catalogue"
+        return "the priced value rounded to 0 tokens (reward_pool = 'value')"
+
     def summary(self) -> dict[str, Any]:
-        """Tokens paid, how many devices got any and their Gini, the ledger's head."""
+        """Tokens over the run and how they spread among those who took part (module doc):
+        ``paid``; ``contributors`` (devices paid anything); ``participants`` (devices whose
+        update was accepted in some round) and ``participation`` (their share of all users);
+        ``gini_contributors`` (the Gini of the contributors' tokens: users never sampled do
+        not count); ``pay_per_value`` (tokens per unit of positive contribution value, the
+        catalogue log-likelihood gain); ``zero_pay_rounds``; the ledger's head; the rounds'
+        records."""
         paid = self.tokens[self.tokens > 0]
+        took_part = {u for r in self.records for u in r.get("accepted", [])}
+        value = float(self.value.sum())
         seq, digest = self.ledger.head()
         return {
             "tokens": {
                 "paid": float(self.tokens.sum()),
                 "contributors": int(paid.size),
+                "participants": len(took_part),
+                "participation": len(took_part) / len(self.tokens),
                 "gini_contributors": gini(paid) if paid.size else 0.0,
-                "gini_all_users": gini(self.tokens),
+                "pay_per_value": float(self.tokens.sum()) / value if value > 0 else 0.0,
+                "zero_pay_rounds": sum(1 for r in self.records if r.get("zero_pay_reason")),
+                "pool": self.cfg.federated.reward_pool,
             },
             "ledger": {
                 "head": f"{seq}:{digest}",
                 "entries": seq,
                 "verified": bool(self.ledger.verify().ok),
             },
+            "round_records": self.records,
         }

@@ -237,7 +237,7 @@ def market_step(
         epsilon_per_agent=float(epsilons.max()),
         fed_clients=int(fed_round["fed_clients"]),
         fed_tokens=fed_round["fed_tokens"],
-        token_gini=gini(fed.tokens) if fed is not None else 0.0,
+        token_gini=gini(fed.tokens[fed.tokens > 0]) if fed is not None else 0.0,
         fast_path_us_per_impression=fast_path / n_imp * 1e6,
         ndcg10=ndcg_at_k(_quality(world, estimator, lm, all_users), world.true_ctr(all_users)),
         epsilon_median=float(np.median(epsilons)),
@@ -418,7 +418,16 @@ def summarize(
         fed.summary()
         if fed is not None
         else {
-            "tokens": {"paid": 0.0, "contributors": 0, "gini_contributors": 0.0},
+            "tokens": {
+                "paid": 0.0,
+                "contributors": 0,
+                "participants": 0,
+                "participation": 0.0,
+                "gini_contributors": 0.0,
+                "pay_per_value": 0.0,
+                "zero_pay_rounds": 0,
+                "pool": cfg.federated.reward_pool,
+            },
             "ledger": {"head": None, "entries": 0, "verified": None},
         }
     )
@@ -439,6 +448,7 @@ def summarize(
             "rounds": sum(1 for m in metrics if m.fed_clients),
             "adopted": sum(m.fed_adopted for m in metrics),
             "strategy": cfg.federated.strategy,
+            "round_records": fed_summary.pop("round_records", []),
         },
         "privacy": {**privacy_summary, "unit": "user"},
         "quality": {"ndcg10": metrics[-1].ndcg10, "ndcg10_first_step": metrics[0].ndcg10},

@@ -11,6 +11,13 @@ Per round, with contribution values ``v`` (n,) and auction revenue ``R`` (tokens
 - demand: with ``g = sum_i max(v_i, 0)`` the round's gain and ``ema`` its running average,
   ``price *= clip(ema / g, 1/2, 2) ** demand_rate``: scarce value (small gains) costs more.
 
+A round's total (:meth:`RewardPolicy.round_total`, what ``RoundPayer`` pays) comes from one of
+two pools: ``pool = "value"`` prices the gain (``min(B, price x sqrt(g))``: small gains earn
+little, however large the revenue); ``pool = "revenue"`` pays the whole budget ``B`` whenever
+the round's gain is positive (nothing otherwise), so contributors' pay follows the market's
+revenue and is comparable to what taking part costs them. Neither depends on how many
+identities share the gain.
+
 Example:
     >>> policy = RewardPolicy(revenue_share=0.1)
     >>> policy.pay(np.array([0.04, 0.01, 0.0, -0.2]), revenue=100.0).round(3).tolist()
@@ -21,6 +28,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 
@@ -48,12 +56,16 @@ class RewardPolicy:
             positive reward (lifts newcomers and small contributors).
         price: initial tokens per sqrt unit of value.
         demand_rate: how fast the price follows demand, in [0, 1].
+        pool: what sizes a round's total in :meth:`round_total`: ``"value"`` (the priced
+            gain, capped by the budget) or ``"revenue"`` (the whole budget when the gain is
+            positive).
     """
 
     revenue_share: float = 0.1
     floor_share: float = 0.25
     price: float = 1.0
     demand_rate: float = 0.2
+    pool: Literal["value", "revenue"] = "value"
     _gain_ema: float | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -65,6 +77,8 @@ class RewardPolicy:
             raise IncentiveError(f"demand_rate must be in [0, 1], got {self.demand_rate}")
         if not 0 < self.price < math.inf:
             raise IncentiveError(f"price must be a finite number > 0, got {self.price}")
+        if self.pool not in ("value", "revenue"):
+            raise IncentiveError(f"pool must be 'value' or 'revenue', got {self.pool!r}")
 
     def pay(self, values: np.ndarray, revenue: float) -> np.ndarray:
         """(n,) tokens for this round's (n,) contribution values; ``revenue`` in tokens, >= 0.
@@ -88,16 +102,25 @@ class RewardPolicy:
         return rewards
 
     def round_total(self, gain: float, revenue: float) -> float:
-        """A round's tokens for its total gain ``gain`` (>= 0): ``min(B, price x sqrt(gain))``
-        with ``B = revenue_share x revenue``; one concave price per round, so how many
+        """A round's tokens for its total gain ``gain`` (>= 0), with ``B = revenue_share x
+        revenue``: ``min(B, price x sqrt(gain))`` (``pool = "value"``: one concave price per
+        round) or ``B if gain > 0 else 0`` (``pool = "revenue"``); either way how many
         identities share the gain does not change it (``incentives.gaming``). Updates the
         price like :meth:`pay`.
+
+        Example:
+            >>> RewardPolicy(revenue_share=0.1, pool="revenue").round_total(1e-4, revenue=500.0)
+            50.0
         """
         if not 0 <= gain < math.inf:
             raise IncentiveError(f"gain must be a finite number >= 0, got {gain}")
         if not 0 <= revenue < math.inf:
             raise IncentiveError(f"revenue must be a finite number >= 0, got {revenue}")
-        total = min(self.revenue_share * revenue, self.price * math.sqrt(gain))
+        budget = self.revenue_share * revenue
+        if self.pool == "revenue":
+            total = budget if gain > 0 else 0.0
+        else:
+            total = min(budget, self.price * math.sqrt(gain))
         self._update_price(gain)
         return total
 

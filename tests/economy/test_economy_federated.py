@@ -65,12 +65,14 @@ def test_rounds_ran_through_flower_and_changed_the_one_global_adapter(federated_
     run, versions = federated_run
     summary = json.loads((run / SUMMARY).read_text())
     assert summary["agents"] == {"scorer": "lm", "model": "tiny-encoder"}
+    records = summary["federated"].pop("round_records")
     assert summary["federated"] == {
         "engine": "simulation",
         "rounds": 2,
         "adopted": 2,
         "strategy": "fedavg",
     }
+    assert [(r["round"], r["step"], r["adopted"]) for r in records] == [(1, 1, True), (2, 3, True)]
     assert all(len(v) == 1 for v in versions)  # every agent holds the one global state
     # rounds after steps 2 and 4 (federated.every = 2): the adapter changed exactly then
     assert versions[1] != versions[0] and versions[2] == versions[1]
@@ -97,6 +99,29 @@ def test_tokens_went_to_the_devices_that_trained_and_the_ledger_verifies(federat
     revenue = np.cumsum([float(r["revenue"]) for r in rows])
     # rewards never exceed the revenue share of the steps that funded them
     assert summary["tokens"]["paid"] <= FED["federated"].get("revenue_share", 0.05) * revenue[-1]
+    # the pool is sized from revenue: each round pays revenue_share x the revenue since the
+    # last round when its value is positive, and its record says why when it pays nothing
+    records = summary["federated"]["round_records"]
+    funded = [float(r["revenue"]) for r in rows]
+    assert [r["revenue"] for r in records] == pytest.approx([sum(funded[:2]), sum(funded[2:])])
+    for r in records:
+        assert r["pool"] == pytest.approx(0.05 * r["revenue"])
+        positive = any(d["value"] > 0 for d in r["devices"])
+        assert r["paid"] == pytest.approx(r["pool"] if positive else 0.0, abs=1e-5)
+        assert (r["zero_pay_reason"] is None) == (r["paid"] > 0)
+        assert r["valuation"]["method"] == "gtg" and 0 < r["valuation"]["evaluations"] <= 8 + 3
+        assert {d["user"] for d in r["devices"]} == set(r["accepted"]) <= set(r["chosen"])
+        assert all(d["epsilon"] > 0 for d in r["devices"])  # the round's cost, next to its pay
+    per_user: dict[str, float] = {}
+    for d in (d for r in records for d in r["devices"]):
+        per_user[f"user-{d['user']}"] = per_user.get(f"user-{d['user']}", 0.0) + d["tokens"]
+    assert {a: b for a, b in per_user.items() if b > 0} == pytest.approx(
+        {a: b for a, b in balances.items() if b > 0}, abs=1e-5
+    )
+    t = summary["tokens"]
+    took_part = {u for r in records for u in r["accepted"]}
+    assert t["participants"] == len(took_part) and t["participation"] == len(took_part) / 8
+    assert t["zero_pay_rounds"] == sum(r["paid"] == 0 for r in records)
     assert main(["report", str(run)]) == 0  # token Lorenz curve from the ledger, ranking quality
     assert {"lorenz.png", "ndcg.png"} <= {p.name for p in (run / PLOTS).iterdir()}
 

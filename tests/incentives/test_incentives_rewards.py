@@ -84,3 +84,21 @@ def test_bad_pay_and_gini_input():
         RewardPolicy().pay(np.array([1.0]), -1.0)
     with pytest.raises(IncentiveError, match="x must"):
         gini(np.array([-1.0, 2.0]))
+
+
+@given(
+    gain=st.floats(0.0, 1e6, allow_nan=False),
+    revenue=st.floats(0.0, 1e9, allow_nan=False),
+    share=st.floats(0.0, 1.0),
+)
+def test_revenue_pool_pays_the_whole_budget_for_any_positive_gain(gain, revenue, share):
+    total = RewardPolicy(revenue_share=share, pool="revenue").round_total(gain, revenue)
+    assert total == (share * revenue if gain > 0 else 0.0)
+
+
+def test_revenue_pool_is_visible_where_the_value_price_is_not():
+    # a tiny gain (log-likelihood units) priced at sqrt: 0.01 tokens of a 50-token budget
+    assert RewardPolicy(0.1).round_total(1e-4, revenue=500.0) == pytest.approx(0.01)
+    assert RewardPolicy(0.1, pool="revenue").round_total(1e-4, revenue=500.0) == 50.0
+    with pytest.raises(IncentiveError, match="pool must be 'value' or 'revenue'"):
+        RewardPolicy(pool="gain")  # type: ignore[arg-type]
