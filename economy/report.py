@@ -1,212 +1,179 @@
-"""``fedadagent report RUN_DIR``: PNG plots of a run folder, written to ``RUN_DIR/plots/``.
+"""``fedadagent report FOLDER``: PNG figures and one self-contained ``report.html`` per folder.
 
-| file | what |
-| --- | --- |
-| ``revenue.png`` | revenue per step and cumulative |
-| ``welfare.png`` | social welfare, advertiser surplus, revenue; user welfare (expected clicks) |
-| ``ctr.png`` | CTR per step |
-| ``ndcg.png`` | every ``ndcg*`` / ``precision*`` column of ``metrics.csv``, when the run has them |
-| ``epsilon.png`` | local-DP epsilon each device has spent, per step |
-| ``budgets.png`` | active advertisers, remaining budget share, mean bid / value (when recorded) |
-| ``lorenz.png`` | Lorenz curve of all users' token balances in ``ledger.db``, with their Gini |
-| ``graph.png`` | the social graph (``graph.npz``), nodes coloured by community |
+The kind of folder is told from the files it holds (:func:`folder_kind`):
 
-Matplotlib's object API with the Agg canvas is used (no pyplot, no global backend switch).
-A run folder from before ``graph.npz`` existed gets its graph rebuilt from config and seed.
+- ``sweep`` (``sweep.json``): metrics vs the swept key with 95% CI bands and baselines,
+  per-step curves, ``sweep_summary.csv`` (``economy.report_sweep``);
+- ``auction`` (``report.json``): revenue, surplus and regret by mechanism, GSP at truthful
+  and at equilibrium bids; revenue by reserve (``economy.report_auction``);
+- ``offline`` (``summary.json`` with ``agent_policy``): estimates with 95% intervals per
+  estimator and policy (``economy.report_offline``);
+- ``market`` (``config.toml`` and ``metrics.csv`` / ``.parquet``): revenue, welfare, CTR,
+  ranking, epsilon, tokens, budgets, Lorenz curve, graph (``economy.report_market``).
+
+Every figure's title carries the run name and key config; ``report.html`` inlines the
+figures, a summary table and the config (``economy.report_html``).
 """
 
 from __future__ import annotations
 
-import csv
-import io
+import json
 from pathlib import Path
 
-import networkx as nx
-import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
+from .report_auction import auction_figures
+from .report_common import headline
+from .report_html import html_table, write_html
+from .report_market import load_graph, market_figures, read_metrics, summary_rows
+from .report_offline import estimate_rows, offline_figures
+from .report_sweep import sweep_report
+from .results import SUMMARY_METRICS
+from .rundir import CONFIG, SUMMARY, SWEEP, RunFolderError, read_run_config
 
-from incentives import Ledger, gini
+AUCTION_REPORT = "report.json"  # written by economy.auction_report
+KINDS = {
+    "market": f"a market run ({CONFIG} and metrics.csv, from `fedadagent run`)",
+    "sweep": f"a sweep ({SWEEP}, from `fedadagent sweep`)",
+    "auction": f"an auction report ({AUCTION_REPORT}, from `fedadagent auction`)",
+    "offline": f"an offline evaluation ({SUMMARY} with agent_policy, from `fedadagent run` "
+    "with offline.dataset)",
+}
 
-from .config import ExperimentConfig
-from .environment import warn_if_changed
-from .run_ledger import verify_run_ledger
-from .rundir import GRAPH, LEDGER, METRICS, PLOTS, RunFolderError, atomic_write, read_run_config
-
-MAX_GRAPH_NODES = 600  # larger graphs are drawn as a seeded sample of this many users
+__all__ = ["KINDS", "folder_kind", "load_graph", "make_report", "read_metrics"]
 
 
-def read_metrics(run: Path) -> dict[str, np.ndarray]:
-    """Columns of ``metrics.csv`` as float arrays (one value per finished step)."""
-    path = run / METRICS
+def _is_offline(folder: Path) -> bool:
+    path = folder / SUMMARY
     if not path.is_file():
-        raise RunFolderError(f"{run} has no {METRICS}: not a market run (or it never started)")
-    rows = list(csv.DictReader(path.open()))
-    if not rows:
-        raise RunFolderError(f"{path} has no steps yet: nothing to plot")
-    return {key: np.array([float(r[key]) for r in rows]) for key in rows[0]}
+        return False
+    try:
+        return "agent_policy" in json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return False
 
 
-def _save(fig: Figure, path: Path) -> Path:
-    FigureCanvasAgg(fig)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    atomic_write(path, buf.getvalue())
-    return path
-
-
-def _over_steps(m: dict[str, np.ndarray], keys: list[str], title: str, unit: str) -> Figure:
-    fig = Figure(figsize=(6.4, 3.6))
-    ax = fig.add_subplot()
-    for key in keys:
-        ax.plot(m["step"] + 1, m[key], marker=".", label=key)
-    ax.set(title=title, xlabel="step", ylabel=unit)
-    ax.grid(alpha=0.3)
-    if len(keys) > 1:
-        ax.legend(fontsize="small")
-    return fig
-
-
-def revenue_figure(m: dict[str, np.ndarray]) -> Figure:
-    fig = _over_steps(m, ["revenue"], "Revenue", "money per step")
-    twin = fig.axes[0].twinx()
-    twin.plot(m["step"] + 1, np.cumsum(m["revenue"]), color="grey", ls="--")
-    twin.set_ylabel("cumulative (dashed)")
-    return fig
-
-
-def welfare_figure(m: dict[str, np.ndarray]) -> Figure:
-    fig = Figure(figsize=(10, 3.6))
-    money, clicks = fig.subplots(1, 2)
-    for key in ("social_welfare", "advertiser_surplus", "revenue"):
-        money.plot(m["step"] + 1, m[key], marker=".", label=key)
-    money.set(title="Social welfare = revenue + advertiser surplus", xlabel="step")
-    money.set_ylabel("money per step")
-    money.legend(fontsize="small")
-    clicks.plot(m["step"] + 1, m["user_welfare"], marker=".", color="tab:green")
-    clicks.set(title="User welfare", xlabel="step", ylabel="expected clicks on shown ads")
-    for ax in (money, clicks):
-        ax.grid(alpha=0.3)
-    return fig
-
-
-def epsilon_figure(m: dict[str, np.ndarray]) -> Figure:
-    # epsilon_per_agent is the largest user's epsilon (runs before the per-user accountant
-    # had no median column)
-    keys = [k for k in ("epsilon_per_agent", "epsilon_median") if k in m]
-    return _over_steps(m, keys, "Epsilon per user, every mechanism composed (PLD)", "epsilon")
-
-
-BUDGET_COLUMNS = ("active_advertisers", "remaining_budget_share", "mean_bid_over_value")
-
-
-def budgets_figure(m: dict[str, np.ndarray]) -> Figure:
-    """Advertisers bidding per step (left); the share of all budgets left after each step and
-    the mean per-click bid over value of the bids placed (right, both unitless)."""
-    fig = Figure(figsize=(10, 3.6))
-    active, shares = fig.subplots(1, 2)
-    active.plot(m["step"] + 1, m["active_advertisers"], marker=".", color="tab:purple")
-    active.set(title="Active advertisers", xlabel="step", ylabel="advertisers with a bid > 0")
-    active.set_ylim(bottom=0)
-    for key in BUDGET_COLUMNS[1:]:
-        shares.plot(m["step"] + 1, m[key], marker=".", label=key)
-    shares.set(title="Budgets left and bid shading", xlabel="step", ylabel="share")
-    shares.legend(fontsize="small")
-    for ax in (active, shares):
-        ax.grid(alpha=0.3)
-    return fig
-
-
-def lorenz_figure(run: Path, cfg: ExperimentConfig) -> Figure:
-    """Lorenz curve over all ``market.users`` users; users without tokens count as 0."""
-    tokens = np.zeros(cfg.market.users)
-    if (run / LEDGER).is_file():
-        with Ledger(run / LEDGER) as ledger:
-            for account, amount in ledger.balances().items():
-                if account.startswith("user-"):
-                    tokens[int(account.removeprefix("user-"))] = amount
-    fig = Figure(figsize=(4.8, 4.8))
-    ax = fig.add_subplot()
-    share = np.linspace(0.0, 1.0, tokens.size + 1)
-    ax.plot([0, 1], [0, 1], color="grey", ls="--", label="equality")
-    if tokens.sum() > 0:
-        held = np.concatenate([[0.0], np.cumsum(np.sort(tokens))]) / tokens.sum()
-        ax.plot(share, held, label="tokens")
-        title = f"Token Lorenz curve (Gini {gini(tokens):.3f})"
-    else:
-        title = "Token Lorenz curve: no tokens paid"
-    ax.set(title=title, xlabel="share of users (poorest first)", ylabel="share of tokens")
-    ax.legend(fontsize="small")
-    ax.grid(alpha=0.3)
-    return fig
-
-
-def load_graph(run: Path, cfg: ExperimentConfig) -> tuple[nx.Graph, np.ndarray]:
-    """The run's social graph and each user's community."""
-    if (run / GRAPH).is_file():
-        with np.load(run / GRAPH) as data:
-            edges, community = data["edges"], data["community"]
-        G = nx.Graph()
-        G.add_nodes_from(range(community.size))
-        G.add_edges_from(edges.tolist())
-        return G, community
-    from .seeding import RunSeeds
-    from .world import make_world
-
-    world = make_world(cfg, RunSeeds(cfg.seed))  # deterministic: the run's own world
-    return world.graph, np.asarray(world.community)
-
-
-def graph_figure(run: Path, cfg: ExperimentConfig, max_nodes: int = MAX_GRAPH_NODES) -> Figure:
-    G, community = load_graph(run, cfg)
-    title = f"Social graph: {G.number_of_nodes()} users, {G.number_of_edges()} ties"
-    if G.number_of_nodes() > max_nodes:
-        keep = np.random.default_rng(cfg.seed).choice(G.number_of_nodes(), max_nodes, False)
-        G = G.subgraph(keep.tolist()).copy()
-        title += f" (random {max_nodes} shown)"
-    nodes = list(G)
-    pos = nx.spring_layout(G, seed=cfg.seed, iterations=50)
-    fig = Figure(figsize=(6.4, 6.4))
-    ax = fig.add_subplot()
-    nx.draw_networkx_edges(G, pos, ax=ax, alpha=0.15, width=0.5)
-    nx.draw_networkx_nodes(
-        G, pos, nodelist=nodes, node_color=community[nodes], cmap="tab10", node_size=12, ax=ax
-    )
-    ax.set_title(title + ", coloured by community")
-    ax.set_axis_off()
-    return fig
-
-
-def make_report(run_dir: str | Path) -> list[Path]:
-    """Write every plot of the module table into ``run_dir/plots``; returns their paths.
+def folder_kind(folder: str | Path) -> str:
+    """``"sweep"``, ``"auction"``, ``"offline"`` or ``"market"`` (see the module table).
 
     Raises:
-        RunFolderError: ``run_dir`` is not a run folder of ``fedadagent run``.
+        RunFolderError: none of them, naming the kinds known.
     """
-    run = Path(run_dir)
-    cfg = read_run_config(run)
-    ledger = verify_run_ledger(run)
-    if not ledger.ok:
-        raise RunFolderError(
-            f"{run / LEDGER} does not verify against {ledger.against}: "
-            f"{ledger.verification.reason}; no plots made (see `fedadagent ledger verify`)"
+    path = Path(folder)
+    if (path / SWEEP).is_file():
+        return "sweep"
+    if (path / CONFIG).is_file():
+        if (path / AUCTION_REPORT).is_file():
+            return "auction"
+        return "offline" if _is_offline(path) else "market"
+    known = "; ".join(KINDS.values())
+    raise RunFolderError(f"{path} is not a run folder `report` knows; the kinds are: {known}")
+
+
+def _config_text(folder: Path) -> str:
+    return (folder / CONFIG).read_text(encoding="utf-8", errors="replace")
+
+
+def _market(run: Path) -> list[Path]:
+    cfg, paths = market_figures(run)
+    rows = summary_rows(run)
+    table = html_table(["summary.json", "value"], rows)
+    html = write_html(
+        run,
+        title=run.name,
+        subtitle=headline(cfg),
+        tables=[("Summary", table)],
+        images=paths,
+        config_text=_config_text(run),
+    )
+    return [*paths, html]
+
+
+def _auction(folder: Path) -> list[Path]:
+    cfg = read_run_config(folder)
+    report = json.loads((folder / AUCTION_REPORT).read_text())
+    title = headline(cfg, "auction")
+    paths = auction_figures(folder, report, title)
+    tables = []
+    if report.get("by_mechanism"):
+        cols = ["label", "revenue_per_auction", "advertiser_surplus_per_auction"]
+        cols += ["social_welfare_per_auction", "max_regret", "mean_regret"]
+        rows = [[r.get(c) for c in cols] for r in report["by_mechanism"]]
+        tables.append((f"By mechanism (reserve {cfg.auction.reserve:g})", html_table(cols, rows)))
+    cols = ["reserve", "revenue_per_auction", "advertiser_surplus_per_auction"]
+    cols += ["social_welfare_per_auction", "fill_rate"]
+    rows = [[r.get(c) for c in cols] for r in report["by_reserve"]]
+    tables.append((f"{report['mechanism']} by reserve, truthful bids", html_table(cols, rows)))
+    tr = report["truthfulness"]
+    tables.append(
+        (
+            "Truthfulness",
+            html_table(["max_regret", "mean_regret"], [[tr["max_regret"], tr["mean_regret"]]]),
         )
-    warn_if_changed(run, f"the run {run}")
-    m = read_metrics(run)
-    out = run / PLOTS
-    paths = [
-        _save(revenue_figure(m), out / "revenue.png"),
-        _save(welfare_figure(m), out / "welfare.png"),
-        _save(
-            _over_steps(m, ["ctr"], "Click-through rate", "clicks / filled slots"), out / "ctr.png"
-        ),
-    ]
-    ranking = [k for k in m if k.startswith(("ndcg", "precision"))]
-    if ranking:
-        paths.append(_save(_over_steps(m, ranking, "Ranking quality", "score"), out / "ndcg.png"))
-    paths.append(_save(epsilon_figure(m), out / "epsilon.png"))
-    if all(key in m for key in BUDGET_COLUMNS):  # runs from before these metrics have none
-        paths.append(_save(budgets_figure(m), out / "budgets.png"))
-    paths.append(_save(lorenz_figure(run, cfg), out / "lorenz.png"))
-    paths.append(_save(graph_figure(run, cfg), out / "graph.png"))
-    return paths
+    )
+    html = write_html(
+        folder,
+        title=folder.name,
+        subtitle=title,
+        tables=tables,
+        images=paths,
+        config_text=_config_text(folder),
+    )
+    return [*paths, html]
+
+
+def _offline(folder: Path) -> list[Path]:
+    cfg = read_run_config(folder)
+    summary = json.loads((folder / SUMMARY).read_text())
+    title = headline(cfg, "offline")
+    paths = offline_figures(folder, summary, title)
+    header = ["policy", "estimator", "value", "stderr", "95% lo", "95% hi"]
+    table = html_table(header, estimate_rows(summary))
+    ctr = html_table(["on-policy CTR (logging policy)"], [[summary["on_policy_ctr"]]])
+    html = write_html(
+        folder,
+        title=folder.name,
+        subtitle=title,
+        tables=[("Estimates", table), ("Logging policy", ctr)],
+        images=paths,
+        config_text=_config_text(folder),
+    )
+    return [*paths, html]
+
+
+def _sweep(sweep: Path) -> list[Path]:
+    title, config_line, summary, paths = sweep_report(sweep)
+    keys = [c for c in summary.columns if c != "n" and not c.startswith(SUMMARY_METRICS)]
+    keys.remove("note")
+    header = [*keys, "n", *SUMMARY_METRICS, "note"]
+    rows = []
+    for r in summary.to_dict("records"):
+        cis = [
+            f"{r[f'{m}_mean']:.4g} [{r[f'{m}_lo']:.4g}, {r[f'{m}_hi']:.4g}]"
+            for m in SUMMARY_METRICS
+        ]
+        rows.append([*(r[k] for k in keys), r["n"], *cis, r["note"]])
+    plan = json.loads((sweep / SWEEP).read_text())
+    html = write_html(
+        sweep,
+        title=title,
+        subtitle=config_line,
+        tables=[("Mean [95% CI] over seeds", html_table(header, rows))],
+        images=paths,
+        config_text=f"{SWEEP}:\n{json.dumps(plan, indent=2)}\n\n{CONFIG} of point 0:\n"
+        + _config_text(sweep / plan["points"][0]["run_dir"]),
+    )
+    return [*paths, html]
+
+
+def make_report(folder: str | Path) -> list[Path]:
+    """Write the figures and ``report.html`` of a run, sweep, auction or offline folder;
+    returns the paths written (``report.html`` last).
+
+    Raises:
+        RunFolderError: not a folder of a kind in :data:`KINDS`, a market run with no steps,
+            a ledger that does not verify, or a sweep with no point done.
+    """
+    path = Path(folder)
+    kind = folder_kind(path)
+    return {"sweep": _sweep, "auction": _auction, "offline": _offline, "market": _market}[kind](
+        path
+    )

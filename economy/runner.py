@@ -3,6 +3,7 @@
 A run folder gets ``config.toml`` and ``graph.npz`` at the start, a checkpoint
 (:mod:`economy.checkpoint`) before the first step and after every ``checkpoint_every`` steps,
 ``metrics.csv`` when the run stops (all of it, or the finished steps of an interrupted run),
+``metrics.parquet`` (the same rows, :mod:`economy.results`) then and at every checkpoint,
 and ``summary.json`` only when every step has run (the checkpoint is then removed). Resuming an
 interrupted run gives the same ``summary.json`` and ledger as an uninterrupted one; a run
 stopped before its first checkpoint (it paid nothing yet) starts again from step 0. Temp files
@@ -28,6 +29,7 @@ from .checkpoint import NoCheckpointError, load_checkpoint, remove_checkpoint, s
 from .config import ExperimentConfig
 from .environment import record_environment, warn_if_changed
 from .market import MarketState, run_steps, start_market, summarize
+from .results import METRICS_PARQUET, write_metrics_parquet
 from .rundir import (
     GRAPH,
     LEDGER,
@@ -140,7 +142,7 @@ def _restartable(run: Path, exc: NoCheckpointError) -> None:
             f"{exc}, yet its {LEDGER} holds entries: it cannot start again without paying "
             "them twice; start a new run"
         ) from None
-    started = [run / name for name in (GRAPH, LEDGER, LEDGER_KEY, METRICS)]
+    started = [run / name for name in (GRAPH, LEDGER, LEDGER_KEY, METRICS, METRICS_PARQUET)]
     if any(path.exists() for path in started):
         log.warning("%s; starting it again from step 0", exc)
     for path in [*started, run / (LEDGER + "-wal"), run / (LEDGER + "-shm")]:
@@ -174,6 +176,7 @@ def _steps(
     def after_step(s: MarketState) -> None:
         if s.step % every == 0 and not s.done:
             save_checkpoint(s, run)
+            write_metrics_parquet(run / METRICS_PARQUET, [asdict(m) for m in s.metrics])
         if on_step is not None:
             on_step(s)
 
@@ -181,7 +184,9 @@ def _steps(
         try:
             run_steps(state, after_step, link)
         finally:  # also on Ctrl-C: the finished steps' metrics are kept for a look or a report
-            write_rows(run / METRICS, [asdict(m) for m in state.metrics])
+            rows = [asdict(m) for m in state.metrics]
+            write_rows(run / METRICS, rows)
+            write_metrics_parquet(run / METRICS_PARQUET, rows)
         write_json(run / SUMMARY, summarize(state.cfg, state.metrics, state.fed, state.privacy))
     finally:
         state.close()

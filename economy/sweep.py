@@ -7,12 +7,19 @@ metrics, rewritten as points finish. Every point's config is validated before an
 so a bad grid value fails at once naming the key. Points run in worker processes (spawned,
 one run folder each, only paths cross the process boundary); an interrupted sweep leaves its
 unfinished points resumable (``fedadagent sweep --resume SWEEP_DIR``).
+
+Baselines: the pseudo grid key ``baseline`` (``--grid baseline=no-federation,count-scorer``)
+adds, besides the product of the other keys, one point per named baseline (and per ``seed``
+value when seeds are swept): the base config with the baseline's overrides
+(:data:`BASELINES`), the other swept keys at their base values (``None`` in the index). A
+baseline that sets a swept key, or that changes nothing in the base config, is refused.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import math
 import multiprocessing
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
@@ -38,14 +45,71 @@ INDEX_CSV, INDEX_JSON = "index.csv", "index.json"
 # Headline metrics copied into the index: summary.json's totals, then its top-level numbers.
 HEADLINE_TOTALS = ("revenue", "advertiser_surplus", "social_welfare", "user_welfare", "clicks")
 HEADLINE = ("ctr", "epsilon_per_agent", "token_gini")
+# nested summary.json keys copied into the index: column -> path
+HEADLINE_NESTED = {
+    "ndcg10": ("quality", "ndcg10"),
+    "epsilon_max": ("privacy", "epsilon_max"),
+    "tokens_paid": ("tokens", "paid"),
+}
 _PER_POINT = ("name", "output_dir")  # set by the sweep for every point
+BASELINE = "baseline"  # the pseudo grid key of baseline points
+BASELINES: dict[str, dict[str, Any]] = {
+    "no-gossip": {"social.gossip_rounds": 0},
+    "no-federation": {"federated.every": 0},
+    "count-scorer": {"agents.scorer": "category", "federated.every": 0},
+    "no-dp": {
+        "federated.noise_multiplier": 0.0,
+        "social.trend_private": False,
+        "privacy.epsilon_budget": math.inf,
+    },
+}
+
+
+def _load(
+    config: Path | None, overrides: dict[str, Any], where: dict[str, Any]
+) -> ExperimentConfig:
+    try:
+        return load_config(config, overrides)
+    except ConfigError as exc:
+        raise ConfigError(f"grid point {where}: {exc}") from None
+
+
+def _baseline_points(
+    config: Path | None, overrides: dict[str, Any], grid: dict[str, list[Any]]
+) -> list[tuple[dict[str, Any], ExperimentConfig]]:
+    """One point per baseline named in ``grid["baseline"]`` and per swept seed."""
+    points = []
+    for name in grid.get(BASELINE, []):
+        if name not in BASELINES:
+            raise ConfigError(
+                f"baseline {name!r} is unknown; allowed: {', '.join(sorted(BASELINES))}"
+            )
+        changes = BASELINES[name]
+        swept = sorted(set(changes) & set(grid))
+        if swept:
+            raise ConfigError(
+                f"baseline {name!r} sets {', '.join(swept)}, which the grid sweeps: "
+                "that grid value is the baseline"
+            )
+        for seed in grid.get("seed", [None]):
+            values = {BASELINE: name} | ({} if seed is None else {"seed": seed})
+            base = overrides if seed is None else overrides | {"seed": seed}
+            cfg = _load(config, base | changes, values)
+            if cfg == _load(config, base, values):
+                raise ConfigError(
+                    f"baseline {name!r} changes nothing here ({changes} are the base config's "
+                    "values already)"
+                )
+            points.append((values, cfg))
+    return points
 
 
 def plan_points(
     config: Path | None, overrides: dict[str, Any], grid: dict[str, list[Any]]
 ) -> list[tuple[dict[str, Any], ExperimentConfig]]:
-    """Every grid point (product of the grid's values, keys in the given order) and its
-    validated config; raises ConfigError naming the point and key of the first bad one."""
+    """Every grid point (product of the grid's values, keys in the given order), then the
+    baseline points (module docstring), each with its validated config; raises ConfigError
+    naming the point and key of the first bad one."""
     if not grid:
         raise ConfigError("a sweep needs at least one --grid key=v1,v2,...")
     for key in grid:
@@ -53,15 +117,12 @@ def plan_points(
             raise ConfigError(f"grid key {key!r} is set by the sweep for each point")
         if key in overrides:
             raise ConfigError(f"key {key!r} is both overridden (-c) and swept (--grid)")
+    axes = {k: v for k, v in grid.items() if k != BASELINE}
     points = []
-    for combo in itertools.product(*grid.values()):
-        values = dict(zip(grid, combo, strict=True))
-        try:
-            cfg = load_config(config, {**overrides, **values})
-        except ConfigError as exc:
-            raise ConfigError(f"grid point {values}: {exc}") from None
-        points.append((values, cfg))
-    return points
+    for combo in itertools.product(*axes.values()):
+        values = dict(zip(axes, combo, strict=True))
+        points.append((values, _load(config, {**overrides, **values}, values)))
+    return points + _baseline_points(config, overrides, grid)
 
 
 def create_sweep(
@@ -82,6 +143,7 @@ def create_sweep(
         "overrides": overrides,
         "grid": grid,
         "keys": list(grid),  # the grid's order (JSON objects are written with sorted keys)
+        "baselines": {b: BASELINES[b] for b in grid.get(BASELINE, [])},
         "points": rows,
     }
     write_json(sweep / SWEEP, plan)
@@ -111,7 +173,7 @@ def write_index(sweep: Path, errors: dict[int, str] | None = None) -> list[dict[
         run = sweep / p["run_dir"]
         status = "failed" if p["point"] in errors else point_status(run)
         row: dict[str, Any] = {"point": p["point"]}
-        row |= {key: p["values"][key] for key in plan["keys"]}
+        row |= {key: p["values"].get(key) for key in plan["keys"]}
         row["run_dir"] = p["run_dir"]
         row["status"] = status
         summary = json.loads((run / SUMMARY).read_text()) if status == "done" else None
@@ -119,6 +181,8 @@ def write_index(sweep: Path, errors: dict[int, str] | None = None) -> list[dict[
             row[key] = summary["totals"][key] if summary else None
         for key in HEADLINE:
             row[key] = summary[key] if summary else None
+        for key, (section, name) in HEADLINE_NESTED.items():
+            row[key] = summary.get(section, {}).get(name) if summary else None
         row["error"] = errors.get(p["point"], "")
         rows.append(row)
     atomic_write(sweep / INDEX_JSON, json.dumps(rows, indent=2) + "\n")

@@ -37,6 +37,7 @@ def test_report_writes_every_plot(run, capsys):
         "ctr.png",
         "ndcg.png",
         "epsilon.png",
+        "tokens.png",
         "budgets.png",
         "lorenz.png",
         "graph.png",
