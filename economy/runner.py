@@ -27,6 +27,7 @@ from incentives import count_entries
 
 from .checkpoint import NoCheckpointError, load_checkpoint, remove_checkpoint, save_checkpoint
 from .config import ExperimentConfig
+from .edge.model import write_global_model
 from .environment import record_environment, warn_if_changed
 from .market import MarketState, run_steps, start_market, summarize
 from .results import METRICS_PARQUET, write_metrics_parquet
@@ -187,6 +188,8 @@ def _steps(
             rows = [asdict(m) for m in state.metrics]
             write_rows(run / METRICS, rows)
             write_metrics_parquet(run / METRICS_PARQUET, rows)
+        if state.lm is not None:  # the global adapter + head, for `fedadagent serve`
+            write_global_model(run, state.lm.agents[0].state())
         write_json(run / SUMMARY, summarize(state.cfg, state.metrics, state.fed, state.privacy))
     finally:
         state.close()

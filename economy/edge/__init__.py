@@ -8,10 +8,9 @@ auction locally; only the chosen ad id and its price per click leave the node.
 Modules, one job each: :mod:`.model` (which model and state a node serves), :mod:`.catalogue`
 (the ads a catalogue query draws from), :mod:`.store` (the write-ahead event log), :mod:`.node`
 (contexts and decisions), :mod:`.schemas` (request bodies), :mod:`.metrics` (Prometheus),
-:mod:`.app` (the Starlette application).
+:mod:`.app` (the Starlette application, imported on its own: the rest needs no web framework).
 """
 
-from .app import make_app
 from .catalogue import Catalogue, catalogue_from_config
 from .errors import EdgeError, UnknownUserError
 from .model import GLOBAL_MODEL, ServedModel, load_served_model, write_global_model
@@ -29,6 +28,5 @@ __all__ = [
     "UnknownUserError",
     "catalogue_from_config",
     "load_served_model",
-    "make_app",
     "write_global_model",
 ]

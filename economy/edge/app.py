@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from agents import Ad
+from auction import AuctionError
 
 from .errors import EdgeError, UnknownUserError
 from .metrics import CONTENT_TYPE, NodeMetrics
@@ -125,14 +125,24 @@ def make_app(node: EdgeNode, store: EventStore) -> Starlette:
         assert isinstance(body, DecideRequest)
         try:
             if body.candidates is not None:
-                ads = [Ad(c.ad_id, c.text, c.bid, c.category, c.prior) for c in body.candidates]
-                decision = node.decide(body.user, ads, reserve=body.reserve)
+                cands = body.candidates
+                decision = node.decide_columns(
+                    body.user,
+                    [c.ad_id for c in cands],
+                    [c.text for c in cands],
+                    [c.bid for c in cands],
+                    [c.prior for c in cands],
+                    reserve=body.reserve,
+                )
             else:
                 assert body.query is not None
                 q = body.query
                 decision = node.decide_query(body.user, q.category, q.limit, reserve=body.reserve)
         except UnknownUserError as exc:
             return _problem(404, [{"field": "user", "message": str(exc)}])
+        except AuctionError as exc:  # e.g. bids so small that bid x quality underflows
+            field = "candidates" if body.candidates is not None else "query"
+            return _problem(422, [{"field": field, "message": str(exc)}])
         return JSONResponse({"ad_id": decision.winner, "price": decision.price, "slot": body.slot})
 
     async def events(request: Request) -> Response:

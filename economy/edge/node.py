@@ -90,7 +90,7 @@ class EdgeNode:
         ctx = self._contexts.get(user)
         if ctx is None:
             raise UnknownUserError(
-                f"user {user[:80]!r} is not hosted here: users are created by their first "
+                f"{user[:80]!r} is not hosted here: users are created by their first "
                 "event (POST /events)"
             )
         return ctx
@@ -121,14 +121,34 @@ class EdgeNode:
     def decide(self, user: str, candidates: Sequence[Ad], *, reserve: float = 0.0) -> Decision:
         """Choose among ``candidates`` for ``user``: the winner's id (None if no bid clears
         ``reserve``) and its price per click. Nothing else about the decision leaves."""
+        return self.decide_columns(
+            user,
+            [c.ad_id for c in candidates],
+            [c.text for c in candidates],
+            [c.bid for c in candidates],
+            [c.prior for c in candidates],
+            reserve=reserve,
+        )
+
+    def decide_columns(
+        self,
+        user: str,
+        ad_ids: Sequence[str],
+        texts: Sequence[str],
+        bids: Sequence[float],
+        priors: Sequence[float],
+        *,
+        reserve: float = 0.0,
+    ) -> Decision:
+        """:meth:`decide` over candidates given as columns (n,) each (the service's path:
+        no :class:`agents.Ad` per candidate)."""
         cvec = self.context_vector(user)
-        if len(candidates) == 0:
+        if len(ad_ids) == 0:
             return Decision(None, 0.0)
-        ads = self._embed([c.text for c in candidates])
-        priors = np.array([c.prior for c in candidates], dtype=np.float64)
-        ctr = predict_ctr(cvec, ads, self.model.state, priors)
+        ads = self._embed(texts)
+        ctr = predict_ctr(cvec, ads, self.model.state, np.array(priors, dtype=np.float64))
         outcome = auction.run_auction(
-            np.array([c.bid for c in candidates], dtype=float),
+            np.array(bids, dtype=float),
             mechanism=self.mechanism,
             reserve=reserve,
             quality=np.maximum(ctr, _MIN_QUALITY),
@@ -136,7 +156,7 @@ class EdgeNode:
         )
         if len(outcome.winners) == 0:
             return Decision(None, 0.0)
-        return Decision(candidates[int(outcome.winners[0])].ad_id, float(outcome.prices[0]))
+        return Decision(ad_ids[int(outcome.winners[0])], float(outcome.prices[0]))
 
     def decide_query(
         self, user: str, category: str | None, limit: int, *, reserve: float = 0.0
