@@ -90,6 +90,16 @@ def training_set(backbone, users, train_ids, text, item_ids, prior, per_user, rn
     return np.array(contexts), ads, np.array(labels), np.array(priors, dtype=np.float32)
 
 
+def split(ratings, rng: np.random.Generator, quick: bool):
+    """(users, evaluated ids, training ids): 300 evaluated users (100 with ``quick``) drawn by
+    ``rng``, the others train (the first 120 of them with ``quick``)."""
+    users = movielens_users(ratings, history=HISTORY)
+    ids = rng.permutation(sorted(users))
+    n_eval = 100 if quick else 300
+    eval_ids, train_ids = ids[:n_eval], ids[n_eval:]
+    return users, eval_ids, train_ids[:120] if quick else train_ids
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer users and steps")
@@ -103,12 +113,7 @@ def main() -> None:
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
     ratings, text = movielens()
-    users = movielens_users(ratings, history=HISTORY)
-    ids = rng.permutation(sorted(users))
-    n_eval = 100 if args.quick else 300
-    eval_ids, train_ids = ids[:n_eval], ids[n_eval:]
-    if args.quick:
-        train_ids = train_ids[:120]
+    users, eval_ids, train_ids = split(ratings, rng, args.quick)
     item_ids = np.array(sorted(text))
 
     pop = positive_counts(users, item_ids).astype(float)
