@@ -64,13 +64,13 @@ METHODS = ("svarm-cv", "gtg", "tmc", "permutation")
 
 
 def federated_round(
-    metric: str, server_round: int, adversarial: bool, seed: int = 0
+    metric: str, server_round: int, adversarial: bool, seed: int = 0, n: int = N
 ) -> tuple[Callable, list[float]]:
-    """The utility of one round, ``metric`` of ``w_t + weighted mean of updates in S``, and
-    the clients' aggregation weights (examples)."""
+    """The utility of one round of ``n`` clients, ``metric`` of ``w_t + weighted mean of
+    updates in S``, and the clients' aggregation weights (examples)."""
     task = ClickTask(seed=seed)
-    parts = [task.load(i, N + 1) for i in range(N + 1)]
-    valid = parts[N]
+    parts = [task.load(i, n + 1) for i in range(n + 1)]
+    valid = parts[n]
     w = {k: v.astype(float) for k, v in task.initial_arrays().items()}
 
     def local(i: int) -> tuple[dict[str, np.ndarray], int]:
@@ -78,10 +78,10 @@ def federated_round(
         return {k: new[k] - w[k] for k in w}, m
 
     for _ in range(server_round - 1):  # FedAvg up to w_t
-        results = [local(i) for i in range(N)]
+        results = [local(i) for i in range(n)]
         total = sum(m for _, m in results)
         w = {k: w[k] + sum(m * d[k] for d, m in results) / total for k in w}
-    results = [local(i) for i in range(N)]
+    results = [local(i) for i in range(n)]
     updates, weights = [d for d, _ in results], [float(m) for _, m in results]
     if adversarial:
         rng = np.random.default_rng(seed)
@@ -155,7 +155,7 @@ def compare(
 
 
 def timed_run(
-    utility: Callable, method: str, budget: int, seed: int, weights: list[float]
+    utility: Callable, method: str, budget: int, seed: int, weights: list[float], n: int = N
 ) -> tuple[ValuationResult, float, int]:
     """One ``valuate`` run within ``MaxEvaluations(budget)``: its result, wall seconds and the
     calls it made to ``utility`` (counted outside the method, so nothing escapes the count).
@@ -168,7 +168,7 @@ def timed_run(
 
     options = {"weights": weights} if method == "svarm-cv" else {}
     start = time.perf_counter()
-    res = valuate(counting, N, method=method, rng=seed, stopping=MaxEvaluations(budget), **options)  # type: ignore[arg-type]
+    res = valuate(counting, n, method=method, rng=seed, stopping=MaxEvaluations(budget), **options)  # type: ignore[arg-type]
     return res, time.perf_counter() - start, calls[0]
 
 
@@ -218,15 +218,60 @@ def main_speed(seeds: int) -> None:
     )
 
 
+def by_size(seeds: int) -> list[dict]:
+    """Which method to use at the economy's budget, by number of clients (``--by-size``):
+    every sampled method at ``MaxEvaluations(32)`` (the economy's ``valuation_budget``) and at
+    ``8 n`` on rounds of n clients, against exact values; also the share of estimates below
+    0 where the exact value is >= 0 (in a game where adding updates never hurts, a negative
+    value is sampling noise)."""
+    rows = []
+    for n in SIZES:
+        for metric, server_round in (("ndcg", 1), ("loglik", 3)):
+            utility, weights = federated_round(metric, server_round, False, n=n)
+            exact = valuate(utility, n, method="exact").values
+            for budget in sorted({32, 8 * n}):
+                for method in SIZE_METHODS:
+                    if method == "svarm-cv" and budget < 2 * n + 2:
+                        continue  # its fixed coalitions alone exceed the budget
+                    errs, rhos, negs = [], [], []
+                    for seed in range(seeds):
+                        res, _, _ = timed_run(utility, method, budget, seed, weights, n=n)
+                        errs.append(np.abs(res.values - exact).sum() / np.abs(exact).sum())
+                        rhos.append(spearmanr(res.values, exact).statistic)
+                        negs.append(float(((res.values < 0) & (exact >= 0)).mean()))
+                    rows.append(
+                        {
+                            "n": n,
+                            "game": f"{metric}-r{server_round}",
+                            "budget": budget,
+                            "method": method,
+                            "rel_error": float(np.mean(errs)),
+                            "spearman": float(np.nanmean(rhos)),
+                            "false_negative_share": float(np.mean(negs)),
+                        }
+                    )
+    return rows
+
+
+SIZES = (4, 8, 12, 15)
+SIZE_METHODS = ("gtg", "tmc", "svarm-cv")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3 seeds instead of 10")
     parser.add_argument("--seeds", type=int, default=None, help="seeds per method and budget")
     parser.add_argument("--speed", action="store_true", help="only the speed table")
+    parser.add_argument("--by-size", action="store_true", help="only the table by clients")
     args = parser.parse_args()
     seeds = args.seeds or (3 if args.quick else 10)
     if args.speed:
         main_speed(seeds)
+        return
+    if args.by_size:
+        found = by_size(seeds)
+        print_table(found, list(found[0]))
+        print(f"wrote {write_json('valuation_by_size', {'seeds': seeds, 'rows': found})}")
         return
     rows, exact_values = [], {}
     for metric, server_round in (("ndcg", 1), ("loglik", 3)):

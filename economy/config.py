@@ -189,8 +189,14 @@ class FederatedSection(_Section):
         description="take a round's noised aggregate always, or only if it scores at least as "
         "well on the public catalogue (post-processing: no privacy cost)",
     )
-    valuation: Literal["exact", "gtg", "svarm-cv", "tmc", "loo"] = "gtg"
-    valuation_budget: int = Field(32, ge=2, le=100_000, description="utility evaluations")
+    valuation: Literal["auto", "exact", "gtg", "svarm-cv", "tmc", "loo"] = Field(
+        "auto",
+        description="Shapley method; 'auto' picks by the round's devices and valuation_budget "
+        "(exact if 2^n fits, svarm-cv for n <= 16, else gtg: incentives.auto_method)",
+    )
+    valuation_budget: int = Field(
+        32, ge=2, le=100_000, description="utility evaluations a round (each one catalogue pass)"
+    )
     revenue_share: float = Field(
         0.05, ge=0.0, le=1.0, description="of the auction revenue since the last round"
     )
@@ -269,9 +275,11 @@ class WorldSection(_Section):
 
 class AgentsSection(_Section):
     """What scores ads on the device: a language-model agent (its LoRA adapter + head, trained
-    by the federated rounds) or click counts per category (a baseline without a model)."""
+    by the federated rounds), a device-sized student distilled from it at the start of the run
+    (``agents.distill``; no federated rounds), or click counts per category (a baseline without
+    a model)."""
 
-    scorer: Literal["category", "lm"] = "lm"
+    scorer: Literal["category", "lm", "student"] = "lm"
     model: Literal["tiny-encoder", "minilm"] = "minilm"
     max_length: int = Field(32, ge=8, le=512, description="tokens kept per text")
     lora_rank: int = Field(8, ge=1, le=64, description="rank of the agents' LoRA adapter")

@@ -283,6 +283,7 @@ class FederatedAgents:
                 values=values,
                 tokens=tokens,
                 evals=int(out.valuation.n_evaluations),
+                method=out.valuation.method,
             )
             return {}
 
@@ -346,7 +347,7 @@ class FederatedAgents:
             revenue=revenue,
             pool=pool,
             valuation={
-                "method": self.cfg.federated.valuation,
+                "method": paid.get("method", self.cfg.federated.valuation),
                 "evaluations": paid.get("evals", 0),
             },
         )

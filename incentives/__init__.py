@@ -16,7 +16,7 @@ from ._errors import IncentiveError
 from .ledger import Ledger, Verification, count_entries, read_key, verify_image, verify_ledger
 from .payout import RoundPayer, RoundPayment
 from .rewards import RewardPolicy, gini
-from .shapley import METHODS, ValuationResult, shapley_values, valuate
+from .shapley import METHODS, ValuationResult, auto_method, shapley_values, valuate
 from .stopping import MaxEvaluations, MaxPermutations, StandardErrorBelow, StoppingRule
 from .utility import CachedUtility, fl_utility
 
@@ -34,6 +34,7 @@ __all__ = [
     "StoppingRule",
     "ValuationResult",
     "Verification",
+    "auto_method",
     "count_entries",
     "fl_utility",
     "gini",

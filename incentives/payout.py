@@ -128,7 +128,7 @@ class RoundPayer:
         )
         player_claims = [float(claims[g].max()) for g in groups]
         options = dict(self.options)
-        if self.method == "svarm-cv":  # its control variate models the weighted average
+        if self.method in ("svarm-cv", "auto"):  # its control variate models the weighted average
             options.setdefault("weights", player_claims)
         result = valuate(
             fl_utility(w_t, players, player_claims, self.evaluate),
@@ -143,7 +143,7 @@ class RoundPayer:
         self.ledger.record_rewards(
             {a: float(t) for a, t in zip(accounts, tokens, strict=True)},
             round=server_round,
-            memo=f"{self.method} contribution",
+            memo=f"{result.method} contribution",
         )
         paid = RoundPayment(server_round, list(accounts), result, tokens, groups)
         self.payments.append(paid)

@@ -20,6 +20,18 @@ evaluated.
 - ``banzhaf``: ``mean_{S without i} (v(S+i) - v(S))``; exact for n <= 16, else sampled
   subsets with maximum sample reuse.
 
+- ``auto``: the method for the game's size and budget (:func:`auto_method`): ``exact`` when
+  all 2^n coalitions fit the ``MaxEvaluations`` budget, ``svarm-cv`` for n <= 16 when the
+  budget holds its 2n + 2 fixed coalitions, ``gtg`` otherwise (measured on federated rounds
+  of 4-15 clients: ``benchmarks/valuation.py --by-size``, table in ``incentives/README.md``).
+
+``monotone=True`` (the caller knows adding a player never lowers the utility): a sampled
+Shapley estimate is projected onto ``{phi >= 0, sum phi = v(N) - v(empty)}``. That convex set
+holds the exact values of a monotone game, so the Euclidean projection never moves an estimate
+further from them, and no player gets a negative value from sampling noise (``svarm-cv``'s
+fitted surrogate can leave one on games far from quadratic, e.g. thresholds; the permutation
+methods average marginal contributions, which are >= 0 in such a game).
+
 Example:
     >>> glove = lambda s: float(min(len(s & {0}), len(s & {1, 2})))  # 1 left, 2 right gloves
     >>> shapley_values(glove, 3).round(4).tolist()
@@ -36,12 +48,12 @@ import numpy as np
 from ._errors import IncentiveError
 from .exact import MAX_EXACT, exact_semivalue
 from .samplers import GuidedStratifiedSampler, PermutationSampler, banzhaf_msr, run_sampler
-from .stopping import MaxPermutations, StandardErrorBelow, StoppingRule
+from .stopping import MaxEvaluations, MaxPermutations, StandardErrorBelow, StoppingRule
 from .stratified import StratifiedCVSampler
 from .utility import CachedUtility, Utility
 
-METHODS = ("exact", "permutation", "tmc", "gtg", "svarm-cv", "loo", "banzhaf")
-_OPTIONS = {"stopping", "truncation", "round_truncation", "samples", "weights"}
+METHODS = ("exact", "permutation", "tmc", "gtg", "svarm-cv", "loo", "banzhaf", "auto")
+_OPTIONS = {"stopping", "truncation", "round_truncation", "samples", "weights", "monotone"}
 Seed = np.random.Generator | np.random.SeedSequence | int | Sequence[int] | None
 
 
@@ -98,7 +110,7 @@ def _check(
         )
     if weights is None:
         return
-    if method != "svarm-cv":
+    if method not in ("svarm-cv", "auto"):
         raise IncentiveError(f"weights: only 'svarm-cv' uses them, not {method!r}")
     w = np.asarray(weights, dtype=float)
     if w.shape != (n,) or not np.isfinite(w).all() or (w <= 0).any():
@@ -116,6 +128,7 @@ def valuate(
     round_truncation: float = 1e-3,
     samples: int = 2000,
     weights: Sequence[float] | None = None,
+    monotone: bool = False,
 ) -> ValuationResult:
     """Value the ``n`` players of ``utility`` with ``method`` (see the module list).
 
@@ -135,12 +148,17 @@ def valuate(
         samples: ``banzhaf`` with n > 16: random subsets.
         weights: ``svarm-cv``: the round's aggregation weights (those given to
             ``fl_utility``), n numbers > 0; default equal.
+        monotone: the game is monotone: project sampled Shapley estimates onto the non-negative
+            efficient set (module doc); IncentiveError if ``v(N) < v(empty)``.
 
     Example:
         >>> valuate(lambda s: float(len(s)), 20, method="tmc", rng=0).n_evaluations <= 2**20
         True
     """
     _check(utility, n, method, stopping, truncation, round_truncation, samples, weights)
+    if method == "auto":
+        method = auto_method(n, stopping.n if isinstance(stopping, MaxEvaluations) else None)
+        weights = weights if method == "svarm-cv" else None
     u = CachedUtility(utility)
     zeros = np.zeros(n)
     if method in ("exact", "banzhaf") and n <= MAX_EXACT:
@@ -169,7 +187,46 @@ def valuate(
         sampler = PermutationSampler(u, n, gen, truncation if method == "tmc" else None)
     rule = stopping or (MaxPermutations(500) | StandardErrorBelow(1e-3 * max(abs(gain), 1e-12)))
     values, err, steps, converged = run_sampler(sampler, u, n, rule)
+    if monotone:
+        if gain < 0:
+            raise IncentiveError(
+                f"monotone=True, yet v(N) - v(empty) = {gain:.6g} < 0: the game is not monotone"
+            )
+        values = project_to_simplex(values, gain)
     return ValuationResult(values, err, u.evaluations, steps, converged, method)
+
+
+def auto_method(n: int, budget: int | None) -> str:
+    """The Shapley method for ``n`` players within ``budget`` distinct evaluations (None: no
+    fixed budget): ``exact`` if ``2^n <= budget``, ``svarm-cv`` if ``n <= 16`` and ``budget >=
+    2n + 2`` (or no budget), else ``gtg`` (module doc).
+
+    Example:
+        >>> auto_method(4, 32), auto_method(8, 32), auto_method(15, 24), auto_method(40, 500)
+        ('exact', 'svarm-cv', 'gtg', 'gtg')
+    """
+    if budget is not None and 2**n <= budget:
+        return "exact"
+    if n <= MAX_EXACT and (budget is None or budget >= 2 * n + 2):
+        return "svarm-cv"
+    return "gtg"
+
+
+def project_to_simplex(x: np.ndarray, total: float) -> np.ndarray:
+    """Euclidean projection of ``x`` (n,) onto ``{y >= 0, sum y = total}`` (``total >= 0``),
+    by sorting (Duchi et al. 2008).
+
+    Example:
+        >>> project_to_simplex(np.array([0.7, 0.5, -0.2]), 1.0).round(6).tolist()
+        [0.6, 0.4, 0.0]
+    """
+    x = np.asarray(x, dtype=float)
+    if total <= 0:
+        return np.zeros_like(x)
+    desc = np.sort(x)[::-1]
+    cum = np.cumsum(desc) - total
+    rho = np.nonzero(desc - cum / np.arange(1, x.size + 1) > 0)[0][-1]
+    return np.clip(x - cum[rho] / (rho + 1), 0.0, None)
 
 
 def shapley_values(

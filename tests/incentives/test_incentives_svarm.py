@@ -183,3 +183,45 @@ def test_bad_arguments(kwargs, match):
     n = args.pop("n")
     with pytest.raises(IncentiveError, match=match):
         shapley_values(lambda s: float(len(s)), n, **args)
+
+
+def threshold_game(weights: np.ndarray, quota: float):
+    """A weighted voting game: monotone, a step function (far from svarm-cv's quadratic)."""
+    return lambda s: float(weights[list(s)].sum() >= quota)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    n=st.integers(6, 12),
+    seed=st.integers(0, 10_000),
+    quota=st.floats(0.2, 0.8),
+    budget=st.integers(30, 60),
+)
+def test_monotone_projection_never_moves_an_estimate_away_and_is_non_negative(
+    n, seed, quota, budget
+):
+    w = np.random.default_rng(seed).uniform(0.1, 1.0, n)
+    game = threshold_game(w, quota * w.sum())
+    exact = shapley_values(game, n)
+    kw = {"method": "svarm-cv", "rng": seed, "stopping": MaxEvaluations(budget)}
+    raw = valuate(game, n, **kw).values
+    projected = valuate(game, n, monotone=True, **kw).values
+    assert (projected >= 0).all()
+    assert projected.sum() == pytest.approx(game(frozenset(range(n))) - game(frozenset()))
+    # the set {phi >= 0, sum phi = gain} holds the exact values: projecting is non-expansive
+    assert np.linalg.norm(projected - exact) <= np.linalg.norm(raw - exact) + 1e-12
+
+
+def test_svarm_cv_can_go_negative_on_a_threshold_game_and_monotone_fixes_it():
+    # the sweep of the issue: a 15-player quota game at 120 evaluations, 5 seeds
+    w = np.random.default_rng(0).uniform(0.1, 1.0, 15)
+    game = threshold_game(w, w.sum() / 2)
+    runs = [
+        valuate(game, 15, method="svarm-cv", rng=s, stopping=MaxEvaluations(120)).values
+        for s in range(5)
+    ]
+    assert min(r.min() for r in runs) < 0  # what the issue saw: sampling noise, not value
+    fixed = valuate(game, 15, method="svarm-cv", rng=0, stopping=MaxEvaluations(120), monotone=True)
+    assert (fixed.values >= 0).all()
+    with pytest.raises(IncentiveError, match="not monotone"):
+        valuate(lambda s: -float(len(s)), 4, method="gtg", rng=0, monotone=True)
