@@ -8,11 +8,20 @@ Example:
     'a1'
 """
 
-from . import accountant, privacy
+from . import accountant, distill, privacy
 from ._errors import AgentError, BudgetExhaustedError, ModelNotFoundError
 from .accountant import UserAccountant
 from .agent import Ad, Agent, Decision, LocalUpdate
 from .context import Budget, Event, Impression, PrivateContext
+from .distill import (
+    DistillConfig,
+    DistillResult,
+    Student,
+    distill_federated,
+    loglik_teacher,
+    lora_teacher,
+    public_contexts,
+)
 from .lora import (
     adapter_state,
     enable_lora,
@@ -36,6 +45,8 @@ __all__ = [
     "Budget",
     "BudgetExhaustedError",
     "Decision",
+    "DistillConfig",
+    "DistillResult",
     "Event",
     "Explanation",
     "Impression",
@@ -43,21 +54,27 @@ __all__ = [
     "ModelNotFoundError",
     "Plan",
     "PrivateContext",
+    "Student",
     "TrainResult",
     "UserAccountant",
     "accountant",
     "adapter_state",
     "builtin_names",
+    "distill",
+    "distill_federated",
     "enable_lora",
     "epsilon",
     "load_model",
     "load_state",
+    "loglik_teacher",
+    "lora_teacher",
     "ndcg_at_k",
     "noise_multiplier_for",
     "plan",
     "precision_at_k",
     "predict_ctr",
     "privacy",
+    "public_contexts",
     "randomized_response",
     "save_state",
     "state_nbytes",

@@ -22,6 +22,13 @@ Clicks carry the simulator's clock: a step is one hour after the user's newest h
 Federated rounds (``federated.every``, :mod:`economy.federated`) train the agents' adapter +
 head through Flower; afterwards every agent loads the new global state (:meth:`LMScorer.adopt`),
 the old version's embeddings are dropped and every text is embedded once under the new one.
+
+With ``agents.scorer = "student"`` the devices score with a device-sized student
+(:mod:`agents.distill`) distilled at the start of the run from the agents' teacher (the LoRA
+agent they hold): first on pseudo-contexts of the public ad texts, then on each device's own
+context (each device distils the global student locally, the server averages the students:
+FedAvg). The teacher's agents stay for the click logs; the auction's quality is the student's
+CTR. A simulator shortcut computes the devices' local steps in one process.
 """
 
 from __future__ import annotations
@@ -29,11 +36,20 @@ from __future__ import annotations
 import numpy as np
 
 from agents import Agent, PrivateContext, enable_lora, load_model
+from agents.distill import (
+    DistillConfig,
+    Student,
+    distill,
+    distill_federated,
+    lora_teacher,
+    public_contexts,
+)
 
 from .config import AgentsSection, ConfigError
 from .world import World
 
 STEP_SECONDS = 3600.0
+STUDENT = DistillConfig(buckets=4096, dim=32, epochs=20)  # the public pass; devices: 3 steps
 
 
 def _context(history: tuple[tuple[str, str, float], ...], max_events: int) -> PrivateContext:
@@ -48,8 +64,9 @@ class LMScorer:
 
     Args:
         world: a world with texts (``world.texts``: ad texts and private histories).
-        cfg: the ``[agents]`` section (model name, tokens per text).
+        cfg: the ``[agents]`` section (scorer, model name, tokens per text).
         max_events: newest events each context keeps (history plus clicks).
+        rng: seed of the student's distillation (``cfg.scorer == "student"`` only).
 
     Raises:
         ConfigError: the world has no texts.
@@ -60,9 +77,10 @@ class LMScorer:
         world: World,
         cfg: AgentsSection,
         max_events: int = 200,
+        rng: np.random.Generator | int | None = None,
     ) -> None:
         if world.texts is None:
-            raise ConfigError("agents.scorer = 'lm': the world has no texts to score")
+            raise ConfigError(f"agents.scorer = {cfg.scorer!r}: the world has no texts to score")
         histories = world.texts.histories
         # Every text any agent will embed (clicks are ad texts), in length order so batches
         # pad to similar lengths; fixed for the run, so a restored scorer embeds the same
@@ -78,6 +96,7 @@ class LMScorer:
             sorted(texts, key=len),
             None,
         )
+        self.student = self._distil(np.random.default_rng(rng)) if cfg.scorer == "student" else None
 
     def _setup(
         self,
@@ -88,6 +107,7 @@ class LMScorer:
         clock: np.ndarray,
         texts: list[str],
         state: dict[str, np.ndarray] | None,
+        student: dict[str, np.ndarray] | None = None,
     ) -> None:
         self.cfg, self.ads, self.ad_category, self._clock = cfg, ads, ad_category, clock
         self._texts = texts
@@ -95,7 +115,34 @@ class LMScorer:
         enable_lora(self.backbone, rank=cfg.lora_rank)
         self.agents = [Agent(self.backbone, ctx, state=state) for ctx in contexts]
         self._rows: dict[int, tuple[tuple[str, int], np.ndarray]] = {}
+        self.student = Student(student) if student is not None else None
         self.warm()
+
+    def _distil(self, rng: np.random.Generator) -> Student:
+        """The student: distilled on public pseudo-contexts of the ad texts, then refined on
+        every device's own context (one FedAvg round over all devices, 3 local steps each)."""
+        teacher = lora_teacher(self.backbone, self.agents[0].state())
+        size = min(5, len(self.ads))
+        public = distill(
+            teacher,
+            public_contexts(self.ads, 200, size, rng=rng),
+            self.ads,
+            config=STUDENT,
+            rng=rng,
+        ).student
+        contexts = [a.context for a in self.agents if a.context.scored_events()]
+        if not contexts:
+            return public
+        return distill_federated(
+            teacher,
+            contexts,
+            self.ads,
+            rounds=1,
+            per_round=len(contexts),
+            config=DistillConfig(buckets=STUDENT.buckets, dim=STUDENT.dim, epochs=3, lr=0.005),
+            init=public,
+            rng=rng,
+        ).student
 
     def __getstate__(self) -> dict:
         """What a checkpoint keeps: contexts and the one adapter + head state every agent holds
@@ -109,6 +156,7 @@ class LMScorer:
             "clock": self._clock,
             "texts": self._texts,
             "state": self.agents[0].state() if self.agents else None,
+            "student": self.student.state() if self.student is not None else None,
         }
 
     def __setstate__(self, data: dict) -> None:
@@ -126,7 +174,12 @@ class LMScorer:
         hit = self._rows.get(user)
         if hit is None or hit[0] != key:
             # the auction needs quality > 0; float32 sigmoids of very low logits round to 0
-            hit = (key, np.maximum(agent.predict_ctr(self.ads).astype(float), 1e-12))
+            ctr = (
+                agent.predict_ctr(self.ads)
+                if self.student is None
+                else self.student.predict_ctr(agent.context, self.ads)
+            )
+            hit = (key, np.maximum(ctr.astype(float), 1e-12))
             self._rows[user] = hit
         return hit[1]
 

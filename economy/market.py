@@ -333,10 +333,10 @@ def start_market(cfg: ExperimentConfig, ledger_path: str | Path = ":memory:") ->
     p = cfg.privacy
     privacy = UserAccountant(world.n_users, delta=p.delta, budget=p.epsilon_budget)
     lm = fed = None
-    if cfg.agents.scorer == "lm":
+    if cfg.agents.scorer in ("lm", "student"):
         from .lm_agents import LMScorer
 
-        lm = LMScorer(world, cfg.agents)
+        lm = LMScorer(world, cfg.agents, rng=seeds.generator("student"))
     if cfg.federated.every and lm is not None:
         from .federated import FederatedAgents
 

@@ -104,7 +104,7 @@ def make_world(cfg: ExperimentConfig, seeds: RunSeeds) -> World:
         from .real_world import clothing_catalogue
 
         catalogue = clothing_catalogue(cfg.market.categories)
-    elif cfg.agents.scorer == "lm":
+    elif cfg.agents.scorer in ("lm", "student"):
         catalogue = synthetic_catalogue(cfg.market.categories)
     else:
         return world  # the category scorer reads no texts
