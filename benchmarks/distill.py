@@ -8,8 +8,9 @@ unigram + bigram bag, ``--buckets`` x ``--dim``):
 
 - ``student (public)``: distilled centrally on pseudo-contexts of public item texts drawn by
   public popularity (no user's data);
-- ``student (federated)``: each training user's device distils the global student on its own
-  context (FedAvg of the students, ``--rounds`` x ``--per-round`` devices).
+- ``student (federated)``: starting from the public student, each training user's device
+  distils the global student on its own context (FedAvg of the students, ``--rounds`` x
+  ``--per-round`` devices).
 
 Evaluated users are never used for training or distillation. Per decision (100 random
 candidates, the user's context, warm caches: the texts were embedded before), teacher and
@@ -124,7 +125,8 @@ def one_seed(seed: int, args, ratings, text) -> tuple:
         prior,
         rounds=args.rounds,
         per_round=args.per_round,
-        config=DistillConfig(buckets=args.buckets, dim=args.dim, epochs=5),
+        config=DistillConfig(buckets=args.buckets, dim=args.dim, epochs=3, lr=0.005),
+        init=public,
         rng=seed,
     ).student
     t_fed = time.perf_counter() - start
@@ -195,6 +197,42 @@ def sizes(backbone, students, texts) -> dict[str, dict]:
     return out
 
 
+def report(rows: list[dict], size: dict[str, dict], args, load_before) -> Path:
+    """Print the table over the seeds so far (mean and sd) and write the JSON."""
+    table = []
+    for name in size:
+        mine = [r for r in rows if r["model"] == name]
+        row = {"model": name, **size[name]}
+        for key in ("ms_p50", "ms_p95", "cold_ms_p50", "P@10", "R@10", "NDCG@10"):
+            vals = [r[key] for r in mine if key in r]
+            if vals:
+                row[key] = float(np.mean(vals))
+                row[key + "_sd"] = float(np.std(vals))
+        table.append(row)
+    teacher = next(r for r in table if r["model"].startswith("teacher"))
+    for row in table:
+        row["kept_ndcg"] = row["NDCG@10"] / teacher["NDCG@10"]
+        row["compute_saved_warm"] = 1 - row["flops_warm"] / teacher["flops_warm"]
+        row["compute_saved_cold"] = 1 - row["flops_cold"] / teacher["flops_cold"]
+    load = os.getloadavg()
+    print()
+    cols = ["model", "params", "ms_p50", "ms_p95", "cold_ms_p50", "MB", "P@10", "R@10"]
+    print_table(table, [*cols, "NDCG@10", "NDCG@10_sd", "kept_ndcg", "compute_saved_warm"])
+    print(machine_note(load_before, load))
+    return write_json(
+        "distill",
+        {
+            "args": vars(args),
+            "seeds_done": sorted({r["seed"] for r in rows}),
+            "candidates_per_decision": CANDIDATES,
+            "table": table,
+            "per_seed": rows,
+            "load_before": load_before,
+            "load_after": load,
+        },
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="100 users, 120 trainers, 1 epoch")
@@ -216,38 +254,7 @@ def main() -> None:
         seed_rows, backbone, students, texts = one_seed(seed, args, ratings, text)
         rows += seed_rows
         print_table(seed_rows, ["model", "P@10", "R@10", "NDCG@10", "ms_p50", "ms_p95"])
-    size = sizes(backbone, students, texts)  # students of the last seed: same sizes
-    table = []
-    for name in size:
-        mine = [r for r in rows if r["model"] == name]
-        row = {"model": name, **size[name]}
-        for key in ("ms_p50", "ms_p95", "cold_ms_p50", "P@10", "R@10", "NDCG@10"):
-            vals = [r[key] for r in mine if key in r]
-            if vals:
-                row[key] = float(np.mean(vals))
-                row[key + "_sd"] = float(np.std(vals))
-        table.append(row)
-    teacher = next(r for r in table if r["model"].startswith("teacher"))
-    for row in table:
-        row["kept_ndcg"] = row["NDCG@10"] / teacher["NDCG@10"]
-        row["compute_saved_warm"] = 1 - row["flops_warm"] / teacher["flops_warm"]
-        row["compute_saved_cold"] = 1 - row["flops_cold"] / teacher["flops_cold"]
-    load = os.getloadavg()
-    print()
-    cols = ["model", "params", "ms_p50", "ms_p95", "cold_ms_p50", "MB", "P@10", "R@10"]
-    print_table(table, [*cols, "NDCG@10", "NDCG@10_sd", "kept_ndcg", "compute_saved_warm"])
-    print(machine_note(load_before, load))
-    path = write_json(
-        "distill",
-        {
-            "args": vars(args),
-            "candidates_per_decision": CANDIDATES,
-            "table": table,
-            "per_seed": rows,
-            "load_before": load_before,
-            "load_after": load,
-        },
-    )
+        path = report(rows, sizes(backbone, students, texts), args, load_before)
     print(f"wrote {path}")
 
 
