@@ -41,8 +41,8 @@ def estimates_figure(summary: dict[str, Any]) -> Figure:
     values = np.array([r[2] for r in rows])
     half = np.array([Z95 * r[3] for r in rows])
     colors = ["tab:blue" if r[0].startswith("agents") else "tab:grey" for r in rows]
-    ax.errorbar(values, y, xerr=half, fmt="none", ecolor=colors, capsize=4)
-    ax.scatter(values, y, c=colors, zorder=3)
+    for yi, v, h, c in zip(y, values, half, colors, strict=True):
+        ax.errorbar(v, yi, xerr=h, fmt="o", color=c, capsize=4)
     ax.axvline(summary["on_policy_ctr"], color="tab:red", ls="--", label="logging policy CTR")
     random_ctr = summary["uniform_random_check"].get("on_policy_ctr_of_random_log")
     if random_ctr is not None:

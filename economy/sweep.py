@@ -12,7 +12,8 @@ Baselines: the pseudo grid key ``baseline`` (``--grid baseline=no-federation,cou
 adds, besides the product of the other keys, one point per named baseline (and per ``seed``
 value when seeds are swept): the base config with the baseline's overrides
 (:data:`BASELINES`), the other swept keys at their base values (``None`` in the index). A
-baseline that sets a swept key, or that changes nothing in the base config, is refused.
+baseline whose every value is a grid value already, or that changes nothing in the base
+config, is refused.
 """
 
 from __future__ import annotations
@@ -85,11 +86,10 @@ def _baseline_points(
                 f"baseline {name!r} is unknown; allowed: {', '.join(sorted(BASELINES))}"
             )
         changes = BASELINES[name]
-        swept = sorted(set(changes) & set(grid))
-        if swept:
+        if all(v in grid.get(k, []) for k, v in changes.items()):
             raise ConfigError(
-                f"baseline {name!r} sets {', '.join(swept)}, which the grid sweeps: "
-                "that grid value is the baseline"
+                f"baseline {name!r} sets {changes}, values the grid sweeps already: "
+                "those grid points are the baseline"
             )
         for seed in grid.get("seed", [None]):
             values = {BASELINE: name} | ({} if seed is None else {"seed": seed})
