@@ -211,32 +211,42 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def profile_stages(decisions: list[bytes], run: str | None, users: int, n: int) -> dict[str, float]:
-    """Median microseconds of each stage of a decision, in this process (no HTTP)."""
-    from agents import Ad
+    """Median microseconds per decision of each stage of the server's path, in this process
+    (no HTTP): parse + validate the body, candidates to columns, decide one at a time, decide
+    8 at a time (one batched auction, per decision), encode the response."""
+    from economy.edge.app import _columns
     from economy.edge.schemas import DecideRequest
     from economy.edge.store import StoredEvent
     from economy.serve import open_node
 
+    texts = product_texts()
     with tempfile.TemporaryDirectory() as tmp:
         node, store = open_node(Path(run) if run else None, Path(tmp) / "edge")
         try:
             for u in range(users):
-                node.apply(StoredEvent(u, f"u{u}", "view", product_texts()[u % 800], 0.0))
-            times: dict[str, list[float]] = {k: [] for k in ("parse", "ads", "decide", "encode")}
-            for body in decisions[:n] * 2:  # the first pass embeds every text once
-                t0 = time.perf_counter()
-                req = DecideRequest.model_validate_json(body)
-                t1 = time.perf_counter()
-                ads = [Ad(c.ad_id, c.text, c.bid, c.category, c.prior) for c in req.candidates]
-                t2 = time.perf_counter()
-                d = node.decide(req.user, ads)
-                t3 = time.perf_counter()
-                json.dumps({"ad_id": d.winner, "price": d.price, "slot": req.slot}).encode()
-                t4 = time.perf_counter()
-                for k, a, b in (("parse", t0, t1), ("ads", t1, t2), ("decide", t2, t3)):
-                    times[k].append(b - a)
-                times["encode"].append(t4 - t3)
-            return {k: float(np.median(v[n:]) * 1e6) for k, v in times.items()}
+                node.apply(StoredEvent(u, f"u{u}", "view", texts[u % len(texts)], 0.0))
+            stages = ("parse", "columns", "decide_1", "decide_8", "encode")
+            times: dict[str, list[float]] = {k: [] for k in stages}
+            for rep in range(2):  # the first pass embeds every text once
+                for lo in range(0, n, 8):
+                    t0 = time.perf_counter()
+                    reqs = [DecideRequest.model_validate_json(b) for b in decisions[lo : lo + 8]]
+                    t1 = time.perf_counter()
+                    asks = [_columns(r.user, r.candidates, r.reserve) for r in reqs]
+                    t2 = time.perf_counter()
+                    for ask in asks:
+                        node.decide_many([ask])
+                    t3 = time.perf_counter()
+                    out = node.decide_many(asks)
+                    t4 = time.perf_counter()
+                    for d, r in zip(out, reqs, strict=True):
+                        json.dumps({"ad_id": d.winner, "price": d.price, "slot": r.slot}).encode()
+                    t5 = time.perf_counter()
+                    if rep:
+                        marks = (t0, t1, t2, t3, t4, t5)
+                        for k, a, b in zip(stages, marks, marks[1:], strict=False):
+                            times[k].append((b - a) / len(asks))
+            return {k: float(np.median(v) * 1e6) for k, v in times.items()}
         finally:
             store.close()
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -27,12 +27,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from agents import Ad, Decision
 from auction import AuctionError
 
 from .errors import EdgeError, UnknownUserError
 from .metrics import CONTENT_TYPE, NodeMetrics
-from .node import EdgeNode
-from .schemas import DecideRequest, EventRequest
+from .node import DecisionInput, EdgeNode
+from .schemas import Candidate, DecideRequest, EventRequest
 from .store import EventStore, StoredEvent
 
 MAX_BODY = 1 << 20  # bytes of a request body
@@ -71,6 +72,51 @@ class GroupCommit:
                 future.set_result(event)
 
 
+class DecisionBatcher:
+    """Decisions asked in the same turn of the event loop go to the node together
+    (:meth:`EdgeNode.decide_many`: one batched auction call); none waits on a timer, so a lone
+    request costs one extra turn of the loop."""
+
+    def __init__(self, node: EdgeNode, max_batch: int = 256) -> None:
+        self.node, self.max_batch = node, max_batch
+        self._queue: list[tuple[DecisionInput, asyncio.Future[Decision]]] = []
+        self._scheduled = False
+
+    async def decide(self, request: DecisionInput) -> Decision:
+        """The decision for ``request`` (raises what refused it)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Decision] = loop.create_future()
+        self._queue.append((request, future))
+        if not self._scheduled:
+            self._scheduled = True
+            loop.call_soon(self._flush)
+        return await future
+
+    def _flush(self) -> None:
+        self._scheduled = False
+        while self._queue:
+            batch = self._queue[: self.max_batch]
+            del self._queue[: self.max_batch]
+            results = self.node.decide_many([r for r, _ in batch])
+            for (_, future), result in zip(batch, results, strict=True):
+                if isinstance(result, Exception):
+                    future.set_exception(result)
+                else:
+                    future.set_result(result)
+
+
+def _columns(user: str, items: Sequence[Candidate | Ad], reserve: float) -> DecisionInput:
+    """A decision's candidates as columns (request candidates or catalogue ads alike)."""
+    return DecisionInput(
+        user,
+        [c.ad_id for c in items],
+        [c.text for c in items],
+        [c.bid for c in items],
+        [c.prior for c in items],
+        reserve,
+    )
+
+
 def _problem(status: int, errors: list[dict[str, str]]) -> JSONResponse:
     message = "; ".join(
         f"{e['field']}: {e['message']}" if e["field"] else e["message"] for e in errors
@@ -106,6 +152,7 @@ def make_app(node: EdgeNode, store: EventStore) -> Starlette:
     replayed into ``node``). The caller owns both and closes the store after serving."""
     metrics = NodeMetrics(node, store)
     commit = GroupCommit(store, node.apply)
+    batcher = DecisionBatcher(node)
 
     def timed(
         name: str, handler: Callable[[Request], Awaitable[Response]]
@@ -125,19 +172,12 @@ def make_app(node: EdgeNode, store: EventStore) -> Starlette:
         assert isinstance(body, DecideRequest)
         try:
             if body.candidates is not None:
-                cands = body.candidates
-                decision = node.decide_columns(
-                    body.user,
-                    [c.ad_id for c in cands],
-                    [c.text for c in cands],
-                    [c.bid for c in cands],
-                    [c.prior for c in cands],
-                    reserve=body.reserve,
-                )
+                ask = _columns(body.user, body.candidates, body.reserve)
             else:
                 assert body.query is not None
-                q = body.query
-                decision = node.decide_query(body.user, q.category, q.limit, reserve=body.reserve)
+                ads = node.catalogue.query(body.query.category, body.query.limit)
+                ask = _columns(body.user, ads, body.reserve)
+            decision = await batcher.decide(ask)
         except UnknownUserError as exc:
             return _problem(404, [{"field": "user", "message": str(exc)}])
         except AuctionError as exc:  # e.g. bids so small that bid x quality underflows

@@ -35,9 +35,9 @@ class _NodeCollector(Collector):
         stats = self.node.stats
         hits = CounterMetricFamily("edge_cache_hits", "cache hits", labels=["cache"])
         misses = CounterMetricFamily("edge_cache_misses", "cache misses", labels=["cache"])
-        hits.add_metric(["ad"], stats.ad_hits)
+        hits.add_metric(["ad"], self.node.ads.hits)
         hits.add_metric(["context"], stats.context_hits)
-        misses.add_metric(["ad"], stats.ad_misses)
+        misses.add_metric(["ad"], self.node.ads.misses)
         misses.add_metric(["context"], stats.context_misses)
         yield hits
         yield misses

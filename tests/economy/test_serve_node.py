@@ -18,6 +18,7 @@ from agents import Ad, Agent
 from economy.config import parse_config
 from economy.edge import GLOBAL_MODEL, EdgeError, EdgeNode, EventStore, write_global_model
 from economy.edge.app import make_app
+from economy.edge.node import DecisionInput
 from economy.edge.store import StoredEvent
 from economy.rundir import create_run_dir
 from economy.serve import open_node
@@ -89,6 +90,46 @@ def test_decision_is_the_agents_own(node_store, history, bids, reserve):
     agent = Agent(node.model.backbone, fresh.context("u"), state=node.model.state)
     want = agent.choose_ad(ads, reserve=reserve, rng=np.random.default_rng(3))
     assert fresh.decide("u", ads, reserve=reserve) == want
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    asks=st.lists(
+        st.tuples(
+            st.sampled_from(("u0", "u1", "u2", "nobody")),
+            st.lists(st.sampled_from((0.0, 0.3, 0.7, 1.1, 2.9, 5.0, 2.2e-309)), max_size=6),
+            st.sampled_from((0.0, 1.0)),
+        ),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_batched_decisions_equal_one_at_a_time(node_store, asks):
+    """decide_many over A requests gives each request's own decision (distinct bids: no ties),
+    and a request the node refuses (unknown user, a bid the auction cannot rank) leaves the
+    others' decisions alone."""
+    node, _ = node_store
+    fresh = EdgeNode(node.model, node.catalogue, rng=np.random.default_rng(0))
+    for u in range(3):
+        fresh.apply(StoredEvent(u, f"u{u}", "view", TEXTS[u], 0.0))
+    inputs = [
+        DecisionInput(
+            user,
+            [f"a{i}" for i in range(len(bids))],
+            [TEXTS[i % len(TEXTS)] for i in range(len(bids))],
+            bids,
+            [0.0] * len(bids),
+            reserve,
+        )
+        for user, bids, reserve in asks
+    ]
+    batched = fresh.decide_many(inputs)
+    for ask, got in zip(inputs, batched, strict=True):
+        (alone,) = fresh.decide_many([ask])
+        if isinstance(alone, Exception):
+            assert type(got) is type(alone)
+        else:
+            assert got == alone
 
 
 def test_second_price_by_hand(client):
