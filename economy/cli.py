@@ -19,38 +19,21 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import tomli_w
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from federation import FederationError
 
 from .config import ConfigError, ExperimentConfig, clip, load_config
 from .overrides import parse_grid, parse_override
-from .rundir import RunFolderError, check_output_dir
+from .progress import library_output_to, phase, progress_bar
+from .rundir import RUN_LOG, RunFolderError, check_output_dir
 
 INTERRUPTED = 130  # the shell's status for a SIGINT
-
-
-@contextmanager
-def _progress(total: int, what: str, enabled: bool) -> Iterator[Callable[[int], None]]:
-    """A rich progress bar on stderr; yields ``update(done)``."""
-    bar = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        disable=not enabled,
-    )
-    with bar:
-        task = bar.add_task(what, total=total)
-        yield lambda done: bar.update(task, completed=done)
 
 
 def _config(args: argparse.Namespace) -> ExperimentConfig:
@@ -89,11 +72,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"run folder: {run_offline(cfg)}")
         return 0
     _quiet_libraries()
+    if run is None:
+        run = create_run_dir(cfg)
     try:
-        with _progress(cfg.market.steps, cfg.name, not args.no_progress) as update:
-            kwargs = {"on_step": lambda state: update(state.step), "checkpoint_every": args.every}
-            if run is None:
-                run = create_run_dir(cfg)
+        with (
+            library_output_to(Path(run) / RUN_LOG),
+            progress_bar(cfg.market.steps, cfg.name, not args.no_progress) as update,
+        ):
+            phase("starting")
+            kwargs = {
+                "on_step": lambda state: update(state.step, _live_metrics(state)),
+                "checkpoint_every": args.every,
+            }
+            if args.resume is None:
                 run_market(cfg, run, **kwargs)
             else:
                 resume_market(run, **kwargs)
@@ -106,15 +97,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _quiet_libraries() -> None:
-    """Keep the libraries' own warnings, log lines and load bars out of the progress bar."""
-    import logging
-    import warnings
-
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
-    logging.getLogger("flwr").setLevel(logging.ERROR)
+    """Keep the libraries' load bars out of the progress bar (their warnings and log lines
+    go to the run folder's log: ``economy.progress.library_output_to``)."""
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+
+def _live_metrics(state: Any) -> str:
+    """The last step's key numbers, for the progress bar."""
+    m = state.metrics[-1]
+    return f"revenue {m.revenue:,.1f}  NDCG@10 {m.ndcg10:.3f}  eps max {m.epsilon_per_agent:.2f}"
 
 
 def _print_summary(run: Path) -> None:
@@ -171,7 +163,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     done = sum(r["status"] == "done" for r in rows)
     ended = iter(range(done + 1, len(rows) + 1))
     try:
-        with _progress(len(rows), f"sweep, {args.workers} workers", not args.no_progress) as up:
+        bar = progress_bar(len(rows), f"sweep, {args.workers} workers", not args.no_progress)
+        with bar as up:
             up(done)
             rows = run_sweep(sweep, workers=args.workers, on_point=lambda *_: up(next(ended)))
     except KeyboardInterrupt:
@@ -281,7 +274,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="values of one config key, e.g. --grid auction.reserve=0,0.1 (repeatable)",
     )
     p["sweep"].add_argument("--workers", type=int, default=1, help="parallel processes")
-    p["report"].add_argument("run_dir", type=Path, help="a run folder of `fedadagent run`")
+    p["report"].add_argument(
+        "run_dir", type=Path, help="a run, sweep, auction or offline-evaluation folder"
+    )
     verify = p["ledger"].add_subparsers(dest="action", required=True, metavar="ACTION")
     verify.add_parser(
         "verify", help="every entry's MAC, the chain, and the head kept in summary.json"

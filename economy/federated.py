@@ -55,6 +55,7 @@ from agents.accountant import UserAccountant, gaussian
 from incentives import Ledger, MaxEvaluations, RewardPolicy, RoundPayer, gini
 
 from .config import ExperimentConfig
+from .progress import phase
 
 log = logging.getLogger(__name__)
 
@@ -233,6 +234,7 @@ class FederatedAgents:
         chosen = self.choose()
         f = self.cfg.federated
         record: dict[str, Any] = {"round": self.rounds + 1, "step": step, "chosen": chosen}
+        phase("federated round %d: training %d devices", self.rounds + 1, len(chosen))
         if not chosen:
             served = any(agent.context.clicks for agent in self.lm.agents)
             record["zero_pay_reason"] = (
@@ -264,6 +266,7 @@ class FederatedAgents:
             if not updates:
                 return {}
             users = [user_of[up.node_id] for up in updates]
+            phase("federated round %d: valuing %d updates (%s)", r, len(users), f.valuation)
             out = self.payer.pay(
                 r,
                 start,
@@ -307,6 +310,7 @@ class FederatedAgents:
         )
         for node, why in result.rejected.items():
             log.warning("round %d: device %d's reply refused: %s", self.rounds, user_of[node], why)
+        phase("federated round %d: scoring the aggregate on the public catalogue", self.rounds)
         before = self.utility(start)
         after = self.utility(result.arrays) if result.updates else before
         adopted = bool(result.updates) and (f.adopt == "always" or after >= before)

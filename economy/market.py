@@ -27,6 +27,7 @@ from incentives import Ledger, gini
 
 from .config import ExperimentConfig
 from .ctr_estimator import CategoryCTR
+from .progress import phase
 from .seeding import RunSeeds
 from .settlement import Settled, settle_in_windows
 from .world import World, make_world
@@ -358,6 +359,7 @@ def run_steps(
     while not state.done:
         if link is not None and link.stop is not None and link.stop.is_set():
             raise KeyboardInterrupt("the run was stopped")  # Ctrl-C reached the engine
+        phase("step %d of %d: auctions and feedback", state.step + 1, state.cfg.market.steps)
         state.advance(link)
         if on_step is not None:
             on_step(state)

@@ -28,6 +28,7 @@ CHECKPOINT = "checkpoint.json"  # resumable market state's manifest; removed whe
 LEDGER_KEY = "ledger.key"  # the ledger's HMAC key (mode 0600): private, never share it
 ENVIRONMENT = "environment.json"  # Python and package versions the run ran with
 PLOTS = "plots"  # PNGs of ``fedadagent report``
+RUN_LOG = "run.log"  # the libraries' warnings and log lines, and the run's phases (fedadagent run)
 # Private: the devices' own stores (simulation: economy.federated) and the devices' part of
 # every checkpoint (history texts, click logs); folder 0700, files 0600. Never share it.
 DEVICES = "devices"

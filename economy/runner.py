@@ -30,8 +30,10 @@ from .config import ExperimentConfig
 from .edge.model import write_global_model
 from .environment import record_environment, warn_if_changed
 from .market import MarketState, run_steps, start_market, summarize
+from .progress import phase
 from .results import METRICS_PARQUET, write_metrics_parquet
 from .rundir import (
+    CHECKPOINT,
     GRAPH,
     LEDGER,
     LEDGER_KEY,
@@ -117,6 +119,8 @@ def open_run(run: Path) -> MarketState:
     a first checkpoint and ``environment.json`` written), temp files of a killed write removed
     first; a checkpoint made in another environment is warned about."""
     clean_temp(run)
+    if (run / CHECKPOINT).is_file():
+        phase("restoring the checkpoint (loading the agents' model)")
     try:
         state = load_checkpoint(run)
     except NoCheckpointError as exc:
@@ -125,6 +129,7 @@ def open_run(run: Path) -> MarketState:
         warn_if_changed(run, f"the checkpoint of {run}")
         return state
     record_environment(run)
+    phase("building the world, loading the agents' model, embedding the ads")
     state = start_market(read_run_config(run), run / LEDGER)
     save_graph(state.world, run / GRAPH)
     save_checkpoint(state, run)
@@ -165,6 +170,7 @@ def continue_run(
     if state.fed is not None and link is None:
         from .flower_app import simulate
 
+        phase("starting Flower's Simulation Engine (Ray), one node per user")
         simulate(state, run, lambda st, lk: _steps(run, st, on_step, checkpoint_every, lk))
     else:
         _steps(run, state, on_step, checkpoint_every, link)
