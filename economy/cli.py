@@ -8,6 +8,7 @@
     fedadagent ledger verify RUN_DIR
     fedadagent auction [CONFIG] [-c key=value ...] [-o OUTPUT_DIR]
     fedadagent config [CONFIG] [-c key=value ...]
+    fedadagent serve [RUN_DIR] [--host HOST] [--port PORT] [--store DIR]
 
 Every command validates the whole config (every grid point of a sweep) before doing any work;
 a bad config or folder exits with status 2 and a message naming the key. Ctrl-C exits with
