@@ -19,6 +19,7 @@ anew (the teacher's transformer forward). FLOPs: teacher warm ``2 * 100 * 384``,
 ``2 * (non-embedding parameters) * tokens`` per ad; the student's from ``Student.flops``.
 
     bash .ci/env python benchmarks/distill.py [--quick] [--seeds 0,1,2]
+    bash .ci/env python benchmarks/distill.py --smollm2 5   # SmolLM2's latency alone
 """
 
 from __future__ import annotations
@@ -37,8 +38,10 @@ from agents import enable_lora, load_model, train
 from agents.datasets import movielens, positive_counts
 from agents.distill import (
     DistillConfig,
+    Student,
     distill,
     distill_federated,
+    loglik_teacher,
     lora_teacher,
     public_contexts,
 )
@@ -233,6 +236,33 @@ def report(rows: list[dict], size: dict[str, dict], args, load_before) -> Path:
     )
 
 
+def smollm2(args, ratings, text) -> None:
+    """SmolLM2-135M's log-likelihood scorer: ms per decision (100 candidates, the user's
+    context summary) interleaved with a student of the benchmark's size, params and MB. Its
+    quality over the catalogue is out of reach on a CPU (seconds per decision)."""
+    load_before = os.getloadavg()
+    backbone = load_model("smollm2", max_length=32)
+    users, eval_ids, _ = split(ratings, np.random.default_rng(0), True)
+    texts = [text[int(i)] for i in sorted(text)]
+    evals = [make_context(users[u], text) for u in eval_ids]
+    student = Student.initial(args.buckets, args.dim, rng=0)  # timing does not depend on weights
+    ms = timings(
+        {"SmolLM2 (log-likelihood)": loglik_teacher(backbone), "student": student.logits},
+        evals, texts, np.zeros(len(texts), np.float32), np.random.default_rng(0), args.smollm2,
+    )  # fmt: skip
+    params = sum(p.numel() for p in backbone.core.parameters())
+    rows = [
+        {"model": name, "ms_p50": float(np.median(v)), "ms_p95": float(np.percentile(v, 95))}
+        for name, v in ms.items()
+    ]
+    rows[0].update(params=params, MB=4 * params / 1e6)
+    print_table(rows, ["model", "params", "ms_p50", "ms_p95", "MB"])
+    load = os.getloadavg()
+    print(machine_note(load_before, load))
+    payload = {"decisions": args.smollm2, "rows": rows, "load_before": load_before}
+    print(f"wrote {write_json('distill_smollm2', {**payload, 'load_after': load})}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="100 users, 120 trainers, 1 epoch")
@@ -245,10 +275,15 @@ def main() -> None:
     parser.add_argument("--per-round", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=300, help="warm timed decisions")
     parser.add_argument("--cold-repeats", type=int, default=10)
+    parser.add_argument(
+        "--smollm2", type=int, default=0, help="only time SmolLM2 over this many decisions"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     load_before = os.getloadavg()
     ratings, text = movielens()
+    if args.smollm2:
+        return smollm2(args, ratings, text)
     rows = []
     for seed in args.seeds:
         seed_rows, backbone, students, texts = one_seed(seed, args, ratings, text)
