@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,7 +23,7 @@ from agents.accountant import UserAccountant, laplace, unbounded
 from agents.metrics import ndcg_at_k
 from auction import BatchOutcome
 from auction.bidders import BaseBidder, make_bidder
-from graphs import gossip_average
+from graphs import Topology, gossip_average
 from incentives import Ledger, gini
 
 from .config import ExperimentConfig
@@ -66,23 +67,22 @@ class StepMetrics:
     mean_bid_over_value: float = 0.0  # mean per-click bid / value over the bids > 0 placed
 
 
-def _clicks(
-    outcome: BatchOutcome | Settled, click_u: np.ndarray, true_ctr: np.ndarray
+def _shown_ctr(
+    outcome: BatchOutcome | Settled, true_ctr: np.ndarray, users: np.ndarray
 ) -> np.ndarray:
-    """(I, K) bool clicks; uniforms are drawn per (impression, slot) once, before the auction,
-    so every settlement pass of the budgeted batch sees the same clicks."""
+    """(I, K) true click probability of the ad in each slot times the slot's CTR (0 where the
+    slot is empty): ``true_ctr`` is the run's (users, advertisers) table, ``users`` (I,) who
+    saw each auction."""
     filled = outcome.winners >= 0
     shown = np.where(filled, outcome.winners, 0)
-    p = np.take_along_axis(true_ctr, shown, axis=1) * outcome.slot_ctrs
-    return filled & (click_u < p)
+    return true_ctr[users[:, None], shown] * outcome.slot_ctrs
 
 
-def _per_bidder(outcome: BatchOutcome, per_slot: np.ndarray) -> np.ndarray:
-    """Scatter an (I, K) per-slot quantity onto the slots' winners: (I, n)."""
-    out = np.zeros_like(outcome.payments)
-    rows, slots = np.nonzero(outcome.winners >= 0)
-    out[rows, outcome.winners[rows, slots]] = per_slot[rows, slots]
-    return out
+def _clicks(outcome: BatchOutcome | Settled, click_u: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """(I, K) bool clicks at probability ``p`` (:func:`_shown_ctr`); uniforms are drawn per
+    (impression, slot) once, before the auction, so every settlement pass of the budgeted batch
+    sees the same clicks."""
+    return (outcome.winners >= 0) & (click_u < p)
 
 
 def _feedback(
@@ -117,9 +117,13 @@ def share_trends(
     estimator: CategoryCTR,
     rng: np.random.Generator,
     privacy: UserAccountant,
+    *,
+    topology: Topology | None = None,
 ) -> int:
     """Every ``trend_every`` steps, devices share interest summaries with friends by gossip;
-    the result becomes their prior. Returns the bytes sent.
+    the result becomes their prior. Returns the bytes sent. ``topology``: ``world.graph`` as
+    gossip needs it, built once per run (:attr:`WorldTables.topology`); without it gossip
+    reads the graph (whose topology ``graphs`` keeps until the graph changes).
 
     Each user releases its summary (a row of per-category shares, >= 0, summing to <= 1, so
     one user's data moves it by at most 2 in L1) once per share, with Laplace noise of scale
@@ -141,7 +145,8 @@ def share_trends(
     released = np.where(sharing[:, None], summary, 1.0 / c)
     if soc.trend_private:
         released += sharing[:, None] * rng.laplace(0.0, 2.0 / soc.trend_epsilon, (n, c))
-    trace = gossip_average(world.graph, released, soc.gossip_rounds, rng=rng, record="last")
+    graph = world.graph if topology is None else topology
+    trace = gossip_average(graph, released, soc.gossip_rounds, rng=rng, record="last")
     trend = np.clip(trace.final, 0.0, None)
     total = trend.sum(axis=1, keepdims=True)
     trend = np.where(total > 0, trend / np.where(total > 0, total, 1.0), 1.0 / c)
@@ -162,25 +167,27 @@ def market_step(
     fed: FederatedAgents | None = None,
     lm: LMScorer | None = None,
     link: FlowerLink | None = None,
+    tables: WorldTables | None = None,
 ) -> StepMetrics:
     """Run one step of the market and let devices and advertisers learn from it.
 
     ``lm``: the language-model agents that score ads on the devices (``agents.scorer =
     "lm"``); without it the devices' click counts per category do. ``fed`` trains them in a
     federated round every ``federated.every`` steps over the Flower federation ``link``.
+    ``tables``: what the steps derive from ``world`` (built here when not given; a run keeps
+    one, :attr:`MarketState.tables`).
     """
+    tables = tables if tables is not None else WorldTables(world)
     users = rng.permutation(np.repeat(np.arange(world.n_users), cfg.market.impressions_per_user))
     n_imp, k = users.size, len(cfg.auction.slot_ctrs)
     click_u = rng.random((n_imp, k))
-    true_ctr = world.true_ctr(users)
 
     def charge(out: BatchOutcome, rows: slice) -> np.ndarray:
-        return _per_bidder(out, out.prices * _clicks(out, click_u[rows], true_ctr[rows]))
+        p = _shown_ctr(out, tables.true_ctr, users[rows])
+        return out.prices * _clicks(out, click_u[rows], p)
 
     start = time.perf_counter()
-    bids = np.empty((n_imp, len(bidders)))  # filled in place: no list of columns to stack
-    for a, (bidder, value) in enumerate(zip(bidders, world.values, strict=True)):
-        bids[:, a] = bidder.bid(np.full(n_imp, value))
+    bids = _bids(bidders, world.values, n_imp)
     quality = _quality(world, estimator, lm, users)
     outcome = settle_in_windows(
         bids,
@@ -194,7 +201,8 @@ def market_step(
     )
     fast_path = time.perf_counter() - start
 
-    clicks = _clicks(outcome, click_u, true_ctr)
+    relevance = _shown_ctr(outcome, tables.true_ctr, users)  # expected clicks per slot
+    clicks = _clicks(outcome, click_u, relevance)
     filled = outcome.winners >= 0
     shown = np.where(filled, outcome.winners, 0)
     rows, slots = np.nonzero(filled)
@@ -204,7 +212,9 @@ def market_step(
     spent, clicked = _feedback(bidders, outcome, clicks)
     active, bid_over_value = _bidding(bids, world.values)
 
-    gossip_bytes = share_trends(step, world, cfg, estimator, gossip_rng, privacy)
+    gossip_bytes = share_trends(
+        step, world, cfg, estimator, gossip_rng, privacy, topology=tables.topology
+    )
     every = cfg.federated.every
     fed_round = {"fed_clients": 0.0, "fed_tokens": 0.0}
     if fed is not None:
@@ -220,9 +230,7 @@ def market_step(
             fed_round["fed_seconds"] = time.perf_counter() - started
     epsilons = privacy.epsilons()
     value_of_clicks = world.values * clicked
-    expected_relevance = np.take_along_axis(true_ctr, shown, axis=1) * outcome.slot_ctrs
     n_filled = int(filled.sum())
-    all_users = np.arange(world.n_users)
     return StepMetrics(
         step=step,
         impressions=n_imp,
@@ -232,7 +240,7 @@ def market_step(
         revenue=float(spent.sum()),
         advertiser_surplus=float((value_of_clicks - spent).sum()),
         social_welfare=float(value_of_clicks.sum()),
-        user_welfare=float(expected_relevance[filled].sum()),
+        user_welfare=float(relevance[filled].sum()),
         budget_spent_share=float(spent.sum() / (world.budgets.sum())),
         gossip_bytes=gossip_bytes,
         epsilon_per_agent=float(epsilons.max()),
@@ -240,7 +248,7 @@ def market_step(
         fed_tokens=fed_round["fed_tokens"],
         token_gini=gini(fed.tokens[fed.tokens > 0]) if fed is not None else 0.0,
         fast_path_us_per_impression=fast_path / n_imp * 1e6,
-        ndcg10=ndcg_at_k(_quality(world, estimator, lm, all_users), world.true_ctr(all_users)),
+        ndcg10=ndcg_at_k(_quality(world, estimator, lm), tables.true_ctr),
         epsilon_median=float(np.median(epsilons)),
         fed_seconds=float(fed_round.get("fed_seconds", 0.0)),
         fed_adopted=int(fed_round.get("fed_adopted", 0)),
@@ -260,14 +268,46 @@ def _bidding(bids: np.ndarray, values: np.ndarray) -> tuple[int, float]:
     return int((placed > 0).sum()), ratio_sum / placed.sum() if placed.any() else 0.0
 
 
+def _bids(bidders: list[BaseBidder], values: np.ndarray, n_imp: int) -> np.ndarray:
+    """(I, n) every advertiser's per-click bid in each of the step's ``n_imp`` auctions
+    (``values``: (n,) per click). Each bidder's bids are written as one contiguous row of an
+    (n, I) array, then transposed once: column writes into (I, n) stride through memory."""
+    rows = np.empty((len(bidders), n_imp))
+    for a, (bidder, value) in enumerate(zip(bidders, values, strict=True)):
+        rows[a] = bidder.bid(np.full(n_imp, value))
+    return np.ascontiguousarray(rows.T)
+
+
 def _quality(
-    world: World, estimator: CategoryCTR, lm: LMScorer | None, users: np.ndarray
+    world: World, estimator: CategoryCTR, lm: LMScorer | None, users: np.ndarray | None = None
 ) -> np.ndarray:
     """(len(users), advertisers) the devices' predicted CTR of every ad (the auction's
-    quality): the LM agents' if they score, else the click counts per category."""
+    quality): the LM agents' if they score, else the click counts per category; every user's
+    (in user order) when ``users`` is None."""
     if lm is not None:
-        return lm.predict(users)
-    return estimator.predict(users)[:, world.ad_category]
+        return lm.predict(np.arange(world.n_users) if users is None else users)
+    table = estimator.predict_all()[:, world.ad_category]  # (users, advertisers)
+    return table if users is None else table[users]
+
+
+class WorldTables:
+    """What every step derives from the run's fixed world, built once per run.
+
+    Derived state, never checkpointed (a resumed run builds it again from its world).
+
+    Attributes:
+        true_ctr: (users, advertisers) ``world.true_ctr`` of every user, in user order.
+    """
+
+    def __init__(self, world: World) -> None:
+        self._world = world
+        self.true_ctr = world.true_ctr(np.arange(world.n_users))
+        self.true_ctr.flags.writeable = False
+
+    @cached_property
+    def topology(self) -> Topology:
+        """The social graph as gossip needs it (node order, edges, mixing matrix)."""
+        return Topology(self._world.graph)
 
 
 @dataclass
@@ -299,10 +339,18 @@ class MarketState:
         """Whether every step of ``market.steps`` has run."""
         return self.step >= self.cfg.market.steps
 
+    @cached_property
+    def tables(self) -> WorldTables:
+        """What the steps derive from the world, built at the first step (not a field: a
+        checkpoint does not hold it)."""
+        return WorldTables(self.world)
+
     def advance(self, link: FlowerLink | None = None) -> StepMetrics:
         """Run the next step (its federated round over ``link``) and record its metrics."""
         args = (self.bidders, self.estimator, self.rng, self.gossip_rng, self.privacy, self.fed)
-        metrics = market_step(self.step, self.world, self.cfg, *args, lm=self.lm, link=link)
+        metrics = market_step(
+            self.step, self.world, self.cfg, *args, lm=self.lm, link=link, tables=self.tables
+        )
         self.metrics.append(metrics)
         return metrics
 

@@ -11,7 +11,10 @@ window starts at the departure. The cost is about one batch plus ``L`` windows.
 Without ties the outcome equals ``run_budgeted_auctions``'s for every window size (tested);
 ties are broken with draws from ``rng`` as each window runs, so re-run rows draw anew. The
 result keeps winners and prices only: dense (A, n) payment and charge matrices would be the
-step's largest arrays (400 MB each at 500,000 impressions x 100 advertisers).
+step's largest arrays (400 MB each at 500,000 impressions x 100 advertisers). A window's
+charges come per slot, (rows, K), and are summed per bidder over the filled slots in row order
+(``bincount``): the same additions, in the same order, as a column sum of the dense (rows, n)
+charges, whose other entries are zeros.
 """
 
 from __future__ import annotations
@@ -25,8 +28,9 @@ import numpy as np
 from auction import BatchOutcome, run_auctions
 
 RowCharge = Callable[[BatchOutcome, slice], np.ndarray]
-"""``charge(outcome, rows) -> (len(rows), n)``: what each bidder pays in the auctions of batch
-rows ``rows`` (``outcome`` covers exactly those rows); deterministic, slot winners only."""
+"""``charge(outcome, rows) -> (len(rows), K)``: what the winner of each slot pays in the
+auctions of batch rows ``rows`` (``outcome`` covers exactly those rows), >= 0; deterministic.
+Entries of empty slots (winner -1) are never read."""
 
 
 @dataclass(frozen=True)
@@ -97,18 +101,51 @@ def settle_in_windows(
             rng=rng,
             **auction_kwargs,
         )
-        cost = np.asarray(charge(out, rows), dtype=np.float64)
-        # Charges are >= 0, so only bidders whose window total overspends can leave in it:
-        # the running sums are needed for those columns only.
-        short = np.flatnonzero(cost.sum(axis=0) > left)
-        keep = rows.stop - pos
-        if short.size:
-            first = (np.cumsum(cost[:, short], axis=0) > left[short]).argmax(axis=0)
-            keep = int(first.min())  # rows before the first departure are final
-            left_at[short[first == keep]] = pos + keep
+        bill = _Bill(out, np.asarray(charge(out, rows), dtype=np.float64), n)
+        # Charges are >= 0, so only bidders whose window total overspends can leave in it.
+        keep, leaving = bill.first_departure(left)
+        left_at[leaving] = pos + keep  # rows before the first departure are final
         winners.append(out.winners[:keep])
         prices.append(out.prices[:keep])
-        spent += cost[:keep].sum(axis=0)
+        spent += bill.totals(keep)
         left = np.maximum(budget - spent, 0.0)  # no float dip below 0
         pos += keep
     return Settled(np.concatenate(winners), np.concatenate(prices), out.slot_ctrs, left_at, spent)
+
+
+class _Bill:
+    """A window's charges per filled slot, in row order: (bidder, row, amount) triples.
+
+    Args:
+        out: the window's outcome, (w, K) winners.
+        per_slot: (w, K) what each slot's winner pays.
+        n: bidders.
+    """
+
+    def __init__(self, out: BatchOutcome, per_slot: np.ndarray, n: int) -> None:
+        self.rows, slots = np.nonzero(out.winners >= 0)  # row-major: rows in order
+        self.who = out.winners[self.rows, slots]
+        self.amount = per_slot[self.rows, slots]
+        self.n, self.size = n, out.winners.shape[0]
+        self.total = np.bincount(self.who, weights=self.amount, minlength=n)
+
+    def first_departure(self, left: np.ndarray) -> tuple[int, np.ndarray]:
+        """Rows that stay final (before the first row where a bidder's running total exceeds
+        ``left``, (n,)), and the bidders that leave at that row."""
+        short = np.flatnonzero(self.total > left)
+        if short.size == 0:
+            return self.size, short
+        first = np.empty(short.size, dtype=np.int64)
+        for i, bidder in enumerate(short):
+            mine = self.who == bidder
+            over = np.cumsum(self.amount[mine]) > left[bidder]
+            first[i] = self.rows[mine][over.argmax()]
+        keep = int(first.min())
+        return keep, short[first == keep]
+
+    def totals(self, keep: int) -> np.ndarray:
+        """(n,) each bidder's charges over the window's first ``keep`` rows."""
+        if keep == self.size:
+            return self.total
+        mine = self.rows < keep
+        return np.bincount(self.who[mine], weights=self.amount[mine], minlength=self.n)
