@@ -8,6 +8,12 @@ does not follow later changes to the graph (build a new one after mutating it), 
 owns what it derives from the edges (matrices per dtype, connectivity), so nothing is cached
 at module level and nothing goes stale behind the caller's back.
 
+A caller that passes the graph itself gets :func:`topology_of`'s topology: kept in the graph's
+own cache, ``G.__networkx_cache__``, which networkx empties on every change made through the
+graph's methods (``add_edge``, ``remove_node``, ``clear``, ...), and checked against the node
+and adjacency counts before use. Views (``G.subgraph(...)``, ``reverse(copy=False)``, ...)
+change with the graph they view without their own cache being emptied: they are never cached.
+
 Example:
     >>> import networkx as nx, numpy as np
     >>> from graphs import gossip_average
@@ -83,6 +89,7 @@ class Topology:
 
     def __init__(self, G: nx.Graph) -> None:
         self.nodes, self.src, self.dst = edge_arrays(G)
+        self.src.flags.writeable = self.dst.flags.writeable = False  # a topology may be shared
         self.index = dict(zip(self.nodes, range(len(self.nodes)), strict=True))
         self.directed = G.is_directed()
         self._metropolis: dict[np.dtype, sparse.csr_matrix] = {}
@@ -112,6 +119,44 @@ def connects(n: int, src: np.ndarray, dst: np.ndarray, *, strong: bool = False) 
     return k == 1
 
 
+_CACHE_KEY = "graphs.topology"  # the entry in G.__networkx_cache__: (stamp, Topology)
+
+
+def _stamp(G: nx.Graph) -> tuple[int, int]:
+    """Nodes and adjacency entries: a change that bypasses networkx's methods (and so its
+    cache clearing) is caught when it changes either."""
+    adjacency = getattr(G, "_adj", None)  # networkx's own dict of dicts: len at C speed
+    return len(G), sum(map(len, (G.adj if adjacency is None else adjacency).values()))
+
+
+def topology_of(G: nx.Graph) -> Topology:
+    """``Topology(G)``, built once and kept with ``G`` until ``G`` changes.
+
+    The topology lives in ``G.__networkx_cache__`` (owned by the graph, emptied by networkx on
+    every mutation through the graph's methods) and is rebuilt when the graph's node or
+    adjacency counts differ from when it was built. Graph views and graphs without a networkx
+    cache get a new topology on every call.
+
+    Example:
+        >>> G = nx.path_graph(3)
+        >>> topology_of(G) is topology_of(G)
+        True
+        >>> G.add_edge(0, 2)
+        >>> topology_of(G).src.size
+        3
+    """
+    cache = getattr(G, "__networkx_cache__", None)
+    if not isinstance(cache, dict) or hasattr(G, "_graph"):  # a view: its base may change
+        return Topology(G)
+    stamp = _stamp(G)
+    kept = cache.get(_CACHE_KEY)
+    if kept is not None and kept[0] == stamp:
+        return kept[1]
+    topo = Topology(G)
+    cache[_CACHE_KEY] = (stamp, topo)
+    return topo
+
+
 def as_topology(G: nx.Graph | Topology) -> Topology:
-    """``G`` itself if it is a :class:`Topology`, else a new one of the graph ``G``."""
-    return G if isinstance(G, Topology) else Topology(G)
+    """``G`` itself if it is a :class:`Topology`, else the graph's (:func:`topology_of`)."""
+    return G if isinstance(G, Topology) else topology_of(G)
