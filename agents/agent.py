@@ -124,7 +124,9 @@ class Agent:
             enable_lora(backbone, rank=rank)
         self.backbone = backbone
         self._context = context if context is not None else PrivateContext()
-        self.last_explanation: Explanation | None = None  # of the last choose_ad, on device
+        # what explains the last choose_ad's winner, computed when first asked (on device)
+        self._why: tuple | None = None
+        self._explanation: Explanation | None = None
         self.budget = Budget(float(epsilon_budget))
         self.delta = delta
         self._shapes = {n: tuple(p.shape) for n, p in adapter_parameters(backbone).items()}
@@ -136,6 +138,17 @@ class Agent:
             if state is not None
             else {**initial_adapter(backbone), **initial_head(backbone.dim)}
         )
+
+    @property
+    def last_explanation(self) -> Explanation | None:
+        """Why the last :meth:`choose_ad` winner scored as it did (None: no winner yet, or
+        none in the last call); computed on first access from that decision's inputs, so a
+        decision nobody asks about costs nothing extra."""
+        if self._explanation is None and self._why is not None:
+            events, emb, weights, ad, state, prior = self._why
+            ids = [e.event_id for e in events]
+            self._explanation = explain(emb, weights, ids, ad, state, prior=prior)
+        return self._explanation
 
     @property
     def context(self) -> PrivateContext:
@@ -215,22 +228,22 @@ class Agent:
         ads = self.backbone.embed([c.text for c in candidates])
         # float64 priors make the CTR float64, as ``predict_ctr(texts)`` with a scalar prior
         # computes it: the market's batch then ranks and prices on the very same quality.
-        priors = np.array([c.prior for c in candidates], dtype=np.float64)
+        n = len(candidates)
+        priors = np.fromiter((c.prior for c in candidates), np.float64, count=n)
         ctr = predict_ctr(cvec, ads, self._state, priors)
         outcome = auction.run_auction(
-            np.array([c.bid for c in candidates], dtype=float),
+            np.fromiter((c.bid for c in candidates), np.float64, count=n),
             mechanism=mechanism,
             reserve=reserve,
             quality=np.maximum(ctr, _MIN_QUALITY),
             rng=rng,
         )
-        self.last_explanation = None
+        self._why, self._explanation = None, None
         if len(outcome.winners) == 0:
             return Decision(None, 0.0)
         w = int(outcome.winners[0])
-        self.last_explanation = explain(
-            emb, weights, [e.event_id for e in events], ads[w], self._state, prior=priors[w]
-        )
+        # the state dict and the context parts are replaced, never changed in place: safe
+        self._why = (events, emb, weights, ads[w], self._state, priors[w])
         return Decision(candidates[w].ad_id, float(outcome.prices[0]))
 
     def audit(self, explanation: Explanation | None = None) -> list[Event]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -41,6 +43,8 @@ def as_quality(quality: object, shape: tuple[int, int]) -> np.ndarray | None:
     # Checked before broadcasting: an (n,) quality is n values, not A x n.
     if not _within(arr, 0.0, closed=False):
         raise AuctionError("quality must be finite and > 0 (e.g. a predicted CTR)")
+    if arr.shape == shape:  # nothing to broadcast (broadcast_to costs microseconds)
+        return arr
     try:
         return np.broadcast_to(arr, shape)
     except ValueError:
@@ -51,6 +55,10 @@ def as_quality(quality: object, shape: tuple[int, int]) -> np.ndarray | None:
 
 def as_reserve(reserve: object, n_auctions: int) -> np.ndarray:
     """Return the reserve per auction, shape (auctions,), finite and >= 0."""
+    if type(reserve) in (float, int):  # the common scalar: no array checks, no broadcast
+        if not 0 <= reserve < math.inf:
+            raise AuctionError("reserve must be finite and >= 0 (a per-click price)")
+        return np.full(n_auctions, float(reserve))
     arr = np.asarray(reserve, dtype=np.float64)
     if arr.ndim > 1 or (arr.ndim == 1 and arr.shape[0] != n_auctions):
         raise AuctionError(
@@ -61,10 +69,14 @@ def as_reserve(reserve: object, n_auctions: int) -> np.ndarray:
     return np.broadcast_to(arr, (n_auctions,))
 
 
+_ONE_SLOT = np.ones(1)
+_ONE_SLOT.setflags(write=False)  # shared by every call: nobody may change it
+
+
 def as_slot_ctrs(slot_ctrs: object) -> np.ndarray:
     """Return slot CTRs as a (slots,) array: finite, positive and non-increasing."""
     if slot_ctrs is None:
-        return np.ones(1)
+        return _ONE_SLOT
     arr = np.asarray(slot_ctrs, dtype=np.float64)
     if arr.ndim != 1 or arr.shape[0] == 0:
         raise AuctionError(f"slot_ctrs must be a non-empty 1-D sequence, got shape {arr.shape}")

@@ -32,6 +32,7 @@ RngLike = np.random.Generator | int | np.random.SeedSequence | None
 # Values per block of the batched engine (4 MB of float64): keeps temporaries out of mmap.
 _BLOCK_VALUES = 1 << 19
 _TINY = np.finfo(np.float64).tiny  # smallest normal float64: below it precision is lost
+_HUGE = float(np.finfo(np.float64).max)
 
 
 class _LazyRng:
@@ -80,6 +81,12 @@ def _top_two(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     passes, the second on a copy with the winner masked out.
     """
     a, n = scores.shape
+    if a == 1 and n > 1:  # one auction (a device's own): 1-D calls, fewest numpy dispatches
+        row = scores[0]
+        w = int(row.argmax())
+        rest = row.copy()
+        rest[w] = -np.inf
+        return np.array([w]), row[w : w + 1].copy(), np.array([rest.max()])
     if n > _SHORT_ROW:
         flat = np.arange(a) * n
         win = scores.argmax(axis=1)
@@ -156,6 +163,13 @@ def _quality_scores(b: np.ndarray, q: np.ndarray, res: np.ndarray) -> tuple[np.n
     divided by a power of two near their maximum (exact, and prices depend only on quality
     ratios); if that still fails the bids and qualities cannot be ranked in float64.
     """
+    low = float(res.min())
+    if low > 0 and low * float(q.min()) >= _TINY and float(b.max()) * float(q.max()) < _HUGE:
+        # every eligible bid is >= the smallest reserve > 0 (so > 0): each eligible product
+        # is within [low x min q, max b x max q], the normal range; no checks, no errstate
+        scores = b * q
+        np.copyto(scores, -np.inf, where=b < res[:, None])
+        return scores, q
     ineligible = (b < res[:, None]) | (b == 0)
     with np.errstate(over="ignore", under="ignore"):  # detected below, not warned about
         scores = b * q
@@ -238,18 +252,26 @@ def run_auctions(
     return BatchOutcome(winners=winners, prices=prices, payments=payments, slot_ctrs=ctrs)
 
 
-def _write_payments(payments: np.ndarray, winners: np.ndarray, slot_pay: np.ndarray) -> None:
-    """Scatter (A, k) per-slot payments into ``payments`` (A, n) at ``winners`` (A, k).
+def _write_payments(payments: np.ndarray, flat: np.ndarray, slot_pay: np.ndarray) -> None:
+    """Scatter (A, k) per-slot payments into ``payments`` (A, n) at the winners' flat
+    indices ``flat`` (A, k) (``row x n + winner``).
 
     Empty slots carry payment 0 and any valid index, and filled slots are a prefix of each
     row, so writing the slots bottom up lets every filled slot overwrite what an empty one
     wrote: no mask needed. Flat indices are ~2x faster than a (rows, cols) fancy index.
     """
-    a, n = payments.shape
-    flat = payments.reshape(-1)  # the rows of a block are contiguous: this is a view
-    base = np.arange(a) * n
-    for j in range(winners.shape[1] - 1, -1, -1):
-        flat[base + winners[:, j]] = slot_pay[:, j]
+    out = payments.reshape(-1)  # the rows of a block are contiguous: this is a view
+    for j in range(flat.shape[1] - 1, -1, -1):
+        out[flat[:, j]] = slot_pay[:, j]
+
+
+def _gather(x: np.ndarray, flat: np.ndarray, winners: np.ndarray) -> np.ndarray:
+    """``x`` (A, n) at the winners: flat indices on a contiguous array, the one row of a
+    broadcast (n,) one (``take_along_axis`` costs microseconds per call; a reshape of a
+    broadcast array would copy A x n)."""
+    if x.strides[0] == 0:
+        return x[0][winners]
+    return x.reshape(-1)[flat] if x.flags.c_contiguous else np.take_along_axis(x, winners, 1)
 
 
 def _single_slot(
@@ -293,16 +315,15 @@ def _run_block(
     ranking = Ranking(
         filled=filled,
         next_scores=next_scores,
-        win_bids=b.reshape(-1)[flat],
-        # q may be a broadcast (n,) row: gather, never reshape (that would copy A x n).
-        win_quality=None if q is None else np.take_along_axis(q, winners, axis=1),
+        win_bids=_gather(b, flat, winners),
+        win_quality=None if q is None else _gather(q, flat, winners),
         reserve=res,
         slot_ctrs=ctrs,
     )
     out_winners, out_prices, out_payments = out
     out_prices[:] = mech.price(ranking)
     np.copyto(out_winners, np.where(filled, winners, -1))
-    _write_payments(out_payments, winners, out_prices * ctrs)
+    _write_payments(out_payments, flat, out_prices * ctrs)
 
 
 def run_auction(

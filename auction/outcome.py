@@ -51,6 +51,13 @@ class BatchOutcome:
 
     def __getitem__(self, i: int) -> AuctionOutcome:
         filled = self.winners[i] >= 0
+        if filled.all():  # every slot filled: views, no boolean gathers
+            return AuctionOutcome(
+                winners=self.winners[i],
+                prices=self.prices[i],
+                payments=self.payments[i],
+                slot_ctrs=self.slot_ctrs,
+            )
         return AuctionOutcome(
             winners=self.winners[i][filled],
             prices=self.prices[i][filled],
