@@ -165,7 +165,6 @@ class FederatedAgents:
         self.ledger = ledger
         self.policy = RewardPolicy(revenue_share=f.revenue_share, pool=f.reward_pool)
         self.records: list[dict[str, Any]] = []  # one per round (module doc)
-        self.value = np.zeros(len(lm.agents))  # positive contribution value credited so far
         self.seed = int(rng.integers(2**31))  # of the valuations: round r uses [seed, r]
         self.payer = self._payer()
 
@@ -234,7 +233,6 @@ class FederatedAgents:
         chosen = self.choose()
         f = self.cfg.federated
         record: dict[str, Any] = {"round": self.rounds + 1, "step": step, "chosen": chosen}
-        phase("federated round %d: training %d devices", self.rounds + 1, len(chosen))
         if not chosen:
             served = any(agent.context.clicks for agent in self.lm.agents)
             record["zero_pay_reason"] = (
@@ -244,6 +242,7 @@ class FederatedAgents:
             )
             self.records.append(record)
             return {"fed_clients": 0.0, "fed_tokens": 0.0, "fed_evaluations": 0.0}
+        phase("federated round %d: training %d devices", self.rounds + 1, len(chosen))
         spent = self.privacy.epsilons(chosen)
         for u, eps in zip(chosen, spent, strict=True):
             write_device(
@@ -280,7 +279,6 @@ class FederatedAgents:
                 values[list(members)] = value
             tokens = np.round(out.tokens, 6)
             np.add.at(self.tokens, users, tokens)
-            np.add.at(self.value, users, np.clip(values, 0, None))
             paid.update(
                 users=users,
                 values=values,
@@ -390,7 +388,7 @@ class FederatedAgents:
         records."""
         paid = self.tokens[self.tokens > 0]
         took_part = {u for r in self.records for u in r.get("accepted", [])}
-        value = float(self.value.sum())
+        value = sum(max(d["value"], 0.0) for r in self.records for d in r.get("devices", []))
         seq, digest = self.ledger.head()
         return {
             "tokens": {
