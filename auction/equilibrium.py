@@ -81,7 +81,8 @@ def gsp_envy_free_bids(values: object, slot_ctrs: object, reserve: float = 0.0) 
     Returns:
         (A, n) float bids: values, except that the bidder ranked ``i`` in 2..K (by value,
         ties by index) bids VCG's price of slot ``i - 1`` when it takes a slot (a price of
-        0 as the smallest positive float: 0 is no bid).
+        0 as the smallest positive float: 0 is no bid). Where equal CTRs make neighbours'
+        prices equal, the higher-ranked bid is raised by one ulp so GSP keeps value order.
 
     Raises:
         AuctionError: bad shapes or values, naming the argument.
@@ -102,4 +103,13 @@ def gsp_envy_free_bids(values: object, slot_ctrs: object, reserve: float = 0.0) 
         # a bid of 0 is no bid: a zero price (equal CTRs, nothing below) is bid as the
         # smallest positive float, which GSP charges as ~0
         bids[r, who[r]] = np.maximum(prices[r, rank - 1], np.nextafter(0.0, 1.0))
+    # Equal CTRs give equal prices, so neighbours can bid the same and GSP's random tie
+    # break could swap them out of value order. Bottom up, each slot-taking bidder bids at
+    # least one ulp above the bidder ranked next, which moves a price by at most an ulp.
+    rows = np.arange(v.shape[0])
+    for rank in range(min(prices.shape[1], n - 1) - 1, -1, -1):
+        who, below = order[:, rank], order[:, rank + 1]
+        takes = (ranked[:, rank] > 0) & (ranked[:, rank] >= reserve)
+        floor = np.where(bids[rows, below] > 0, np.nextafter(bids[rows, below], np.inf), 0.0)
+        bids[rows, who] = np.where(takes, np.maximum(bids[rows, who], floor), bids[rows, who])
     return bids
