@@ -65,7 +65,9 @@ def vcg_slot_prices(values: object, slot_ctrs: object, reserve: float = 0.0) -> 
     weights = a - np.append(a[1:], 0.0)  # (K,) a_i - a_{i+1}
     # sum_{j >= i} (a_j - a_{j+1}) w_(j+1): a reversed cumulative sum over slots
     tail = np.cumsum((weights * nxt)[:, ::-1], axis=1)[:, ::-1]
-    prices = tail / a
+    # p_i >= r exactly, but the sum can round one ulp below it, and a bid one ulp below
+    # the reserve would lose its slot
+    prices = np.maximum(tail / a, reserve)
     filled = (padded[:, :k] > 0) & (padded[:, :k] >= reserve)
     return np.where(filled, prices, 0.0)
 

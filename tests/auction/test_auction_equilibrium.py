@@ -33,6 +33,18 @@ def test_reserve_acts_as_bidders_at_the_reserve():
     bids = gsp_envy_free_bids(v, [1.0, 0.5], reserve=2.5)
     eq = run_auctions(bids, mechanism="gsp", slot_ctrs=[1.0, 0.5], reserve=2.5, rng=0)
     assert welfare(eq, v).revenue == pytest.approx(4.5)
+    # 0.95 * 3 + 0.05 * 3 rounds below 3: the price is still the reserve, so the
+    # second bidder keeps its slot (hypothesis found it)
+    p = vcg_slot_prices([[3.0, 3.0]], [1.0, 0.05], reserve=3.0)
+    assert (p >= 3.0).all() and p.tolist() == [[3.0, pytest.approx(3.0)]]
+    eq = run_auctions(
+        gsp_envy_free_bids([[3.0, 3.0]], [1.0, 0.05], 3.0),
+        mechanism="gsp",
+        slot_ctrs=[1.0, 0.05],
+        reserve=3.0,
+        rng=0,
+    )
+    assert (eq.winners >= 0).all()
     # fewer bidders than slots: the lone bidder pays the reserve
     assert vcg_slot_prices([[5.0]], [1.0, 0.5], reserve=1.0).tolist() == [[1.0, 0.0]]
 
