@@ -224,6 +224,38 @@ class Backbone:
         self._lists.clear()
 
 
+def detect_kind(config: Any) -> Kind:
+    """``"causal"`` or ``"encoder"``, read from a Hugging Face config (never the class name).
+
+    Causal: a config marked ``is_decoder``, or a ``model_type`` transformers maps to a causal-LM
+    class that has no masked-LM form (GPT-2, Llama, Mistral, Qwen2, OPT, ...). Encoder:
+    everything else, including encoder-decoder (seq2seq) configs and masked-LM families such as
+    BERT (which transformers can also run as a decoder, but only when ``is_decoder`` says so).
+
+    Example:
+        >>> from transformers import BertConfig, GPT2Config
+        >>> detect_kind(GPT2Config()), detect_kind(BertConfig())
+        ('causal', 'encoder')
+        >>> detect_kind(BertConfig(is_decoder=True))
+        'causal'
+    """
+    from transformers.models.auto.modeling_auto import (
+        MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+        MODEL_FOR_MASKED_LM_MAPPING_NAMES,
+    )
+
+    if getattr(config, "is_encoder_decoder", False):
+        return "encoder"
+    if getattr(config, "is_decoder", False):
+        return "causal"
+    model_type = getattr(config, "model_type", "")
+    causal_only = (
+        model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+        and model_type not in MODEL_FOR_MASKED_LM_MAPPING_NAMES
+    )
+    return "causal" if causal_only else "encoder"
+
+
 def _local_model(path: str | Path, kind: Kind | None) -> tuple[Any, Any, Kind]:
     try:
         config = AutoConfig.from_pretrained(path, local_files_only=True)
@@ -234,8 +266,7 @@ def _local_model(path: str | Path, kind: Kind | None) -> tuple[Any, Any, Kind]:
             "a local model folder, or a Hugging Face id already in the local cache "
             "(no download is attempted)"
         ) from err
-    archs = getattr(config, "architectures", None) or []
-    kind = kind or ("causal" if any(a.endswith("ForCausalLM") for a in archs) else "encoder")
+    kind = kind or detect_kind(config)
     auto = AutoModelForCausalLM if kind == "causal" else AutoModel
     return auto.from_pretrained(path, local_files_only=True), tokenizer, kind
 
@@ -258,8 +289,8 @@ def load_model(
             ``"smollm2"`` (SmolLM2-135M-Instruct, dequantized once into the local cache),
             ``"tiny-encoder"`` / ``"tiny-causal"`` (random 2-layer test models), a local Hugging
             Face folder, or a hub id present in the local Hugging Face cache.
-        kind: force ``"encoder"`` or ``"causal"`` for a folder or hub id (default: from the
-            config's architectures).
+        kind: force ``"encoder"`` or ``"causal"`` for a folder or hub id (default:
+            :func:`detect_kind` of its config).
         max_length: tokens kept per text.
 
     Raises:

@@ -137,3 +137,42 @@ def test_list_cache_follows_the_version_and_the_per_text_cache():
     kept = bb.embed(["tent", "coffee"])
     bb.clear_cache()
     assert bb.embed(["tent", "coffee"]) is not kept and bb.cached == 2
+
+
+def _save_folder(path, model) -> str:
+    """A local Hugging Face folder: ``model`` and the tiny tokenizer."""
+    from agents.tiny import tiny_tokenizer
+
+    model.save_pretrained(path)
+    tiny_tokenizer().save_pretrained(path)
+    return str(path)
+
+
+def _small(config_cls, **shape):
+    from agents.tiny import tiny_tokenizer
+
+    return config_cls(vocab_size=len(tiny_tokenizer()), **shape)
+
+
+def test_kind_comes_from_the_config_not_the_class_name(tmp_path):
+    from transformers import BertConfig, BertModel, GPT2Config, GPT2LMHeadModel
+
+    gpt2 = GPT2LMHeadModel(_small(GPT2Config, n_embd=32, n_layer=2, n_head=2, n_positions=64))
+    gpt2_dir = _save_folder(tmp_path / "gpt2", gpt2)  # class GPT2LMHeadModel: no "ForCausalLM"
+    bert = BertModel(
+        _small(
+            BertConfig,
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=64,
+        ),
+        add_pooling_layer=False,
+    )
+    bert_dir = _save_folder(tmp_path / "bert", bert)
+    causal = load_model(gpt2_dir)
+    assert causal.kind == "causal" and causal.loglik("red dress", [" shoes", " tent"]).shape == (2,)
+    assert load_model(bert_dir).kind == "encoder"
+    assert load_model(gpt2_dir, kind="encoder").kind == "encoder"  # kind= still overrides
+    with pytest.raises(AgentError, match="causal"):
+        load_model(bert_dir).loglik("x", ["y"])
