@@ -35,7 +35,7 @@ def open_node(run_dir: Path | None, store: Path | None) -> tuple[EdgeNode, Event
         store = Path(run_dir) / DEVICES / "edge"
     model, cfg = load_served_model(run_dir)
     node = EdgeNode(model, catalogue_from_config(cfg), rng=RunSeeds(cfg.seed).generator("edge"))
-    events = EventStore(store)
+    events = EventStore(store, keep_per_user=node.max_events)
     try:
         for event in events.events():
             node.apply(event)
