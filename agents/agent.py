@@ -23,8 +23,9 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -33,6 +34,7 @@ import auction
 from . import privacy
 from ._errors import AgentError, BudgetExhaustedError
 from .context import Budget, Event, PrivateContext
+from .loglik_scoring import explain_loglik, loglik_ctr, relevance
 from .lora import (
     activate,
     adapter_parameters,
@@ -43,6 +45,7 @@ from .lora import (
     state_version,
 )
 from .models import Backbone
+from .prompts import context_prompt, recent
 from .scoring import (
     HEAD_KEYS,
     Explanation,
@@ -55,6 +58,8 @@ from .training import RngLike, plan, train
 
 # Quality must be > 0 for the auction; float32 sigmoids of very negative logits round to 0.
 _MIN_QUALITY = 1e-12
+Scorer = Literal["embedding", "loglik"]
+SCORERS = ("embedding", "loglik")
 
 
 @dataclass(frozen=True)
@@ -106,6 +111,9 @@ class Agent:
         epsilon_budget: total epsilon this agent may spend on training (default unlimited).
         delta: delta of all its DP guarantees.
         rank: LoRA rank, if the backbone has no LoRA yet.
+        scorer: ``"embedding"`` (default: the context vector and the linear head of
+            :mod:`agents.scoring`) or ``"loglik"`` (a causal backbone's log-likelihood of each
+            ad after a prompt from the context, :mod:`agents.loglik_scoring`).
     """
 
     def __init__(
@@ -117,15 +125,24 @@ class Agent:
         epsilon_budget: float = math.inf,
         delta: float = 1e-5,
         rank: int = 8,
+        scorer: Scorer = "embedding",
     ) -> None:
         if not epsilon_budget > 0:
             raise AgentError(f"epsilon_budget must be > 0, got {epsilon_budget}")
+        if scorer not in SCORERS:
+            raise AgentError(f"scorer must be one of {SCORERS}, got {scorer!r}")
+        if scorer == "loglik" and backbone.kind != "causal":
+            raise AgentError(
+                f"scorer='loglik' needs a causal backbone; {backbone.name!r} is an encoder "
+                "(use scorer='embedding')"
+            )
+        self.scorer = scorer
         if backbone.lora is None:
             enable_lora(backbone, rank=rank)
         self.backbone = backbone
         self._context = context if context is not None else PrivateContext()
         # what explains the last choose_ad's winner, computed when first asked (on device)
-        self._why: tuple | None = None
+        self._why: Callable[[], Explanation] | None = None
         self._explanation: Explanation | None = None
         self.budget = Budget(float(epsilon_budget))
         self.delta = delta
@@ -133,6 +150,8 @@ class Agent:
         self._shapes.update({k: v.shape for k, v in initial_head(backbone.dim).items()})
         self._ctx_key: tuple[str, int] | None = None
         self._ctx: tuple[list[Event], np.ndarray, np.ndarray, np.ndarray] = ([], *[np.zeros(0)] * 3)
+        self._prompt_key: tuple[str, int] | None = None
+        self._prompt: tuple[list[Event], str] = ([], "")
         self.load_state(
             state
             if state is not None
@@ -145,9 +164,7 @@ class Agent:
         none in the last call); computed on first access from that decision's inputs, so a
         decision nobody asks about costs nothing extra."""
         if self._explanation is None and self._why is not None:
-            events, emb, weights, ad, state, prior = self._why
-            ids = [e.event_id for e in events]
-            self._explanation = explain(emb, weights, ids, ad, state, prior=prior)
+            self._explanation = self._why()
         return self._explanation
 
     @property
@@ -197,11 +214,29 @@ class Agent:
             self._ctx_key = key
         return self._ctx
 
+    def _prompt_parts(self) -> tuple[list[Event], str]:
+        """The events the scoring prompt names (newest first) and the prompt, recomputed only
+        when the context changed (the backbone keys its caches on the prompt and version)."""
+        key = (self._version, self._context.version)
+        if key != self._prompt_key:
+            events = recent(self._context.scored_events())
+            self._prompt = (events, context_prompt(events))
+            self._prompt_key = key
+        return self._prompt
+
+    def _loglik_ctr(self, texts: list[str], priors: np.ndarray | float) -> np.ndarray:
+        """(n,) CTRs of ``texts`` by the log-likelihood scorer."""
+        _, prompt = self._prompt_parts()
+        activate(self.backbone, self._adapter, self._version)
+        return loglik_ctr(relevance(self.backbone, prompt, texts), self._state, priors)
+
     def predict_ctr(self, ad_texts: Sequence[str], priors: np.ndarray | float = 0.0) -> np.ndarray:
         """(n,) predicted click probability of each ad text for this user.
 
         ``priors``: (n,) or scalar, the exchange's prior of each ad (see :class:`Ad`).
         """
+        if self.scorer == "loglik":
+            return self._loglik_ctr(list(ad_texts), priors)
         _, _, _, cvec = self._context_parts()
         activate(self.backbone, self._adapter, self._version)
         return predict_ctr(cvec, self.backbone.embed(list(ad_texts)), self._state, priors)
@@ -223,14 +258,11 @@ class Agent:
             raise AgentError("candidates must hold at least one Ad")
         if not all(isinstance(c, Ad) for c in candidates):
             raise AgentError("candidates must be Ad instances")
-        events, emb, weights, cvec = self._context_parts()
-        activate(self.backbone, self._adapter, self._version)
-        ads = self.backbone.embed([c.text for c in candidates])
         # float64 priors make the CTR float64, as ``predict_ctr(texts)`` with a scalar prior
         # computes it: the market's batch then ranks and prices on the very same quality.
         n = len(candidates)
         priors = np.fromiter((c.prior for c in candidates), np.float64, count=n)
-        ctr = predict_ctr(cvec, ads, self._state, priors)
+        ctr, why = self._score(candidates, priors)
         outcome = auction.run_auction(
             np.fromiter((c.bid for c in candidates), np.float64, count=n),
             mechanism=mechanism,
@@ -242,9 +274,35 @@ class Agent:
         if len(outcome.winners) == 0:
             return Decision(None, 0.0)
         w = int(outcome.winners[0])
-        # the state dict and the context parts are replaced, never changed in place: safe
-        self._why = (events, emb, weights, ads[w], self._state, priors[w])
+        self._why = lambda: why(w)
         return Decision(candidates[w].ad_id, float(outcome.prices[0]))
+
+    def _score(
+        self, candidates: Sequence[Ad], priors: np.ndarray
+    ) -> tuple[np.ndarray, Callable[[int], Explanation]]:
+        """(n,) CTRs of ``candidates`` and a function explaining candidate ``w``'s score (run
+        only when the explanation is read). The state dict, the context parts and the prompt
+        are replaced, never changed in place, so the function may run later."""
+        state, adapter, version = self._state, self._adapter, self._version
+        if self.scorer == "loglik":
+            events, _ = self._prompt_parts()
+            texts = [c.text for c in candidates]
+            ctr = self._loglik_ctr(texts, priors)
+
+            def why_loglik(w: int) -> Explanation:
+                activate(self.backbone, adapter, version)  # the decision's adapter
+                return explain_loglik(self.backbone, events, texts[w], state, prior=priors[w])
+
+            return ctr, why_loglik
+        events, emb, weights, cvec = self._context_parts()
+        activate(self.backbone, self._adapter, self._version)
+        ads = self.backbone.embed([c.text for c in candidates])
+        ids = [e.event_id for e in events]
+
+        def why_embedding(w: int) -> Explanation:
+            return explain(emb, weights, ids, ads[w], state, prior=priors[w])
+
+        return predict_ctr(cvec, ads, state, priors), why_embedding
 
     def audit(self, explanation: Explanation | None = None) -> list[Event]:
         """The context events an explanation points to (default: the last decision's), for

@@ -44,6 +44,7 @@ TINY_NAMES = {"tiny-encoder": "encoder", "tiny-causal": "causal"}
 BASE_VERSION = "base"
 LIST_CACHE_ENTRIES = 16  # whole embedded lists kept (least recently used dropped)
 LIST_CACHE_ROWS = 4096  # longer lists are not kept whole (their rows stay cached per text)
+PREFIX_CACHE_ENTRIES = 8  # contexts whose key/value cache is kept (a few agents' prompts)
 
 
 class Backbone:
@@ -85,6 +86,9 @@ class Backbone:
         self.active_version = BASE_VERSION
         self._cache: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
         self._lists: OrderedDict[tuple[str, tuple[str, ...]], np.ndarray] = OrderedDict()
+        self._ll: OrderedDict[tuple[str, str, str], float] = OrderedDict()
+        self._ll_lists: OrderedDict[tuple[str, str, tuple[str, ...]], np.ndarray] = OrderedDict()
+        self._prefixes: OrderedDict[tuple[str, str], tuple[torch.Tensor, list]] = OrderedDict()
         self._dim = int(model.config.hidden_size)  # read once: peft's attribute chain is slow
 
     @property
@@ -146,13 +150,7 @@ class Backbone:
         if out is not None:
             self._lists.move_to_end(key)
             return out
-        out = self._rows(texts, batch_size)
-        out.flags.writeable = False
-        if len(texts) <= LIST_CACHE_ROWS:
-            self._lists[key] = out
-            if len(self._lists) > LIST_CACHE_ENTRIES:
-                self._lists.popitem(last=False)
-        return out
+        return _keep_list(self._lists, key, self._rows(texts, batch_size))
 
     def _rows(self, texts: Sequence[str], batch_size: int) -> np.ndarray:
         """(n, d) embeddings from the per-text cache; each missing text runs through the model
@@ -181,37 +179,79 @@ class Backbone:
             return np.empty((0, self.dim), dtype=np.float32)
         return np.array(rows, dtype=np.float32)
 
-    def loglik(self, context: str, continuations: Sequence[str]) -> np.ndarray:
-        """(n,) mean log-probability per token of each continuation after ``context``.
+    def loglik(
+        self, context: str, continuations: Sequence[str], *, batch_size: int = 64
+    ) -> np.ndarray:
+        """(n,) float64 mean log-probability per token of each continuation after ``context``.
 
-        The context runs once; its key/value cache is repeated across the candidates, which
-        run together as one right-padded batch. Causal backends only.
+        The context runs once per ``(adapter version, context)``; its key/value cache is kept
+        (the last :data:`PREFIX_CACHE_ENTRIES` contexts) and shared, without a copy, by the
+        candidates, which run as right-padded batches of ``batch_size``. Scores are cached per
+        ``(adapter version, context, continuation)`` and whole lists per ``(adapter version,
+        context, tuple of continuations)``, so a repeated candidate list is one lookup.
+        Read-only, like :meth:`embed`. Causal backends only.
         """
         if self.kind != "causal":
             raise AgentError(f"loglik needs a causal LM; {self.name!r} is an encoder")
-        if len(continuations) == 0:
-            return np.zeros(0)
+        if isinstance(continuations, str):
+            raise AgentError("continuations must be a sequence of strings, got a single str")
+        key = (self.active_version, context, tuple(continuations))
+        out = self._ll_lists.get(key)
+        if out is not None:
+            self._ll_lists.move_to_end(key)
+            return out
+        cache, version = self._ll, self.active_version
+        todo = list(dict.fromkeys(t for t in continuations if (version, context, t) not in cache))
+        for start in range(0, len(todo), batch_size):
+            chunk = todo[start : start + batch_size]
+            for text, score in zip(chunk, self._loglik_rows(context, chunk), strict=True):
+                cache[(version, context, text)] = score
+        out = np.array([cache[(version, context, t)] for t in continuations], dtype=np.float64)
+        while len(cache) > self.cache_size:
+            cache.popitem(last=False)
+        return _keep_list(self._ll_lists, key, out)
+
+    def _prefix(self, context: str) -> tuple[torch.Tensor, list[tuple[torch.Tensor, ...]]]:
+        """The context's last-position logits (1, 1, V) and per-layer key/value tensors,
+        computed once per ``(adapter version, context)`` (LRU)."""
+        key = (self.active_version, context)
+        found = self._prefixes.get(key)
+        if found is not None:
+            self._prefixes.move_to_end(key)
+            return found
         ctx = self.tokenizer(context, return_tensors="pt")
-        cont = self.tokenizer(
-            list(continuations), add_special_tokens=False, padding=True, return_tensors="pt"
-        )
-        ids, mask = cont["input_ids"], cont["attention_mask"].to(torch.float32)
-        n, length = ids.shape[0], ctx["input_ids"].shape[1]
         with torch.no_grad():
             first = self.model(**ctx, use_cache=True)
-            cache = first.past_key_values
-            cache.batch_repeat_interleave(n)
+        kv = [(layer.keys, layer.values) for layer in first.past_key_values.layers]
+        found = self._prefixes[key] = (first.logits[:, -1:], kv)
+        if len(self._prefixes) > PREFIX_CACHE_ENTRIES:
+            self._prefixes.popitem(last=False)
+        return found
+
+    def _loglik_rows(self, context: str, continuations: list[str]) -> list[float]:
+        """Mean token log-probabilities of ``continuations`` (one batch) after ``context``."""
+        from transformers import DynamicCache
+
+        last, kv = self._prefix(context)
+        cont = self.tokenizer(
+            continuations, add_special_tokens=False, padding=True, return_tensors="pt"
+        )
+        ids, mask = cont["input_ids"], cont["attention_mask"].to(torch.float32)
+        n, length = ids.shape[0], kv[0][0].shape[-2]
+        # expand, not repeat: the stored prefix is only read (attention concatenates it anew)
+        cache = DynamicCache([(k.expand(n, -1, -1, -1), v.expand(n, -1, -1, -1)) for k, v in kv])
+        with torch.no_grad():
             rest = self.model(
                 input_ids=ids,
                 attention_mask=torch.cat(
                     [torch.ones(n, length, dtype=torch.long), cont["attention_mask"]], 1
                 ),
                 position_ids=torch.arange(length, length + ids.shape[1]).expand(n, -1),
-                past_key_values=cache,
+                cache=cache,
             )
-        logits = torch.cat([first.logits[:, -1:].expand(n, -1, -1), rest.logits[:, :-1]], 1)
+        logits = torch.cat([last.expand(n, -1, -1), rest.logits[:, :-1]], 1)
         logp = torch.log_softmax(logits.float(), -1).gather(-1, ids[..., None])[..., 0]
-        return ((logp * mask).sum(1) / mask.sum(1).clamp_min(1.0)).numpy()
+        return ((logp * mask).sum(1) / mask.sum(1).clamp_min(1.0)).tolist()
 
     @property
     def cached(self) -> int:
@@ -219,9 +259,23 @@ class Backbone:
         return len(self._cache)
 
     def clear_cache(self) -> None:
-        """Drop every cached embedding (per text and per list)."""
+        """Drop every cached embedding and log-likelihood (per text, per list, per context)."""
         self._cache.clear()
         self._lists.clear()
+        self._ll.clear()
+        self._ll_lists.clear()
+        self._prefixes.clear()
+
+
+def _keep_list(lists: OrderedDict[Any, np.ndarray], key: Any, out: np.ndarray) -> np.ndarray:
+    """Make ``out`` read-only and keep it whole under ``key`` (LRU of
+    :data:`LIST_CACHE_ENTRIES` lists of at most :data:`LIST_CACHE_ROWS` rows); return it."""
+    out.flags.writeable = False
+    if len(out) <= LIST_CACHE_ROWS:
+        lists[key] = out
+        if len(lists) > LIST_CACHE_ENTRIES:
+            lists.popitem(last=False)
+    return out
 
 
 def detect_kind(config: Any) -> Kind:

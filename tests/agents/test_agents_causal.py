@@ -1,0 +1,175 @@
+"""Causal-LM agents: log-likelihood scoring (cached), prompt templates, shared adapters."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import auction
+from agents import Ad, Agent, AgentError, PrivateContext, load_model
+from agents.prompts import NEUTRAL_PROMPT, context_prompt
+
+ADS = [
+    Ad("a1", "a red dress for summer", 2.0),
+    Ad("a2", "dark roast coffee beans", 1.5),
+    Ad("a3", "waterproof camping tent", 1.0),
+]
+
+
+@pytest.fixture(scope="module")
+def causal():
+    return load_model("tiny-causal")
+
+
+def naive_loglik(bb, context: str, cont: str) -> float:
+    """Mean token log-prob of ``cont`` after ``context``: the whole sequence in one run, no
+    cache (the peer the cached, batched path must match)."""
+    tok = bb.tokenizer
+    ctx_ids = tok(context, return_tensors="pt")["input_ids"]
+    cont_ids = tok(cont, add_special_tokens=False, return_tensors="pt")["input_ids"]
+    ids = torch.cat([ctx_ids, cont_ids], 1)
+    with torch.no_grad():
+        logp = torch.log_softmax(bb.model(input_ids=ids).logits[0, :-1].float(), -1)
+    k = ctx_ids.shape[1]
+    return float(logp[k - 1 :].gather(-1, ids[0, k:, None]).mean())
+
+
+def count_calls(monkeypatch, bb) -> list[int]:
+    """Patch the backbone's model so each forward run appends its batch size."""
+    calls: list[int] = []
+    model = bb.model
+
+    def counted(**kwargs):
+        calls.append(int(kwargs["input_ids"].shape[0]))
+        return model(**kwargs)
+
+    monkeypatch.setattr(bb, "model", counted)
+    return calls
+
+
+def shopper(bb, scorer="loglik") -> Agent:
+    agent = Agent(bb, PrivateContext(), scorer=scorer)
+    agent.context.add("view", "red summer dress", time=0.0)
+    agent.context.add("purchase", "coffee beans", time=10.0)
+    return agent
+
+
+def test_loglik_runs_each_context_once_and_repeated_lists_are_lookups(monkeypatch):
+    bb = load_model("tiny-causal")
+    calls = count_calls(monkeypatch, bb)
+    first = bb.loglik("viewed sneakers", [" shoes", " tent", " shoes"])
+    assert calls == [1, 2]  # the context once, the two distinct continuations in one batch
+    again = bb.loglik("viewed sneakers", [" shoes", " tent", " shoes"])
+    assert again is first and not first.flags.writeable and calls == [1, 2]
+    bb.loglik("viewed sneakers", [" tent", " coffee"])
+    assert calls == [1, 2, 1]  # the prefix is reused; only the new continuation runs
+    bb.loglik("bought coffee", [" tent"])
+    assert calls == [1, 2, 1, 1, 1]
+    bb.active_version = "another adapter"
+    bb.loglik("viewed sneakers", [" tent"])
+    assert calls == [1, 2, 1, 1, 1, 1, 1]  # another adapter version: nothing reused
+
+
+conts = st.lists(st.sampled_from([" shoes", " a red dress", " tent", " coffee beans"]), max_size=6)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(conts, st.integers(1, 4), st.sampled_from(["viewed sneakers", "bought a tent"]))
+def test_cached_batched_loglik_equals_the_whole_sequence_run(texts, batch_size, context):
+    bb = _BB
+    bb.clear_cache()
+    scores = bb.loglik(context, texts, batch_size=batch_size)
+    assert scores.shape == (len(texts),)
+    for score, text in zip(scores, texts, strict=True):
+        assert score == pytest.approx(naive_loglik(bb, context, text), abs=1e-4)
+    np.testing.assert_array_equal(bb.loglik(context, texts[::-1]), scores[::-1])
+
+
+_BB = load_model("tiny-causal")
+
+
+def test_loglik_agent_ctr_is_the_documented_map(causal):
+    agent = shopper(causal)
+    prompt = context_prompt(agent.context.scored_events())
+    assert prompt == (
+        "The user recently purchased: coffee beans; viewed: red summer dress.\n"
+        "The user would click on an ad for:"
+    )
+    ctr = agent.predict_ctr([a.text for a in ADS], 0.5)
+    for c, ad in zip(ctr, ADS, strict=True):
+        cont = " " + ad.text
+        rel = naive_loglik(causal, prompt, cont) - naive_loglik(causal, NEUTRAL_PROMPT, cont)
+        # initial head: scale 4, bias -4, prior weight 0 (the prior has no effect yet)
+        assert c == pytest.approx(1 / (1 + math.exp(-(4 * rel - 4))), rel=1e-3)
+    decision = agent.choose_ad(ADS, reserve=0.01, rng=0)
+    expected = auction.run_auction([a.bid for a in ADS], reserve=0.01, quality=ctr, rng=0)
+    assert decision.winner == ADS[int(expected.winners[0])].ad_id
+    assert decision.price == pytest.approx(float(expected.prices[0]))
+
+
+def test_loglik_agent_caches_until_the_context_changes(causal, monkeypatch):
+    agent = shopper(causal)
+    agent.choose_ad(ADS, rng=0)
+    calls = count_calls(monkeypatch, causal)
+    agent.choose_ad(ADS, rng=1)
+    agent.predict_ctr([a.text for a in ADS])
+    assert calls == []  # a repeated candidate list is a lookup
+    before = agent.predict_ctr([a.text for a in ADS])
+    agent.context.add("search", "camping tent", time=20.0)
+    after = agent.predict_ctr([a.text for a in ADS])
+    assert calls == [1, 3]  # the new prompt once, the three ads once (the baseline is cached)
+    assert not np.allclose(before, after)
+
+
+def test_loglik_explanation_names_the_prompt_events(causal):
+    agent = shopper(causal)
+    agent.choose_ad(ADS, rng=0)
+    why = agent.last_explanation
+    assert 0 < why.predicted_ctr < 1 and len(why.event_ids) == 2
+    assert {e.text for e in agent.audit()} == {"red summer dress", "coffee beans"}
+    assert list(why.contributions) == sorted(why.contributions, reverse=True)
+
+
+def test_bad_scorer_arguments(causal):
+    with pytest.raises(AgentError, match="scorer must be one of"):
+        Agent(causal, scorer="bm25")
+    with pytest.raises(AgentError, match="scorer='loglik' needs a causal"):
+        Agent(load_model("tiny-encoder"), scorer="loglik")
+
+
+events = st.lists(
+    st.tuples(
+        st.sampled_from(["view", "purchase", "search", "cart"]),
+        st.text(st.characters(min_codepoint=97, max_codepoint=122), min_size=3, max_size=8),
+    ),
+    max_size=15,
+)
+
+
+@settings(max_examples=50, deadline=None)
+@given(events, st.integers(1, 12))
+def test_prompt_names_exactly_the_newest_events(history, max_events):
+    ctx = PrivateContext()
+    for t, (kind, text) in enumerate(history):
+        ctx.add(kind, f"<{text}>", time=float(t))  # brackets: no text is inside another
+    prompt = context_prompt(ctx.scored_events(), max_events)
+    named = {f"<{text}>" for _, text in history[-max_events:]}
+    for _, text in history:
+        assert (f"<{text}>" in prompt) == (f"<{text}>" in named)
+    assert prompt.endswith("The user would click on an ad for:")
+    assert (prompt == NEUTRAL_PROMPT) == (not history)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.sampled_from([a.text for a in ADS] + ["tent", "shoes"]), min_size=1))
+def test_loglik_ctr_is_a_probability(texts):
+    ctr = _AGENT.predict_ctr(texts)
+    assert np.all((ctr > 0) & (ctr < 1))
+
+
+_AGENT = shopper(_BB)
