@@ -187,15 +187,25 @@ class Agent:
         return {k: v.copy() for k, v in self._state.items()}
 
     def load_state(self, state: Mapping[str, np.ndarray]) -> None:
-        """Replace the adapter + head (e.g. with the aggregated global one)."""
+        """Replace the adapter + head (e.g. with the aggregated global one).
+
+        Agents on one backbone that load equal states share one read-only copy of it
+        (``backbone.states``); the agent never writes into it (training makes a new state).
+        """
         check_state(state, self._shapes)
-        self._state = {k: np.array(v, dtype=np.float32) for k, v in state.items()}
+        self._state, self._state_version = self.backbone.states.intern(state)
         self._adapter = {k: v for k, v in self._state.items() if k not in HEAD_KEYS}
         self._version = state_version(self._adapter)
 
     @property
+    def state_version(self) -> str:
+        """Content hash of the whole adapter + head state (equal states: one shared copy)."""
+        return self._state_version
+
+    @property
     def nbytes(self) -> int:
-        """Bytes of the adapter + head state."""
+        """Bytes of the adapter + head state (shared with agents holding the same version:
+        ``backbone.states.nbytes`` counts each distinct state once)."""
         return state_nbytes(self._state)
 
     def _context_parts(self) -> tuple[list[Event], np.ndarray, np.ndarray, np.ndarray]:
@@ -343,7 +353,14 @@ class Agent:
 
         Raises:
             BudgetExhaustedError: the run would cost more than the agent's remaining budget.
+            AgentError: a ``scorer="loglik"`` agent (this loop fits the embedding scorer's
+                objective, which would not tune what the log-likelihood scorer ranks by).
         """
+        if self.scorer == "loglik":
+            raise AgentError(
+                "train_local fits the embedding scorer; a scorer='loglik' agent is tuned by "
+                "causal-LM fine-tuning (issue 19 item 2), not by this loop"
+            )
         knobs = {
             "epochs": epochs,
             "batch_size": batch_size,

@@ -4,7 +4,9 @@
 ``dict[str, np.ndarray]`` of fp32 arrays keyed by parameter name (what Flower's ``ArrayRecord``
 carries); ``activate`` copies one into the shared model, so swapping agents costs a copy of the
 adapter, not a model load. ``state_version`` hashes a state: equal states share cached
-embeddings.
+embeddings, and a backbone's :class:`StateTable` (``backbone.states``, made by ``enable_lora``)
+interns them: agents holding equal states share one set of read-only arrays (copy on write: an
+agent that trains or loads a new state gets a new entry, the others keep theirs).
 
 Example:
     >>> from agents.models import load_model
@@ -19,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import weakref
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -82,6 +85,7 @@ def enable_lora(backbone: Backbone, *, rank: int = 8, alpha: float = 16.0, seed:
         torch.manual_seed(seed)
         backbone.model = get_peft_model(backbone.model, config).eval()
     backbone.lora = config
+    backbone.states = StateTable()
     backbone.model.requires_grad_(False)
     backbone.initial_adapter = adapter_state(backbone)
     backbone.active_version = state_version(backbone.initial_adapter)
@@ -127,7 +131,8 @@ def activate(backbone: Backbone, state: Mapping[str, np.ndarray], version: str) 
     check_state(state, {n: tuple(p.shape) for n, p in params.items()})
     with torch.no_grad():
         for name, param in params.items():
-            param.copy_(torch.from_numpy(np.asarray(state[name], dtype=np.float32)))
+            # torch.tensor copies: interned states are read-only, which from_numpy warns about
+            param.copy_(torch.tensor(np.asarray(state[name], dtype=np.float32)))
     backbone.active_version = version
 
 
@@ -165,3 +170,49 @@ def load_state(path: str | Path) -> State:
     """Read a state written by :func:`save_state`."""
     with np.load(Path(path)) as data:
         return {k: data[k].astype(np.float32) for k in data.files}
+
+
+class SharedState(dict):  # type: ignore[type-arg]
+    """An interned adapter + head state: a read-only ``dict[str, np.ndarray]`` that several
+    agents hold at once (its arrays are not writeable; the dict refuses changes)."""
+
+    def _refuse(self, *args: object, **kwargs: object) -> None:
+        raise AgentError("a shared state is read-only; load a new state instead")
+
+    __setitem__ = __delitem__ = update = pop = popitem = clear = setdefault = _refuse  # type: ignore[assignment]
+
+
+class StateTable:
+    """Interned states of one backbone, keyed by :func:`state_version` (weakly: a state no
+    agent holds any longer is dropped).
+
+    Example:
+        >>> table = StateTable()
+        >>> a, version = table.intern({"w": np.ones(3)})
+        >>> b, _ = table.intern({"w": np.ones(3)})
+        >>> a is b, a["w"].flags.writeable, table.nbytes
+        (True, False, 12)
+    """
+
+    def __init__(self) -> None:
+        self._states: weakref.WeakValueDictionary[str, SharedState] = weakref.WeakValueDictionary()
+
+    def intern(self, state: Mapping[str, np.ndarray]) -> tuple[SharedState, str]:
+        """The shared fp32 copy of ``state`` (made on first sight of its version) and its
+        version."""
+        version = state_version(state)
+        found = self._states.get(version)
+        if found is None:
+            arrays = {k: np.array(v, dtype=np.float32) for k, v in state.items()}
+            for arr in arrays.values():
+                arr.flags.writeable = False
+            found = self._states[version] = SharedState(arrays)
+        return found, version
+
+    def __len__(self) -> int:
+        return len(self._states)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of all distinct states held by someone (each counted once)."""
+        return sum(state_nbytes(s) for s in self._states.values())

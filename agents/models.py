@@ -82,6 +82,7 @@ class Backbone:
         model.set_attn_implementation("eager")
         self.model = model.eval().requires_grad_(False)
         self.lora: Any = None  # the peft config once enable_lora ran
+        self.states: Any = None  # the interned adapter + head states (lora.StateTable), idem
         self.initial_adapter: dict[str, np.ndarray] = {}
         self.active_version = BASE_VERSION
         self._cache: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import math
 
 import numpy as np
@@ -173,3 +174,38 @@ def test_loglik_ctr_is_a_probability(texts):
 
 
 _AGENT = shopper(_BB)
+
+
+def test_agents_with_the_global_state_share_one_copy_and_training_copies_on_write():
+    bb = load_model("tiny-encoder")
+    first = Agent(bb)
+    global_state = {k: v + 0.01 for k, v in first.state().items()}  # a new "global" adapter
+    agents = [Agent(bb, state=global_state) for _ in range(50)]
+    one = agents[0].state()
+    # one set of arrays for all 50 (and for the first agent's initial state, another)
+    assert bb.states.nbytes == 2 * agents[0].nbytes
+    for agent in agents[1:]:
+        for k in one:
+            assert np.shares_memory(agent._state[k], agents[0]._state[k])
+    assert all(np.array_equal(agents[0].state()[k], global_state[k]) for k in global_state)
+    for i, t in enumerate(["red summer dress", "coffee beans", "tent", "shoes"]):
+        agents[0].context.record_impression(f"a{i}", t, i % 2, time=float(i))
+    agents[0].train_local(epochs=1, batch_size=2, noise_multiplier=0.5, rng=0)
+    assert agents[0].state_version != agents[1].state_version
+    for agent in agents[1:]:  # the others kept the global state, still shared
+        assert all(np.array_equal(agent.state()[k], one[k]) for k in one)
+        assert agent.state_version == agents[1].state_version
+    assert bb.states.nbytes == 3 * agents[0].nbytes
+    with pytest.raises(AgentError, match="read-only"):
+        agents[1]._state["head.bias"] = np.zeros(1, np.float32)
+    assert not agents[1]._state["head.bias"].flags.writeable
+    del agents[1:], agent  # the loop variable held the last one
+    gc.collect()
+    assert len(bb.states) == 2  # nobody holds the global state any longer: dropped
+
+
+def test_train_local_refuses_a_loglik_agent(causal):
+    agent = shopper(causal)
+    agent.context.record_impression("a1", "tent", 1, time=30.0)
+    with pytest.raises(AgentError, match="train_local fits the embedding scorer"):
+        agent.train_local(noise_multiplier=1.0, rng=0)
