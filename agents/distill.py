@@ -25,7 +25,8 @@ pointwise term that keeps the student's CTR calibrated (the auction multiplies b
 (Hinton et al. 2015). The privacy rule: the contexts are either public pseudo-contexts built
 from public ad texts (:func:`public_contexts`) or, in :func:`distill_federated`, each device's
 own context, distilled on the device and averaged by the server (FedAvg over student states,
-McMahan et al. 2017; the ensemble distillation of FedDF, Lin et al. 2020, is not done here).
+McMahan et al. 2017), optionally followed by FedDF's server-side ensemble distillation on
+public pseudo-contexts (Lin et al. 2020).
 
 Example:
     >>> ctx = PrivateContext()
@@ -322,8 +323,8 @@ class _Problem:
         self.priors = torch.from_numpy(priors)
         self.targets = torch.from_numpy(targets)
 
-    def loss(self, p: dict[str, torch.Tensor], batch: np.ndarray, cfg: DistillConfig):
-        """The distillation loss of the contexts ``batch`` under parameters ``p``."""
+    def scores(self, p: Mapping[str, torch.Tensor], batch: np.ndarray) -> torch.Tensor:
+        """(len(batch), n_ads) student logits of the contexts ``batch`` under ``p``."""
         vec = torch.nn.functional.embedding_bag(
             self.flat, p["student.table"], self.offsets, mode="sum"
         )
@@ -339,7 +340,11 @@ class _Problem:
         )
         ctx = ctx / ctx.norm(dim=1, keepdim=True).clamp_min(1e-12)
         s = p["student.scale"] * (ctx @ vec[self.ads].T)
-        s = s + p["student.prior"] * self.priors + p["student.bias"]
+        return s + p["student.prior"] * self.priors + p["student.bias"]
+
+    def loss(self, p: dict[str, torch.Tensor], batch: np.ndarray, cfg: DistillConfig):
+        """The distillation loss of the contexts ``batch`` under parameters ``p``."""
+        s = self.scores(p, batch)
         t, tau = self.targets[torch.from_numpy(batch)], cfg.temperature
         kl = torch.nn.functional.kl_div(
             torch.log_softmax(s / tau, 1),
@@ -466,32 +471,71 @@ def distill_federated(
     per_round: int = 32,
     config: DistillConfig | None = None,
     init: Student | None = None,
+    public: Sequence[PrivateContext] = (),
+    ensemble_epochs: int = 0,
     rng: RngLike = None,
 ) -> DistillResult:
     """Each sampled device distils the global student on its own context for
-    ``config.epochs`` local steps; the server averages the returned students (FedAvg).
+    ``config.epochs`` local steps; the server averages the returned students (FedAvg) and,
+    with ``public`` contexts and ``ensemble_epochs`` > 0, then distils the average towards the
+    ensemble of the returned students on those public contexts (FedDF, Lin et al. 2020: the
+    target of each public context is the mean of the students' logits, the loss that of
+    :func:`distill`, ``ensemble_epochs`` passes starting from the average).
 
     A simulator shortcut: the devices' problems are built together, but each device's loss
     reads only its own context and the public ``ad_texts`` / ``priors``, and the server sees
-    only student states. ``losses`` holds the mean local loss of each round.
+    only student states and public texts. ``losses`` holds the mean local loss of each round.
+
+    Args:
+        public: public pseudo-contexts for the server's ensemble step
+            (:func:`public_contexts`; no user's data), needed when ``ensemble_epochs`` > 0.
+        ensemble_epochs: server distillation passes per round, >= 0 (0: plain FedAvg).
 
     Raises:
-        AgentError: as :func:`distill`, and ``rounds`` or ``per_round`` < 1.
+        AgentError: as :func:`distill`, ``rounds`` or ``per_round`` < 1, ``ensemble_epochs``
+            < 0, or ensemble epochs without public contexts.
     """
-    for name, value in (("rounds", rounds), ("per_round", per_round)):
-        if isinstance(value, bool) or int(value) != value or value < 1:
-            raise AgentError(f"{name} must be an integer >= 1, got {value!r}")
+    for name, value, low in (
+        ("rounds", rounds, 1),
+        ("per_round", per_round, 1),
+        ("ensemble_epochs", ensemble_epochs, 0),
+    ):
+        if isinstance(value, bool) or int(value) != value or value < low:
+            raise AgentError(f"{name} must be an integer >= {low}, got {value!r}")
+    if ensemble_epochs and not public:
+        raise AgentError("ensemble_epochs > 0 needs public contexts (public_contexts(...))")
     cfg = config or DistillConfig()
     gen = np.random.default_rng(rng)
     problem = _prepare(teacher, device_contexts, ad_texts, priors, cfg)
+    server = (
+        _Problem(public, list(ad_texts), problem.priors.numpy(), _NO_TARGETS, cfg.buckets)
+        if ensemble_epochs
+        else None
+    )
     local = DistillConfig(**{**cfg.__dict__, "batch_size": 1})
     state, losses = _start(problem, cfg, init, gen), []
     for _ in range(rounds):
         chosen = gen.choice(len(device_contexts), min(per_round, len(device_contexts)), False)
         replies = [_fit(problem, state, np.array([d]), local, gen, cfg.epochs) for d in chosen]
         state = average_students([r[0] for r in replies])
+        if server is not None:
+            server.targets = _ensemble_logits(server, [r[0] for r in replies])
+            state, _ = _fit(server, state, np.arange(len(public)), cfg, gen, ensemble_epochs)
         losses.append(float(np.mean([r[1][-1] for r in replies])))
     return DistillResult(Student(state), tuple(losses))
+
+
+_NO_TARGETS = np.zeros((0, 0), np.float32)  # the server's targets are set each round
+
+
+def _ensemble_logits(problem: _Problem, states: Sequence[Mapping[str, np.ndarray]]):
+    """(n_contexts, n_ads) mean of the students' logits on ``problem``'s contexts."""
+    every = np.arange(len(problem.starts) - 1)
+    with torch.no_grad(), _one_thread():
+        total = sum(
+            problem.scores({k: torch.from_numpy(v) for k, v in st.items()}, every) for st in states
+        )
+    return total / len(states)
 
 
 def public_contexts(

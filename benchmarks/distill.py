@@ -10,7 +10,10 @@ unigram + bigram bag, ``--buckets`` x ``--dim``):
   public popularity (no user's data);
 - ``student (federated)``: starting from the public student, each training user's device
   distils the global student on its own context (FedAvg of the students, ``--rounds`` x
-  ``--per-round`` devices).
+  ``--per-round`` devices);
+- ``student (FedDF)``: the same, and each round the server distils the average towards the
+  ensemble (mean logits) of the round's students on ``--ensemble-public`` of the public
+  pseudo-contexts for ``--ensemble-epochs`` passes (FedDF, Lin et al. 2020).
 
 Evaluated users are never used for training or distillation. Per decision (100 random
 candidates, the user's context, warm caches: the texts were embedded before), teacher and
@@ -50,6 +53,7 @@ from benchmarks._report import machine_note, print_table, write_json
 from benchmarks.agent_quality import K, make_context, metrics, split, training_set
 
 CANDIDATES = 100
+STUDENTS = ("student (public)", "student (federated)", "student (FedDF)")
 
 
 def recall_at_k(scores: np.ndarray, item_ids: np.ndarray, user) -> float:
@@ -111,35 +115,35 @@ def one_seed(seed: int, args, ratings, text) -> tuple:
 
     cfg = DistillConfig(buckets=args.buckets, dim=args.dim, epochs=args.epochs)
     start = time.perf_counter()
-    public = distill(
-        teacher,
-        public_contexts(texts, args.public, 20, weights=pop + 1, rng=seed),
-        texts,
-        prior,
-        config=cfg,
-        rng=seed,
-    ).student
+    pseudo = public_contexts(texts, args.public, 20, weights=pop + 1, rng=seed)
+    public = distill(teacher, pseudo, texts, prior, config=cfg, rng=seed).student
     t_public = time.perf_counter() - start
+    federated = {
+        "rounds": args.rounds,
+        "per_round": args.per_round,
+        "config": DistillConfig(buckets=args.buckets, dim=args.dim, epochs=3, lr=0.005),
+        "init": public,
+        "rng": seed,
+    }
+    devices = [ctx[int(u)] for u in train_ids]
     start = time.perf_counter()
-    fed = distill_federated(
-        teacher,
-        [ctx[int(u)] for u in train_ids],
-        texts,
-        prior,
-        rounds=args.rounds,
-        per_round=args.per_round,
-        config=DistillConfig(buckets=args.buckets, dim=args.dim, epochs=3, lr=0.005),
-        init=public,
-        rng=seed,
-    ).student
+    fed = distill_federated(teacher, devices, texts, prior, **federated).student
     t_fed = time.perf_counter() - start
-    print(f"seed {seed}: distilled in {t_public:.0f} s (public), {t_fed:.0f} s (federated)")
-
+    start = time.perf_counter()
+    feddf = distill_federated(
+        teacher, devices, texts, prior, **federated,
+        public=pseudo[: args.ensemble_public], ensemble_epochs=args.ensemble_epochs,
+    ).student  # fmt: skip
+    t_feddf = time.perf_counter() - start
+    print(
+        f"seed {seed}: distilled in {t_public:.0f} s (public), {t_fed:.0f} s (federated), "
+        f"{t_feddf:.0f} s (FedDF)"
+    )
+    students = dict(zip(STUDENTS, (public, fed, feddf), strict=True))
     models = {
         "popularity": lambda c, a, p: p,
         "teacher (MiniLM LoRA)": teacher,
-        "student (public)": public.logits,
-        "student (federated)": fed.logits,
+        **{name: s.logits for name, s in students.items()},
     }
     rows = []
     for name, fn in models.items():
@@ -161,8 +165,7 @@ def one_seed(seed: int, args, ratings, text) -> tuple:
         return score
 
     cold_ms = timings(
-        {"teacher (MiniLM LoRA)": cold_teacher, "student (public)": cold(public),
-         "student (federated)": cold(fed)},
+        {"teacher (MiniLM LoRA)": cold_teacher, **{n: cold(s) for n, s in students.items()}},
         evals, texts, prior, gen, args.cold_repeats,
     )  # fmt: skip
     for row in rows:
@@ -170,7 +173,7 @@ def one_seed(seed: int, args, ratings, text) -> tuple:
         row["ms_p50"], row["ms_p95"] = float(np.median(ms)), float(np.percentile(ms, 95))
         if row["model"] in cold_ms:
             row["cold_ms_p50"] = float(np.median(cold_ms[row["model"]]))
-    return rows, backbone, (public, fed), texts
+    return rows, backbone, tuple(students.values()), texts
 
 
 def sizes(backbone, students, texts) -> dict[str, dict]:
@@ -190,7 +193,7 @@ def sizes(backbone, students, texts) -> dict[str, dict]:
     }
     out = {"popularity": {"params": 0, "MB": 0.0, "flops_warm": 0, "flops_cold": 0}}
     out["teacher (MiniLM LoRA)"] = teacher
-    for name, s in zip(("student (public)", "student (federated)"), students, strict=True):
+    for name, s in zip(STUDENTS, students, strict=True):
         out[name] = {
             "params": s.params,
             "MB": s.nbytes / 1e6,
@@ -273,6 +276,10 @@ def main() -> None:
     parser.add_argument("--public", type=int, default=2000, help="public pseudo-contexts")
     parser.add_argument("--rounds", type=int, default=40)
     parser.add_argument("--per-round", type=int, default=32)
+    parser.add_argument(
+        "--ensemble-public", type=int, default=500, help="public contexts of FedDF's server step"
+    )
+    parser.add_argument("--ensemble-epochs", type=int, default=1, help="FedDF server passes")
     parser.add_argument("--repeats", type=int, default=300, help="warm timed decisions")
     parser.add_argument("--cold-repeats", type=int, default=10)
     parser.add_argument(

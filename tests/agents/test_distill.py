@@ -6,6 +6,7 @@ import zlib
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -104,6 +105,50 @@ def test_federated_students_learn_on_their_own_contexts():
     score = _ndcg(lambda c: fit.student.logits(c, ads), held_out, len(ads))
     assert fit.losses[-1] < fit.losses[0]
     assert score > 0.7
+
+
+def test_feddf_server_step_distils_towards_the_students_mean():
+    ads, topic = _catalogue()
+    users = _users(ads, topic, np.random.default_rng(3))
+    public = public_contexts(ads, 40, 3, rng=1)
+    cfg = DistillConfig(buckets=512, dim=16, epochs=5, lr=0.05)
+    args = (word_teacher, [u[0] for u in users], ads)
+    with pytest.raises(AgentError, match="public"):
+        distill_federated(*args, ensemble_epochs=2)
+    with pytest.raises(AgentError, match="ensemble_epochs"):
+        distill_federated(*args, public=public, ensemble_epochs=-1)
+    fedavg, feddf = (
+        distill_federated(*args, rounds=15, per_round=8, config=cfg, public=public,
+                          ensemble_epochs=e, rng=0).student
+        for e in (0, 2)
+    )  # fmt: skip
+    held_out = _users(ads, topic, np.random.default_rng(4))
+    scores = [_ndcg(lambda c, s=s: s.logits(c, ads), held_out, len(ads)) for s in (fedavg, feddf)]
+    assert not np.array_equal(fedavg.state()["student.table"], feddf.state()["student.table"])
+    assert scores[1] > 0.7
+
+
+def test_ensemble_target_is_the_mean_of_student_logits():
+    from agents.distill import _ensemble_logits, _fit, _Problem
+
+    ads, _ = _catalogue()
+    public = public_contexts(ads, 5, 3, rng=2)
+    students = [Student.initial(buckets=64, dim=4, rng=r) for r in (0, 1, 2)]
+    problem = _Problem(public, ads, np.zeros(len(ads), np.float32), np.zeros((0, 0)), 64)
+    got = _ensemble_logits(problem, [s.state() for s in students])
+    want = np.mean([[s.logits(c, ads) for c in public] for s in students], axis=0)
+    np.testing.assert_allclose(got.numpy(), want, rtol=1e-5, atol=1e-5)
+    # the server step: from the average of the states, the loss to the ensemble goes down
+    problem.targets = got
+    cfg = DistillConfig(buckets=64, dim=4, epochs=1, batch_size=5, lr=0.05)
+    avg = average_students([s.state() for s in students])
+    every = np.arange(len(public))
+
+    def loss(state):
+        return float(problem.loss({k: torch.from_numpy(v) for k, v in state.items()}, every, cfg))
+
+    after, _ = _fit(problem, avg, every, cfg, np.random.default_rng(0), 20)
+    assert loss(after) < 0.5 * loss(avg)
 
 
 def test_distillation_is_deterministic_under_a_seed():
