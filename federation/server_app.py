@@ -26,7 +26,7 @@ from .async_buffer import run_async
 from .rounds import evaluate_round, train_round, wait_for_nodes
 from .secagg import run_secagg
 from .selection import EnergyAwareSelection
-from .settings import settings
+from .settings import round_config, settings
 from .strategies import make_strategy
 from .task import make_task
 from .user_privacy import RoundAccountant
@@ -124,6 +124,10 @@ def run_server(grid: Grid, cfg: dict[str, Any], context: Context | None = None) 
     def checkpoint(r: int, _start: Any, _updates: Any, new: dict[str, np.ndarray]) -> dict:
         if folder is not None:
             save_checkpoint(folder, r, new)
+            # tasks with a Hugging Face form (instruct: a PEFT adapter folder) save it too
+            save_round = getattr(task, "save_round", None)
+            if save_round is not None:
+                save_round(new, r, folder)
         return {}
 
     train: dict[str, dict[str, float]] = {}
@@ -140,7 +144,9 @@ def run_server(grid: Grid, cfg: dict[str, Any], context: Context | None = None) 
     evaluation(done)
     for r in range(done + 1, total + 1):
         start = time.monotonic()
-        result = train_round(grid, strategy, arrays, r, cfg, hooks=[privacy.hook, checkpoint])
+        # the round's config: its learning rate under lr-schedule = "cosine" (settings)
+        rcfg = round_config(cfg, r)
+        result = train_round(grid, strategy, arrays, r, rcfg, hooks=[privacy.hook, checkpoint])
         seconds.append(time.monotonic() - start)
         arrays = result.arrays
         train[str(r)] = result.metrics

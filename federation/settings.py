@@ -6,6 +6,7 @@ Set them in ``[tool.flwr.app.config]`` or with ``flwr run . -c "key=value"``; un
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from ._errors import FederationError
@@ -53,18 +54,22 @@ DEFAULTS: dict[str, Any] = {
     "buffer-size": 2,
     "concurrency": 0,
     "server-lr": 1.0,
+    "lr-schedule": "constant",
+    "lr-min": 0.0,
+    "lora-targets": "q_proj,v_proj",
     "seed": 0,
     "checkpoint-dir": "",
     "resume": False,
     "output": "",
 }
 _CHOICES = {
-    "task": ("click", "agent", "device"),
+    "task": ("click", "agent", "device", "instruct"),
     "mode": ("sync", "async"),
     "strategy": tuple(STRATEGIES),
     "dp": DP_MODES,
     "attack": ATTACKS,
     "method": ("strategy", "lolafl"),
+    "lr-schedule": ("constant", "cosine"),
 }
 # Keys that belong to other apps sharing the run config (LoLaFL) are left alone.
 _FOREIGN_PREFIXES = ("lolafl-",)
@@ -99,7 +104,42 @@ def settings(run_config: dict[str, Any]) -> dict[str, Any]:
         raise FederationError(f"attack-fraction must be in [0, 1], got {cfg['attack-fraction']}")
     _check_agent(cfg)
     _check_secagg(cfg)
+    if not 0 <= float(cfg["lr-min"]) <= float(cfg[lr_key(cfg)]):
+        raise FederationError(
+            f"lr-min must be in [0, {lr_key(cfg)} = {cfg[lr_key(cfg)]}], got {cfg['lr-min']}"
+        )
     return cfg
+
+
+def lr_key(cfg: dict[str, Any]) -> str:
+    """The run-config key of the task's learning rate: ``lr`` (click task), else ``agent-lr``."""
+    return "lr" if cfg["task"] == "click" else "agent-lr"
+
+
+def cosine_lr(lr: float, lr_min: float, server_round: int, total: int) -> float:
+    """Cosine annealing across rounds: ``lr`` in round 1, ``lr_min`` in round ``total``,
+    ``lr_min + (lr - lr_min) (1 + cos(pi (r - 1) / (total - 1))) / 2`` between (``lr`` when
+    ``total = 1``).
+
+    Example:
+        >>> [round(cosine_lr(1.0, 0.0, r, 3), 3) for r in (1, 2, 3)]
+        [1.0, 0.5, 0.0]
+    """
+    if not 1 <= server_round <= total:
+        raise FederationError(f"server round must be in 1..{total}, got {server_round}")
+    frac = (server_round - 1) / (total - 1) if total > 1 else 0.0
+    return lr_min + (lr - lr_min) * 0.5 * (1.0 + math.cos(math.pi * frac))
+
+
+def round_config(cfg: dict[str, Any], server_round: int) -> dict[str, Any]:
+    """The config one round's train messages carry: ``cfg`` with the task's learning rate
+    (:func:`lr_key`) of that round under ``lr-schedule = "cosine"`` (from its value to
+    ``lr-min`` over ``num-server-rounds``); ``cfg`` itself under ``"constant"``."""
+    if cfg["lr-schedule"] == "constant":
+        return cfg
+    key, total = lr_key(cfg), int(cfg["num-server-rounds"])
+    lr = cosine_lr(float(cfg[key]), float(cfg["lr-min"]), min(server_round, total), total)
+    return {**cfg, key: lr}
 
 
 def _check_agent(cfg: dict[str, Any]) -> None:

@@ -210,7 +210,7 @@ def make_task(cfg: dict[str, Any]) -> Task:
     """
     keys = ("task", "seed", "model", "lora-rank", "users-per-client", "positives-per-user")
     keys += ("batch-size", "dp-sgd-clipping-norm", "dp-sgd-noise-multiplier", "dp-delta")
-    keys += ("max-length", "device-store", "dp")
+    keys += ("max-length", "device-store", "dp", "lora-targets")
     return _cached_task(tuple((k, cfg[k]) for k in keys))
 
 
@@ -234,6 +234,10 @@ def _cached_task(items: tuple[tuple[str, Any], ...]) -> Task:
             seed=int(cfg["seed"]),
             user_level=cfg["dp"] != "none",
         )
+    if cfg["task"] == "instruct":
+        from .instruct_task import InstructTask
+
+        return InstructTask.from_settings(cfg)
     from .agent_task import AgentTask
 
     return AgentTask(
