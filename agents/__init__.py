@@ -8,7 +8,7 @@ Example:
     'a1'
 """
 
-from . import accountant, distill, privacy
+from . import accountant, distill, privacy, prompts
 from ._errors import AgentError, BudgetExhaustedError, ModelNotFoundError
 from .accountant import UserAccountant
 from .agent import Ad, Agent, Decision, LocalUpdate
@@ -22,7 +22,10 @@ from .distill import (
     lora_teacher,
     public_contexts,
 )
+from .explain_text import explain_in_words
+from .loglik_scoring import loglik_ctr, relevance
 from .lora import (
+    StateTable,
     adapter_state,
     enable_lora,
     load_state,
@@ -32,7 +35,7 @@ from .lora import (
     target_modules,
 )
 from .metrics import ndcg_at_k, precision_at_k
-from .models import Backbone, builtin_names, load_model
+from .models import Backbone, builtin_names, detect_kind, load_model
 from .privacy import epsilon, noise_multiplier_for, randomized_response
 from .scoring import Explanation, predict_ctr
 from .training import Plan, TrainResult, plan, train
@@ -54,18 +57,22 @@ __all__ = [
     "ModelNotFoundError",
     "Plan",
     "PrivateContext",
+    "StateTable",
     "Student",
     "TrainResult",
     "UserAccountant",
     "accountant",
     "adapter_state",
     "builtin_names",
+    "detect_kind",
     "distill",
     "distill_federated",
     "enable_lora",
     "epsilon",
+    "explain_in_words",
     "load_model",
     "load_state",
+    "loglik_ctr",
     "loglik_teacher",
     "lora_teacher",
     "ndcg_at_k",
@@ -74,8 +81,10 @@ __all__ = [
     "precision_at_k",
     "predict_ctr",
     "privacy",
+    "prompts",
     "public_contexts",
     "randomized_response",
+    "relevance",
     "save_state",
     "state_nbytes",
     "state_version",

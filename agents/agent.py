@@ -34,6 +34,7 @@ import auction
 from . import privacy
 from ._errors import AgentError, BudgetExhaustedError
 from .context import Budget, Event, PrivateContext
+from .explain_text import explain_in_words
 from .loglik_scoring import explain_loglik, loglik_ctr, relevance
 from .lora import (
     activate,
@@ -143,6 +144,7 @@ class Agent:
         self._context = context if context is not None else PrivateContext()
         # what explains the last choose_ad's winner, computed when first asked (on device)
         self._why: Callable[[], Explanation] | None = None
+        self._winner_text = ""  # the last winner's ad text, for explain_in_words
         self._explanation: Explanation | None = None
         self.budget = Budget(float(epsilon_budget))
         self.delta = delta
@@ -280,11 +282,11 @@ class Agent:
             quality=np.maximum(ctr, _MIN_QUALITY),
             rng=rng,
         )
-        self._why, self._explanation = None, None
+        self._why, self._explanation, self._winner_text = None, None, ""
         if len(outcome.winners) == 0:
             return Decision(None, 0.0)
         w = int(outcome.winners[0])
-        self._why = lambda: why(w)
+        self._why, self._winner_text = (lambda: why(w)), candidates[w].text
         return Decision(candidates[w].ad_id, float(outcome.prices[0]))
 
     def _score(
@@ -322,6 +324,21 @@ class Agent:
             return []
         by_id = {e.event_id: e for e in self._context.events}
         return [by_id[i] for i in explanation.event_ids if i in by_id]
+
+    def explain_in_words(
+        self, explanation: Explanation | None = None, *, backbone_for_text: Backbone | None = None
+    ) -> str:
+        """A sentence for the user naming the events behind a decision (default: the last
+        one's), worded by ``backbone_for_text`` (a causal LM) or a template; see
+        :mod:`agents.explain_text`. On the device only: it goes to the caller, never into a
+        :class:`Decision` or a message."""
+        last = explanation is None or explanation is self.last_explanation
+        return explain_in_words(
+            self.audit(explanation),
+            self._context.events,
+            self._winner_text if last else "",
+            backbone_for_text=backbone_for_text,
+        )
 
     def report_click(
         self, clicked: int, epsilon_rr: float | None = None, rng: RngLike = None
