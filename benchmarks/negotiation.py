@@ -1,0 +1,99 @@
+"""User-brand negotiation (issue 19, item 3): rule and LLM negotiators against the theory.
+
+Scenarios from ``agents.negotiation.ScenarioSpace()`` (list price 100, user reservation
+U(50, 100), brand cost U(30, 80), discount budget U(20, 60), deadline 10 rounds, both sides
+discount 0.95 per round, the first mover drawn), one per seeded pair: every pairing meets the
+same problems (scenario i is ``SeedSequence(seed).spawn(n)[i]``), the LLM pairings the first
+``--llm-pairs`` of them. Reported per pairing (user vs brand): agreement rate among feasible
+problems (non-empty zone of agreement), the user's share of the surplus (of the zone), rounds
+to agreement, mean |share - 1/2| (Nash, equal power) and |share - SPE share| (Rubinstein 1982,
+first mover ``(1 - d2) / (1 - d1 d2)``), and seconds per negotiation. Rule agents: Faratin
+et al. (1998) time-dependent concession, Boulware beta 0.3, linear 1, Conceder 3. The LLM
+chooses each move by log-likelihood on a rational grid and words it (``--words`` tokens).
+
+    bash .ci/env python benchmarks/negotiation.py [--pairs 200] [--llm-pairs 20] [--smollm2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from agents import load_model
+from agents.negotiation import negotiate_many
+from agents.negotiation_protocol import Negotiator
+from agents.negotiators import LLMNegotiator, RuleNegotiator
+from benchmarks._report import machine_note, write_json
+
+RULES = {"boulware": 0.3, "linear": 1.0, "conceder": 3.0}
+COLUMNS = [
+    "user",
+    "brand",
+    "n",
+    "feasible",
+    "agreement_rate",
+    "user_share",
+    "rounds",
+    "nash_gap",
+    "rubinstein_gap",
+    "s_per_negotiation",
+]
+
+
+def markdown(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    """``rows`` as a Markdown table (floats to three significant digits)."""
+
+    def cell(v: Any) -> str:
+        return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(r.get(c, "")) for c in columns) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def pairing(user: str, brand: str, agents: dict[str, Negotiator], n: int, seed: int) -> dict:
+    """One table row: ``n`` negotiations of ``user`` vs ``brand``."""
+    start = time.perf_counter()
+    summary = negotiate_many([(agents[user], agents[brand])] * n, seed)
+    per = (time.perf_counter() - start) / n
+    row = {"user": user, "brand": brand, **summary.row(), "s_per_negotiation": per}
+    print(markdown([row], COLUMNS).splitlines()[-1], flush=True)
+    return row
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--pairs", type=int, default=200, help="negotiations per rule pairing")
+    p.add_argument("--llm-pairs", type=int, default=20, help="negotiations per LLM pairing")
+    p.add_argument("--smollm2", action="store_true", help="SmolLM2-135M-Instruct, not tiny")
+    p.add_argument("--words", type=int, default=12, help="tokens of words per LLM move")
+    p.add_argument("--seed", type=int, default=0)
+    a = p.parse_args(argv)
+    torch.set_num_threads(1)
+    load_before = os.getloadavg()
+    model = "smollm2" if a.smollm2 else "tiny-causal"
+    agents: dict[str, Negotiator] = {k: RuleNegotiator(b) for k, b in RULES.items()}
+    agents[model] = LLMNegotiator(load_model(model), max_new_tokens=a.words)
+    print(markdown([], COLUMNS))
+    rows = [pairing(u, b, agents, a.pairs, a.seed) for u in RULES for b in RULES]
+    for u, b in ((model, "linear"), ("linear", model), (model, model)):
+        rows.append(pairing(u, b, agents, a.llm_pairs, a.seed))
+    note = machine_note(load_before, os.getloadavg())
+    command = "bash .ci/env python benchmarks/negotiation.py " + " ".join(argv or sys.argv[1:])
+    print(f"\n{note}; one thread; `{command.strip()}`")
+    name = "negotiation_smollm2" if a.smollm2 else "negotiation"
+    meta = {"seed": a.seed, "model": model, "words": a.words, "command": command.strip()}
+    payload = {**meta, "rows": rows, "load_before": load_before, "load_after": os.getloadavg()}
+    print(f"wrote {write_json(name, payload)}")
+    return rows
+
+
+if __name__ == "__main__":
+    main()
