@@ -23,6 +23,7 @@ from .distill import (
     public_contexts,
 )
 from .explain_text import explain_in_words
+from .llm_bidder import LLMBidPolicy, llm_bidder
 from .loglik_scoring import loglik_ctr, relevance
 from .lora import (
     StateTable,
@@ -36,6 +37,9 @@ from .lora import (
 )
 from .metrics import ndcg_at_k, precision_at_k
 from .models import Backbone, builtin_names, detect_kind, load_model
+from .negotiation import NegotiationSummary, negotiate_many, run_negotiation
+from .negotiation_protocol import Scenario, nash_price, rubinstein_share
+from .negotiators import LLMNegotiator, RuleNegotiator
 from .privacy import epsilon, noise_multiplier_for, randomized_response
 from .scoring import Explanation, predict_ctr
 from .training import Plan, TrainResult, plan, train
@@ -53,10 +57,15 @@ __all__ = [
     "Event",
     "Explanation",
     "Impression",
+    "LLMBidPolicy",
+    "LLMNegotiator",
     "LocalUpdate",
     "ModelNotFoundError",
+    "NegotiationSummary",
     "Plan",
     "PrivateContext",
+    "RuleNegotiator",
+    "Scenario",
     "StateTable",
     "Student",
     "TrainResult",
@@ -70,12 +79,15 @@ __all__ = [
     "enable_lora",
     "epsilon",
     "explain_in_words",
+    "llm_bidder",
     "load_model",
     "load_state",
     "loglik_ctr",
     "loglik_teacher",
     "lora_teacher",
+    "nash_price",
     "ndcg_at_k",
+    "negotiate_many",
     "noise_multiplier_for",
     "plan",
     "precision_at_k",
@@ -85,6 +97,8 @@ __all__ = [
     "public_contexts",
     "randomized_response",
     "relevance",
+    "rubinstein_share",
+    "run_negotiation",
     "save_state",
     "state_nbytes",
     "state_version",
