@@ -61,6 +61,7 @@ from .training import RngLike, plan, train
 _MIN_QUALITY = 1e-12
 Scorer = Literal["embedding", "loglik"]
 SCORERS = ("embedding", "loglik")
+_RELEVANCE_LISTS = 4  # candidate lists whose log-likelihood relevances an agent keeps
 
 
 @dataclass(frozen=True)
@@ -154,6 +155,8 @@ class Agent:
         self._ctx: tuple[list[Event], np.ndarray, np.ndarray, np.ndarray] = ([], *[np.zeros(0)] * 3)
         self._prompt_key: tuple[str, int] | None = None
         self._prompt: tuple[list[Event], str] = ([], "")
+        self._relevances: dict[tuple[str, ...], np.ndarray] = {}
+        self._relevances_key: tuple[str, int] | None = None  # the prompt key they belong to
         self.load_state(
             state
             if state is not None
@@ -237,10 +240,21 @@ class Agent:
         return self._prompt
 
     def _loglik_ctr(self, texts: list[str], priors: np.ndarray | float) -> np.ndarray:
-        """(n,) CTRs of ``texts`` by the log-likelihood scorer."""
+        """(n,) CTRs of ``texts`` by the log-likelihood scorer.
+
+        The relevances of the last few candidate lists are kept per prompt (cleared when the
+        prompt or adapter changes): a repeated list is one lookup, no continuation is rebuilt.
+        """
         _, prompt = self._prompt_parts()
-        activate(self.backbone, self._adapter, self._version)
-        return loglik_ctr(relevance(self.backbone, prompt, texts), self._state, priors)
+        if self._relevances_key != self._prompt_key:
+            self._relevances, self._relevances_key = {}, self._prompt_key
+        rel = self._relevances.get(tuple(texts))
+        if rel is None:
+            activate(self.backbone, self._adapter, self._version)
+            rel = self._relevances[tuple(texts)] = relevance(self.backbone, prompt, texts)
+            if len(self._relevances) > _RELEVANCE_LISTS:
+                del self._relevances[next(iter(self._relevances))]
+        return loglik_ctr(rel, self._state, priors)
 
     def predict_ctr(self, ad_texts: Sequence[str], priors: np.ndarray | float = 0.0) -> np.ndarray:
         """(n,) predicted click probability of each ad text for this user.

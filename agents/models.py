@@ -223,7 +223,7 @@ class Backbone:
         ctx = self.tokenizer(context, return_tensors="pt")
         with torch.no_grad():
             first = self.model(**ctx, use_cache=True)
-        kv = [(layer.keys, layer.values) for layer in first.past_key_values.layers]
+        kv = [(layer.keys, layer.values) for layer in first.cache.layers]
         found = self._prefixes[key] = (first.logits[:, -1:], kv)
         if len(self._prefixes) > PREFIX_CACHE_ENTRIES:
             self._prefixes.popitem(last=False)

@@ -122,9 +122,13 @@ def test_loglik_agent_caches_until_the_context_changes(causal, monkeypatch):
     assert calls == []  # a repeated candidate list is a lookup
     before = agent.predict_ctr([a.text for a in ADS])
     agent.context.add("search", "camping tent", time=20.0)
-    after = agent.predict_ctr([a.text for a in ADS])
+    agent.choose_ad(ADS, rng=0)
     assert calls == [1, 3]  # the new prompt once, the three ads once (the baseline is cached)
-    assert not np.allclose(before, after)
+    after = agent.predict_ctr([a.text for a in ADS])
+    assert calls == [1, 3] and not np.allclose(before, after)
+    assert agent.last_explanation.predicted_ctr == pytest.approx(
+        after[[a.ad_id for a in ADS].index(agent.choose_ad(ADS, rng=0).winner)]
+    )
 
 
 def test_loglik_explanation_names_the_prompt_events(causal):
