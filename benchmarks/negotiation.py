@@ -12,6 +12,7 @@ et al. (1998) time-dependent concession, Boulware beta 0.3, linear 1, Conceder 3
 chooses each move by log-likelihood on a rational grid and words it (``--words`` tokens).
 
     bash .ci/env python benchmarks/negotiation.py [--pairs 200] [--llm-pairs 20] [--smollm2]
+    bash .ci/env python benchmarks/negotiation.py --llm-pairs 0 --d-user 0.8  # impatient user
 """
 
 from __future__ import annotations
@@ -23,11 +24,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from agents import load_model
-from agents.negotiation import negotiate_many
+from agents.negotiation import ScenarioSpace, negotiate_many
 from agents.negotiation_protocol import Negotiator
 from agents.negotiators import LLMNegotiator, RuleNegotiator
 from benchmarks._report import machine_note, write_json
@@ -58,10 +60,13 @@ def markdown(rows: list[dict[str, Any]], columns: list[str]) -> str:
     return "\n".join(lines)
 
 
-def pairing(user: str, brand: str, agents: dict[str, Negotiator], n: int, seed: int) -> dict:
+def pairing(
+    user: str, brand: str, agents: dict[str, Negotiator], n: int, a: argparse.Namespace
+) -> dict:
     """One table row: ``n`` negotiations of ``user`` vs ``brand``."""
     start = time.perf_counter()
-    summary = negotiate_many([(agents[user], agents[brand])] * n, seed)
+    space = ScenarioSpace(d_user=a.d_user, d_brand=a.d_brand)
+    summary = negotiate_many([(agents[user], agents[brand])] * n, a.seed, space=space)
     per = (time.perf_counter() - start) / n
     row = {"user": user, "brand": brand, **summary.row(), "s_per_negotiation": per}
     print(markdown([row], COLUMNS).splitlines()[-1], flush=True)
@@ -74,22 +79,31 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--llm-pairs", type=int, default=20, help="negotiations per LLM pairing")
     p.add_argument("--smollm2", action="store_true", help="SmolLM2-135M-Instruct, not tiny")
     p.add_argument("--words", type=int, default=12, help="tokens of words per LLM move")
+    p.add_argument("--d-user", type=float, default=0.95, help="user's discount per round")
+    p.add_argument("--d-brand", type=float, default=0.95, help="brand's discount per round")
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
+    space = ScenarioSpace(d_user=a.d_user, d_brand=a.d_brand)
     torch.set_num_threads(1)
     load_before = os.getloadavg()
     model = "smollm2" if a.smollm2 else "tiny-causal"
     agents: dict[str, Negotiator] = {k: RuleNegotiator(b) for k, b in RULES.items()}
-    agents[model] = LLMNegotiator(load_model(model), max_new_tokens=a.words)
+    if a.llm_pairs:
+        agents[model] = LLMNegotiator(load_model(model), max_new_tokens=a.words)
     print(markdown([], COLUMNS))
-    rows = [pairing(u, b, agents, a.pairs, a.seed) for u in RULES for b in RULES]
-    for u, b in ((model, "linear"), ("linear", model), (model, model)):
-        rows.append(pairing(u, b, agents, a.llm_pairs, a.seed))
+    rows = [pairing(u, b, agents, a.pairs, a) for u in RULES for b in RULES]
+    for u, b in ((model, "linear"), ("linear", model), (model, model)) if a.llm_pairs else ():
+        rows.append(pairing(u, b, agents, a.llm_pairs, a))
+    spe = negotiate_many([(agents["linear"], agents["linear"])] * a.pairs, a.seed, space=space)
+    predicted = np.nanmean([r.rubinstein for r in spe.results])
+    print(f"\npredictions: Nash user share 0.5; Rubinstein SPE user share {predicted:.3f} (mean)")
     note = machine_note(load_before, os.getloadavg())
     command = "bash .ci/env python benchmarks/negotiation.py " + " ".join(argv or sys.argv[1:])
     print(f"\n{note}; one thread; `{command.strip()}`")
     name = "negotiation_smollm2" if a.smollm2 else "negotiation"
+    name += "" if (a.d_user, a.d_brand) == (0.95, 0.95) else f"_d{a.d_user:g}_{a.d_brand:g}"
     meta = {"seed": a.seed, "model": model, "words": a.words, "command": command.strip()}
+    meta |= {"d_user": a.d_user, "d_brand": a.d_brand, "rubinstein_user_share": predicted}
     payload = {**meta, "rows": rows, "load_before": load_before, "load_after": os.getloadavg()}
     print(f"wrote {write_json(name, payload)}")
     return rows
