@@ -230,29 +230,37 @@ class Backbone:
         return found
 
     def _loglik_rows(self, context: str, continuations: list[str]) -> list[float]:
-        """Mean token log-probabilities of ``continuations`` (one batch) after ``context``."""
+        """Mean token log-probabilities of ``continuations`` (one batch) after ``context``.
+
+        The body runs over the padded batch; the LM head and the softmax over the vocabulary
+        run only at positions whose next token is real (a third of a 49k-vocabulary model's
+        cost at these lengths, and padding would waste it)."""
         from transformers import DynamicCache
 
         last, kv = self._prefix(context)
         cont = self.tokenizer(
             continuations, add_special_tokens=False, padding=True, return_tensors="pt"
         )
-        ids, mask = cont["input_ids"], cont["attention_mask"].to(torch.float32)
+        ids, real = cont["input_ids"], cont["attention_mask"].bool()
         n, length = ids.shape[0], kv[0][0].shape[-2]
         # expand, not repeat: the stored prefix is only read (attention concatenates it anew)
         cache = DynamicCache([(k.expand(n, -1, -1, -1), v.expand(n, -1, -1, -1)) for k, v in kv])
         with torch.no_grad():
-            rest = self.model(
+            hidden = self.core(
                 input_ids=ids,
                 attention_mask=torch.cat(
                     [torch.ones(n, length, dtype=torch.long), cont["attention_mask"]], 1
                 ),
                 position_ids=torch.arange(length, length + ids.shape[1]).expand(n, -1),
                 cache=cache,
-            )
-        logits = torch.cat([last.expand(n, -1, -1), rest.logits[:, :-1]], 1)
-        logp = torch.log_softmax(logits.float(), -1).gather(-1, ids[..., None])[..., 0]
-        return ((logp * mask).sum(1) / mask.sum(1).clamp_min(1.0)).tolist()
+            ).last_hidden_state
+            # token 0 is predicted by the context's last position, token t + 1 by position t
+            first = torch.log_softmax(last[0, 0].float(), -1)[ids[:, 0]] * real[:, 0]
+            nxt = real[:, 1:]
+            logits = self.model.get_output_embeddings()(hidden[:, :-1][nxt]).float()
+            rest = torch.log_softmax(logits, -1).gather(-1, ids[:, 1:][nxt][:, None])[:, 0]
+            total = first.index_add(0, nxt.nonzero()[:, 0], rest)
+        return (total / real.sum(1).clamp_min(1)).tolist()
 
     @property
     def cached(self) -> int:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gc
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -40,17 +42,18 @@ def naive_loglik(bb, context: str, cont: str) -> float:
     return float(logp[k - 1 :].gather(-1, ids[0, k:, None]).mean())
 
 
-def count_calls(monkeypatch, bb) -> list[int]:
-    """Patch the backbone's model so each forward run appends its batch size."""
+@contextmanager
+def counting(bb) -> Iterator[list[int]]:
+    """Within the block, each run of the transformer body appends its batch size."""
     calls: list[int] = []
-    model = bb.model
-
-    def counted(**kwargs):
-        calls.append(int(kwargs["input_ids"].shape[0]))
-        return model(**kwargs)
-
-    monkeypatch.setattr(bb, "model", counted)
-    return calls
+    hook = bb.core.register_forward_pre_hook(
+        lambda module, args, kwargs: calls.append(int(kwargs["input_ids"].shape[0])),
+        with_kwargs=True,
+    )
+    try:
+        yield calls
+    finally:
+        hook.remove()
 
 
 def shopper(bb, scorer="loglik") -> Agent:
@@ -60,9 +63,13 @@ def shopper(bb, scorer="loglik") -> Agent:
     return agent
 
 
-def test_loglik_runs_each_context_once_and_repeated_lists_are_lookups(monkeypatch):
+def test_loglik_runs_each_context_once_and_repeated_lists_are_lookups():
     bb = load_model("tiny-causal")
-    calls = count_calls(monkeypatch, bb)
+    with counting(bb) as calls:
+        _check_counts(bb, calls)
+
+
+def _check_counts(bb, calls: list[int]) -> None:
     first = bb.loglik("viewed sneakers", [" shoes", " tent", " shoes"])
     assert calls == [1, 2]  # the context once, the two distinct continuations in one batch
     again = bb.loglik("viewed sneakers", [" shoes", " tent", " shoes"])
@@ -113,10 +120,14 @@ def test_loglik_agent_ctr_is_the_documented_map(causal):
     assert decision.price == pytest.approx(float(expected.prices[0]))
 
 
-def test_loglik_agent_caches_until_the_context_changes(causal, monkeypatch):
+def test_loglik_agent_caches_until_the_context_changes(causal):
     agent = shopper(causal)
     agent.choose_ad(ADS, rng=0)
-    calls = count_calls(monkeypatch, causal)
+    with counting(causal) as calls:
+        _check_agent_counts(agent, calls)
+
+
+def _check_agent_counts(agent: Agent, calls: list[int]) -> None:
     agent.choose_ad(ADS, rng=1)
     agent.predict_ctr([a.text for a in ADS])
     assert calls == []  # a repeated candidate list is a lookup
