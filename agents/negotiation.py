@@ -30,6 +30,7 @@ from .negotiation_protocol import (
     Dialogue,
     Message,
     Negotiator,
+    Party,
     Scenario,
     Side,
     View,
@@ -117,7 +118,7 @@ def run_negotiation(
     return _result(scenario, dialogue, parties)
 
 
-def _result(scenario: Scenario, dialogue: Dialogue, parties: dict) -> NegotiationResult:
+def _result(scenario: Scenario, dialogue: Dialogue, parties: dict[str, Party]) -> NegotiationResult:
     deal, rub = dialogue.agreement, user_rubinstein_share(scenario)
     log = tuple(dialogue.messages)
     if deal is None:
