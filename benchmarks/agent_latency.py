@@ -10,9 +10,16 @@
 - cold path: a new context event before each call (ads cached, the event embedded);
 - DP-SGD LoRA step (batch 16 x 64 tokens) and adapter + head bytes, MiniLM and SmolLM2;
 - memory: resident memory of N agents (own adapter + head + 30-event context, each having
-  scored 100 ads once) above the loaded base model.
+  scored 100 ads once) above the loaded base model;
+- shared adapters: N agents loading one global state hold one read-only copy (bytes of the
+  distinct states vs N copies, resident memory above the model);
+- scorers: ``choose_ad`` over 100 candidates by the log-likelihood scorer on a causal LM vs
+  the embedding scorer on an encoder of similar size (tiny-causal vs tiny-encoder; with
+  ``--smollm2`` also SmolLM2-135M vs MiniLM-L6): the first call (empty caches: every ad and
+  the context through the model), warm calls (nothing changed) and context-changed calls (a new
+  event before each), p50/p95 ms, and the loglik / embedding ratio per path.
 
-    bash .ci/env python benchmarks/agent_latency.py [--quick]
+    bash .ci/env python benchmarks/agent_latency.py [--quick] [--smollm2] [--scorers-only]
 """
 
 from __future__ import annotations
@@ -203,15 +210,108 @@ def memory(n_agents: int, rng: np.random.Generator) -> dict:
     }
 
 
+def shared_adapters(n_agents: int) -> dict:
+    """N MiniLM agents loading one global adapter + head: bytes held once, not N times."""
+    backbone = load_model("minilm")
+    base = {**enable_lora(backbone, rank=8), **initial_head(backbone.dim)}
+    global_state = {k: v + np.float32(0.01) for k, v in base.items()}
+    gc.collect()
+    before = rss_mb()
+    agents = [Agent(backbone, state=global_state) for _ in range(n_agents)]
+    gc.collect()
+    return {
+        "agents": n_agents,
+        "state_kb": agents[0].nbytes / 1024,
+        "copies_would_mb": n_agents * agents[0].nbytes / 2**20,
+        "distinct_states_mb": backbone.states.nbytes / 2**20,
+        "rss_above_base_mb": rss_mb() - before,
+    }
+
+
+def scorer_run(name: str, scorer: str, repeats: int, rng: np.random.Generator) -> dict:
+    """choose_ad over 100 candidates with ``scorer`` on a fresh ``name`` backbone: the first
+    call, warm calls and context-changed calls (ms), and memory."""
+    gc.collect()
+    before = rss_mb()
+    agent = Agent(load_model(name), scorer=scorer)
+    for i, text in enumerate(phrases(30, 4, rng)):
+        agent.context.add("view", text, time=float(i))
+    ads = [Ad(f"ad{i}", t, float(rng.uniform(0.5, 3))) for i, t in enumerate(phrases(100, 6, rng))]
+    start = time.perf_counter()
+    agent.choose_ad(ads, reserve=0.01, rng=0)
+    first = time.perf_counter() - start
+    warm, cold = [], []
+    for r in range(repeats):
+        start = time.perf_counter()
+        agent.choose_ad(ads, reserve=0.01, rng=r)
+        warm.append(time.perf_counter() - start)
+    for r, text in enumerate(phrases(max(3, repeats // 20), 5, rng)):
+        agent.context.add("search", f"{text} new {r}", time=100.0 + r)
+        start = time.perf_counter()
+        agent.choose_ad(ads, reserve=0.01, rng=r)
+        cold.append(time.perf_counter() - start)
+    w, c = percentiles(warm), percentiles(cold)
+    return {
+        "model": name,
+        "scorer": scorer,
+        "first_ms": first * 1e3,
+        "warm_p50_ms": w["p50_ms"],
+        "warm_p95_ms": w["p95_ms"],
+        "changed_p50_ms": c["p50_ms"],
+        "changed_p95_ms": c["p95_ms"],
+        "rss_mb": rss_mb() - before,
+        "adapter_head_kb": agent.nbytes / 1024,
+    }
+
+
+def scorers(pairs: list[tuple[str, str]], repeats: int, rng: np.random.Generator) -> list[dict]:
+    """For each (encoder, causal LM) pair: the embedding agent, the loglik agent, and their
+    ratio per path (loglik / embedding; the target is <= 2)."""
+    rows = []
+    for encoder, causal in pairs:
+        emb = scorer_run(encoder, "embedding", repeats, rng)
+        ll = scorer_run(causal, "loglik", repeats, rng)
+        ratio = {k: ll[k] / emb[k] for k in emb if k.endswith("_ms")}
+        rows += [emb, ll, {"model": f"{causal} / {encoder}", "scorer": "ratio", **ratio}]
+    return rows
+
+
+SCORER_COLUMNS = [
+    "model",
+    "scorer",
+    "first_ms",
+    "warm_p50_ms",
+    "warm_p95_ms",
+    "changed_p50_ms",
+    "changed_p95_ms",
+    "rss_mb",
+    "adapter_head_kb",
+]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats, agents and steps")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--floor-only", action="store_true", help="only choose_ad vs the floor")
+    parser.add_argument(
+        "--smollm2", action="store_true", help="add SmolLM2 (loglik) vs MiniLM scorer rows"
+    )
+    parser.add_argument("--scorers-only", action="store_true", help="only the scorer rows")
     args = parser.parse_args()
     torch.set_num_threads(1)
     rng = np.random.default_rng(args.seed)
     load_before = os.getloadavg()
+    pairs = [("tiny-encoder", "tiny-causal")] + ([("minilm", "smollm2")] if args.smollm2 else [])
+    score_rows = scorers(pairs, 50 if args.quick else 200, rng)
+    print_table(score_rows, SCORER_COLUMNS)
+    print(f"{machine_note(load_before, os.getloadavg())}; one thread; 100 candidates")
+    if args.scorers_only:
+        write_json(
+            "agent_latency_scorers",
+            {"seed": args.seed, "threads": 1, "smollm2": args.smollm2, "scorers": score_rows},
+        )
+        return
     floor = versus_floor(200 if args.quick else 1000, rng)
     print_table([floor], list(floor))
     print(f"{machine_note(load_before, os.getloadavg())}; one thread; ratio = choose_ad / floor")
@@ -221,6 +321,8 @@ def main() -> None:
 
     # Memory first: freed pages of the other parts would be reused and hide the agents' RSS.
     mem = memory(100 if args.quick else 1000, rng)
+    shared = shared_adapters(100 if args.quick else 1000)
+    print_table([shared], list(shared))
     lat = latency(50 if args.quick else 300, rng)
     print_table(lat, ["path", "p50_ms", "p95_ms", "target_p95_ms"])
     steps = [lora_step(m, 2 if args.quick else 5, rng) for m in ("minilm", "smollm2")]
@@ -236,6 +338,8 @@ def main() -> None:
             "latency": lat,
             "lora": steps,
             "memory": mem,
+            "shared_adapters": shared,
+            "scorers": score_rows,
         },
     )
 

