@@ -207,6 +207,15 @@ class InstructTask:
         split = world.users[uid]
         return np.setdiff1d(world.item_ids, [*split.seen, *split.test])
 
+    def eval_candidates(self, uid: int) -> np.ndarray:
+        """The movie ids ranked for user ``uid`` at evaluation: its held-out positives (sorted),
+        then ``NEGATIVES`` unrated movies drawn from the seed (the same every round)."""
+        split = movielens_world().users[uid]
+        negatives = np.random.default_rng([self.seed, 3, uid]).choice(
+            self._unrated(uid), size=NEGATIVES, replace=False
+        )
+        return np.concatenate([np.array(sorted(split.test)), negatives])
+
     def examples(self, data: AgentData, rng: np.random.Generator) -> tuple[list[str], list[str]]:
         """(prompts, responses) of the client's users: each target after the titles before it."""
         from agents.instruct import movie_title
@@ -279,11 +288,7 @@ class InstructTask:
         for uid in data.users:
             split = world.users[uid]
             prompt = self._prompt(split.history[:, 0])
-            test = np.array(sorted(split.test))
-            negatives = np.random.default_rng([self.seed, 3, uid]).choice(
-                self._unrated(uid), size=NEGATIVES, replace=False
-            )
-            candidates = np.concatenate([test, negatives])
+            test, candidates = np.array(sorted(split.test)), self.eval_candidates(uid)
             titles = [" " + movie_title(world.text[int(m)]) for m in candidates]
             prompts += [prompt] * len(test)
             responses += titles[: len(test)]
