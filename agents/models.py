@@ -187,9 +187,10 @@ class Backbone:
 
         The context runs once per ``(adapter version, context)``; its key/value cache is kept
         (the last :data:`PREFIX_CACHE_ENTRIES` contexts) and shared, without a copy, by the
-        candidates, which run as right-padded batches of ``batch_size``. Scores are cached per
-        ``(adapter version, context, continuation)`` and whole lists per ``(adapter version,
-        context, tuple of continuations)``, so a repeated candidate list is one lookup.
+        candidates, which run as right-padded batches of ``batch_size`` (shortest texts
+        first). Scores are cached per ``(adapter version, context, continuation)`` and whole
+        lists per ``(adapter version, context, tuple of continuations)``, so a repeated
+        candidate list is one lookup.
         Read-only, like :meth:`embed`. Causal backends only.
         """
         if self.kind != "causal":
@@ -203,6 +204,7 @@ class Backbone:
             return out
         cache, version = self._ll, self.active_version
         todo = list(dict.fromkeys(t for t in continuations if (version, context, t) not in cache))
+        todo.sort(key=len)  # batches of similar lengths: less padding through the body
         for start in range(0, len(todo), batch_size):
             chunk = todo[start : start + batch_size]
             for text, score in zip(chunk, self._loglik_rows(context, chunk), strict=True):
