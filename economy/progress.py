@@ -27,6 +27,8 @@ from __future__ import annotations
 import contextlib
 import importlib
 import logging
+import os
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -37,6 +39,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 PHASE_LOGGER = "fedadagent.phase"
 OWN = ("economy", "federation", "agents", "incentives", "auction", "graphs")  # our packages
+NO_BARS = "HF_HUB_DISABLE_PROGRESS_BARS"  # read by huggingface_hub and transformers at import
 PRELOAD = ("flwr.common.logger",)  # libraries that add a console handler when imported
 _phases = logging.getLogger(PHASE_LOGGER)
 _phases.setLevel(logging.INFO)
@@ -89,6 +92,14 @@ def library_output_to(log_file: Path) -> Iterator[None]:
     for module in PRELOAD:  # their console handlers are made at import: take them off now
         with contextlib.suppress(ImportError):
             importlib.import_module(module)
+    # Hugging Face's download/loading bars write to stderr directly, not through a logger:
+    # off here, and in the processes started meanwhile (Ray's workers inherit the variable).
+    bars_env = os.environ.get(NO_BARS)
+    os.environ[NO_BARS] = "1"
+    hf_logging = sys.modules.get("transformers.utils.logging")
+    bars_were_on = hf_logging is not None and hf_logging.is_progress_bar_enabled()
+    if bars_were_on:
+        hf_logging.disable_progress_bar()
     root = logging.getLogger()
     to_file = logging.FileHandler(log_file, encoding="utf-8")
     to_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
@@ -109,6 +120,12 @@ def library_output_to(log_file: Path) -> Iterator[None]:
         yield
     finally:
         logging.captureWarnings(False)
+        if bars_env is None:
+            os.environ.pop(NO_BARS, None)
+        else:
+            os.environ[NO_BARS] = bars_env
+        if bars_were_on:
+            hf_logging.enable_progress_bar()
         root.removeHandler(to_terminal)
         root.removeHandler(to_file)
         root.setLevel(level)

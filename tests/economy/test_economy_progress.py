@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 
 from economy.cli import main
@@ -53,3 +54,18 @@ def test_a_run_logs_its_phases_in_its_folder(tmp_path):
     (run,) = tmp_path.iterdir()
     log = (run / RUN_LOG).read_text()
     assert "building the world" in log and "step 2 of 2: auctions and feedback" in log
+
+
+def test_hugging_face_bars_are_off_inside_and_restored_after(tmp_path, monkeypatch, capsys):
+    from transformers.utils import logging as hf_logging
+    from transformers.utils.logging import tqdm as hf_tqdm
+
+    monkeypatch.delenv("HF_HUB_DISABLE_PROGRESS_BARS", raising=False)
+    hf_logging.enable_progress_bar()
+    with library_output_to(tmp_path / "run.log"):
+        assert os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] == "1"  # for Ray's workers too
+        for _ in hf_tqdm(range(3), desc="Loading weights"):
+            pass
+    assert "Loading weights" not in capsys.readouterr().err
+    assert hf_logging.is_progress_bar_enabled()
+    assert "HF_HUB_DISABLE_PROGRESS_BARS" not in os.environ
