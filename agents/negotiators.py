@@ -152,6 +152,7 @@ class LLMNegotiator:
         party, terms = view.party, view.party.terms
         role, other = ("buyer", "seller") if party.side == "user" else ("seller", "buyer")
         limit = "pay at most" if party.side == "user" else "accept at least"
+        goal = "lowest" if party.side == "user" else "highest"
         said = "; ".join(
             f"{'you' if m.side == party.side else other} {'accept' if m.accept else 'offer'} "
             f"{m.price:.2f}{' with bundle' if m.bundle else ''}"
@@ -160,7 +161,8 @@ class LLMNegotiator:
         likes = f" You like: {', '.join(party.private_texts)}." if party.private_texts else ""
         return (
             f"You are the {role} of an item listed at {terms.list_price:.2f}.{likes} You "
-            f"{limit} {party.reservation():.2f}. Round {view.round + 1} of {terms.deadline}; "
+            f"{limit} {party.reservation():.2f}; you want the {goal} price you can get. "
+            f"Round {view.round + 1} of {terms.deadline}; "
             f"each round lowers your gain by {1 - terms.discount(party.side):.0%}. "
             f"So far: {said or 'nothing'}. Your move:"
         )
