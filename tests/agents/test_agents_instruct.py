@@ -14,6 +14,7 @@ from agents.instruct import (
     IGNORE,
     enable_checkpointing,
     encode,
+    example_loss,
     instruction,
     mean_response_loss,
     movie_title,
@@ -96,6 +97,17 @@ def test_loss_counts_response_tokens_only_by_hand(bb):
     assert whole == pytest.approx(float(hf), abs=1e-5)
     unmasked = torch.where(batch.attention_mask.bool(), batch.input_ids, IGNORE)
     assert abs(float(response_losses(logits, unmasked).mean()) - float(per_example.mean())) > 1e-3
+
+
+def test_training_loss_of_one_example_equals_the_full_logits_loss(bb):
+    """The training path (LM head only at response positions) against response_losses on the
+    model's full logits, example by example."""
+    batch = encode(bb.tokenizer, ["the user viewed a tent", "coffee"], [" socks", " a red dress"])
+    with torch.no_grad():
+        logits = bb.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+        full = response_losses(logits, batch.labels)
+        fast = torch.stack([example_loss(bb, *batch.example(i)) for i in range(2)])
+    assert torch.allclose(fast, full, atol=1e-5)
 
 
 def test_dp_sgd_lowers_the_response_loss_and_is_seeded(bb):
