@@ -70,6 +70,9 @@ def pairing(
     per = (time.perf_counter() - start) / n
     row = {"user": user, "brand": brand, **summary.row(), "s_per_negotiation": per}
     print(markdown([row], COLUMNS).splitlines()[-1], flush=True)
+    # The first dialogue, as it crossed between the agents (JSON only): what the words look like.
+    first = summary.results[0].messages
+    row["dialogue"] = [[m.side, m.price, "accept" if m.accept else "offer", m.words] for m in first]
     return row
 
 
