@@ -192,11 +192,13 @@ def negotiate_many(
     seed: int,
     *,
     space: ScenarioSpace | None = None,
+    contexts: Sequence[Sequence[str]] | None = None,
 ) -> NegotiationSummary:
     """One seeded scenario per ``(user, brand)`` pair; their summary.
 
     Scenario ``i`` is drawn from ``SeedSequence(seed).spawn(len(pairs))[i]`` so a pair's
-    problem does not depend on the others.
+    problem does not depend on the others; ``contexts[i]`` (optional) are user ``i``'s private
+    context texts (``run_negotiation``'s ``user_texts``).
 
     Example:
         >>> from agents.negotiators import RuleNegotiator
@@ -206,14 +208,18 @@ def negotiate_many(
     """
     if len(pairs) == 0:
         raise AgentError("pairs must hold at least one (user, brand) negotiator pair")
+    if contexts is not None and len(contexts) != len(pairs):
+        raise AgentError(
+            f"contexts must hold one entry per pair ({len(pairs)}), got {len(contexts)}"
+        )
     space = space or ScenarioSpace()
     seqs = np.random.SeedSequence(seed).spawn(len(pairs))
     results = []
     for i, (user, brand) in enumerate(pairs):
         scenario = space.draw(np.random.default_rng(seqs[i]))
-        results.append(
-            run_negotiation(scenario, user, brand, seed=int(seqs[i].generate_state(1)[0]))
-        )
+        texts = () if contexts is None else contexts[i]
+        wording = int(seqs[i].generate_state(1)[0])
+        results.append(run_negotiation(scenario, user, brand, seed=wording, user_texts=texts))
     return summarize(results)
 
 

@@ -7,7 +7,9 @@ same problems (scenario i is ``SeedSequence(seed).spawn(n)[i]``), the LLM pairin
 ``--llm-pairs`` of them. Reported per pairing (user vs brand): agreement rate among feasible
 problems (non-empty zone of agreement), the user's share of the surplus (of the zone), rounds
 to agreement, mean |share - 1/2| (Nash, equal power) and |share - SPE share| (Rubinstein 1982,
-first mover ``(1 - d2) / (1 - d1 d2)``), and seconds per negotiation. Rule agents: Faratin
+first mover ``(1 - d2) / (1 - d1 d2)``), seconds per negotiation, and ``leaks``: user messages whose
+words hold a word of the user's private context (three event texts per user, drawn) or its
+reservation (must be 0). Rule agents: Faratin
 et al. (1998) time-dependent concession, Boulware beta 0.3, linear 1, Conceder 3. The LLM
 chooses each move by log-likelihood on a rational grid and words it (``--words`` tokens).
 
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -46,6 +49,7 @@ COLUMNS = [
     "nash_gap",
     "rubinstein_gap",
     "s_per_negotiation",
+    "leaks",
 ]
 
 
@@ -60,15 +64,49 @@ def markdown(rows: list[dict[str, Any]], columns: list[str]) -> str:
     return "\n".join(lines)
 
 
+# Each user's private context: three of these, drawn per pair (the words filter must keep them
+# in; the tiny model's vocabulary holds several of these words, so it says them unprompted).
+EVENTS = (
+    "trail running shoes",
+    "wooden coffee beans",
+    "red summer dress",
+    "noise cancelling headphones",
+    "vitamin supplements",
+    "kitchen knife set",
+    "road bike helmet",
+    "organic green tea",
+)
+
+
+def contexts(n: int, seed: int) -> list[list[str]]:
+    """``n`` private contexts of three event texts each, seeded."""
+    rng = np.random.default_rng([seed, 1])
+    return [[EVENTS[k] for k in rng.choice(len(EVENTS), 3, replace=False)] for _ in range(n)]
+
+
+def leaks(results: list, texts: list[list[str]]) -> int:
+    """User messages whose words hold a word of its context or its reservation (cents)."""
+    count = 0
+    for r, ctx in zip(results, texts, strict=False):
+        private = {w for t in ctx for w in re.findall(r"[a-z]{3,}", t)}
+        for m in (m for m in r.messages if m.side == "user"):  # the brand never saw them
+            said = set(re.findall(r"[^\W\d_]+", m.words.lower()))
+            count += bool(said & private) or f"{r.scenario.user_max:.2f}" in m.words
+    return count
+
+
 def pairing(
     user: str, brand: str, agents: dict[str, Negotiator], n: int, a: argparse.Namespace
 ) -> dict:
     """One table row: ``n`` negotiations of ``user`` vs ``brand``."""
     start = time.perf_counter()
     space = ScenarioSpace(d_user=a.d_user, d_brand=a.d_brand)
-    summary = negotiate_many([(agents[user], agents[brand])] * n, a.seed, space=space)
+    texts = contexts(n, a.seed)
+    pairs = [(agents[user], agents[brand])] * n
+    summary = negotiate_many(pairs, a.seed, space=space, contexts=texts)
     per = (time.perf_counter() - start) / n
     row = {"user": user, "brand": brand, **summary.row(), "s_per_negotiation": per}
+    row["leaks"] = leaks(list(summary.results), texts)
     print(markdown([row], COLUMNS).splitlines()[-1], flush=True)
     # The first dialogue, as it crossed between the agents (JSON only): what the words look like.
     first = summary.results[0].messages

@@ -212,6 +212,8 @@ def test_protocol_refusals_name_the_field():
         RuleNegotiator(0.0)
     with pytest.raises(AgentError, match="pairs"):
         negotiate_many([], seed=0)
+    with pytest.raises(AgentError, match="contexts"):
+        negotiate_many([(RuleNegotiator(1.0), RuleNegotiator(1.0))], seed=0, contexts=[])
 
 
 # -- privacy: nothing of the user's context or reservation leaves ----------------------------
