@@ -91,6 +91,14 @@ def test_user_level_replies_one_example_and_example_level_reports_epsilon():
     assert n == 2 and 0 < metrics["epsilon"] < math.inf
 
 
+def test_checkpointing_changes_the_cost_not_the_result():
+    on, off = _small(), _small(checkpointing=False)
+    a, _, _ = on.train(on.initial_arrays(), on.load(2, 400), epochs=2, lr=0.05, rng=3)
+    b, _, _ = off.train(off.initial_arrays(), off.load(2, 400), epochs=2, lr=0.05, rng=3)
+    assert all(np.allclose(a[k], b[k], atol=1e-6) for k in a)
+    assert max(np.abs(a[k] - on.initial_arrays()[k]).max() for k in a) > 1e-3
+
+
 @pytest.mark.parametrize(
     ("options", "named"),
     [
