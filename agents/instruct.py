@@ -179,7 +179,8 @@ def enable_checkpointing(backbone: Backbone) -> None:
     if backbone.kind != "causal":
         raise AgentError(f"causal-LM training needs a causal LM; {backbone.name!r} is an encoder")
     base = backbone.model.get_base_model() if backbone.lora is not None else backbone.model
-    base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    # transformers 5 renamed gradient_checkpointing_enable (a deprecated alias now)
+    base.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     base.enable_input_require_grads()  # peft: the frozen embeddings' output must carry grads
 
 

@@ -160,7 +160,7 @@ def tiny_rows(folder: Path) -> list[dict[str, Any]]:
     ]
 
 
-def quality_rows(folder: Path, eval_users: int) -> list[dict[str, Any]]:
+def quality_rows(folder: Path, eval_users: int, seed: int = SEED) -> list[dict[str, Any]]:
     """Part 3: SmolLM2 (instruct) vs MiniLM agents, same seed, users, DP and candidates."""
     from agents import Agent
     from agents.datasets import precision_ndcg_at_k
@@ -170,6 +170,7 @@ def quality_rows(folder: Path, eval_users: int) -> list[dict[str, Any]]:
 
     smol_cfg = {
         **COMMON,
+        "seed": seed,
         "task": "instruct",
         "model": "smollm2",
         "max-length": 128,
@@ -186,7 +187,7 @@ def quality_rows(folder: Path, eval_users: int) -> list[dict[str, Any]]:
     smol, mini = make_task(settings(smol_cfg)), make_task(settings(mini_cfg))
     world = movielens_world()
     pool = np.array(sorted(u for u, s in world.users.items() if len(s.history) > 4))
-    users = np.random.default_rng([SEED, 7]).choice(pool, size=eval_users, replace=False)
+    users = np.random.default_rng([seed, 7]).choice(pool, size=eval_users, replace=False)
 
     def mini_scores(arrays: dict[str, np.ndarray], uid: int, cands: np.ndarray) -> np.ndarray:
         agent = Agent(mini.backbone, mini._context(world.users[uid].history), state=arrays)
@@ -263,6 +264,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3, help="timed DP-SGD steps per setting")
     parser.add_argument("--smollm2", action="store_true", help="part 3 (SmolLM2 vs MiniLM)")
     parser.add_argument("--eval-users", type=int, default=30)
+    parser.add_argument("--seed", type=int, default=SEED, help="the run's seed (part 3)")
     parser.add_argument("--skip-steps", action="store_true", help="leave out part 1")
     parser.add_argument("--only-steps", action="store_true", help="part 1 alone")
     parser.add_argument("--step-child", choices=("on", "off"), help=argparse.SUPPRESS)
@@ -272,7 +274,7 @@ def main() -> None:
         return
     command = "bash .ci/env python benchmarks/flowertune.py " + " ".join(sys.argv[1:])
     load_before = os.getloadavg()
-    payload: dict[str, Any] = {"command": command.strip(), "seed": SEED}
+    payload: dict[str, Any] = {"command": command.strip(), "seed": args.seed}
     if not args.skip_steps:
         payload["step"] = step_rows(args.steps)
         print("\nDP-SGD step, SmolLM2-135M, LoRA r=8 q_proj,v_proj, 2 threads\n")
@@ -283,13 +285,13 @@ def main() -> None:
             print("\nSimulation, tiny-causal, 3 rounds x 2 clients (user-level DP, cosine lr)\n")
             print(markdown(payload["tiny"]))
         if args.smollm2 and not args.only_steps:
-            payload["quality"] = quality_rows(Path(tmp), args.eval_users)
+            payload["quality"] = quality_rows(Path(tmp), args.eval_users, args.seed)
             print(f"\nSmolLM2 vs MiniLM, 2 rounds x 2 clients, {args.eval_users} users\n")
             print(markdown(payload["quality"]))
     load = os.getloadavg()
     print(f"\n{machine_note(load_before, load)}; command: {command.strip()}")
     payload.update(load_before=load_before, load_after=load)
-    name = "flowertune-steps" if args.only_steps else "flowertune"
+    name = "flowertune-steps" if args.only_steps else f"flowertune-seed{args.seed}"
     print(f"wrote {write_json(name, payload)}")
 
 
