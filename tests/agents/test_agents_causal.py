@@ -224,3 +224,19 @@ def test_train_local_refuses_a_loglik_agent(causal):
     agent.context.record_impression("a1", "tent", 1, time=30.0)
     with pytest.raises(AgentError, match="train_local fits the embedding scorer"):
         agent.train_local(noise_multiplier=1.0, rng=0)
+
+
+_ENC = load_model("tiny-encoder")
+_BASE = Agent(_ENC).state()
+_VARIANTS = [{k: v + np.float32(0.01 * i) for k, v in _BASE.items()} for i in range(3)]
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.integers(0, 2), min_size=1, max_size=8))
+def test_agents_share_arrays_exactly_when_their_states_are_equal(picks):
+    agents = [Agent(_ENC, state=_VARIANTS[i]) for i in picks]
+    for a, i in zip(agents, picks, strict=True):
+        assert all(np.array_equal(a.state()[k], _VARIANTS[i][k]) for k in _BASE)
+        for b, j in zip(agents, picks, strict=True):
+            shared = np.shares_memory(a._state["head.gain"], b._state["head.gain"])
+            assert shared == (i == j) and (a.state_version == b.state_version) == (i == j)
