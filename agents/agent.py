@@ -323,9 +323,9 @@ class Agent:
         events, emb, weights, cvec = self._context_parts()
         activate(self.backbone, self._adapter, self._version)
         ads = self.backbone.embed([c.text for c in candidates])
-        ids = [e.event_id for e in events]
 
         def why_embedding(w: int) -> Explanation:
+            ids = [e.event_id for e in events]
             return explain(emb, weights, ids, ads[w], state, prior=priors[w])
 
         return predict_ctr(cvec, ads, state, priors), why_embedding

@@ -11,42 +11,55 @@ class AuctionError(ValueError):
     """Raised for bad auction input (shapes, signs, unknown mechanism names)."""
 
 
-def _within(arr: np.ndarray, low: float, *, closed: bool) -> bool:
-    """True when every entry is finite and ``>= low`` (``closed``) or ``> low``.
+Range = tuple[float, float]  # (smallest, largest) entry of a checked array
+
+
+def _within(arr: np.ndarray, low: float, *, closed: bool) -> Range | None:
+    """``(min, max)`` of ``arr`` when every entry is finite and ``>= low`` (``closed``) or
+    ``> low``, else None; ``(inf, -inf)`` for an empty array.
 
     Two reductions and no (A, n) boolean temporaries: this check runs once per batch over
-    every bid. A NaN anywhere makes ``min`` NaN, which fails both comparisons.
+    every bid, and the engine reuses the range it returns. A NaN anywhere makes ``min`` NaN,
+    which fails both comparisons.
     """
     if arr.size == 0:
-        return True
-    lo, hi = arr.min(), arr.max()
-    return bool((lo >= low if closed else lo > low) and hi < np.inf)
+        return (math.inf, -math.inf)
+    lo, hi = float(arr.min()), float(arr.max())
+    return (lo, hi) if (lo >= low if closed else lo > low) and hi < math.inf else None
 
 
-def as_bid_matrix(bids: object) -> np.ndarray:
-    """Return ``bids`` as a float64 (auctions, bidders) array of finite, non-negative values."""
+def bid_matrix_range(bids: object) -> tuple[np.ndarray, Range]:
+    """:func:`as_bid_matrix` and the bids' ``(min, max)``, from the same two reductions."""
     arr = np.asarray(bids, dtype=np.float64)
     if arr.ndim != 2 or arr.shape[1] == 0:
         raise AuctionError(
             f"bids must have shape (auctions, bidders) with at least one bidder, got {arr.shape}"
         )
-    if not _within(arr, 0.0, closed=True):
+    found = _within(arr, 0.0, closed=True)
+    if found is None:
         raise AuctionError("bids must be finite and >= 0 (per-click amounts)")
-    return arr
+    return arr, found
 
 
-def as_quality(quality: object, shape: tuple[int, int]) -> np.ndarray | None:
-    """Broadcast ``quality`` to ``shape``; every entry must be finite and > 0."""
+def as_bid_matrix(bids: object) -> np.ndarray:
+    """Return ``bids`` as a float64 (auctions, bidders) array of finite, non-negative values."""
+    return bid_matrix_range(bids)[0]
+
+
+def quality_range(quality: object, shape: tuple[int, int]) -> tuple[np.ndarray | None, Range]:
+    """Broadcast ``quality`` to ``shape`` (every entry finite and > 0) and return its
+    ``(min, max)``; ``(None, (1, 1))`` for no quality."""
     if quality is None:
-        return None
+        return None, (1.0, 1.0)
     arr = np.asarray(quality, dtype=np.float64)
     # Checked before broadcasting: an (n,) quality is n values, not A x n.
-    if not _within(arr, 0.0, closed=False):
+    found = _within(arr, 0.0, closed=False)
+    if found is None:
         raise AuctionError("quality must be finite and > 0 (e.g. a predicted CTR)")
     if arr.shape == shape:  # nothing to broadcast (broadcast_to costs microseconds)
-        return arr
+        return arr, found
     try:
-        return np.broadcast_to(arr, shape)
+        return np.broadcast_to(arr, shape), found
     except ValueError:
         raise AuctionError(
             f"quality must broadcast to the bids' shape {shape}, got {arr.shape}"

@@ -18,11 +18,11 @@ import numpy as np
 
 from ._validation import (
     AuctionError,
-    as_bid_matrix,
-    as_quality,
     as_reserve,
     as_rng,
     as_slot_ctrs,
+    bid_matrix_range,
+    quality_range,
 )
 from .mechanisms import Mechanism, Ranking, get_mechanism
 from .outcome import AuctionOutcome, BatchOutcome
@@ -156,17 +156,18 @@ def _ranges_ok(scores: np.ndarray, ineligible: np.ndarray) -> bool:
     return bool(hi < np.inf and scores.min() >= _TINY)
 
 
-def _quality_scores(b: np.ndarray, q: np.ndarray, res: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _quality_scores(
+    b: np.ndarray, q: np.ndarray, res: np.ndarray, normal: bool
+) -> tuple[np.ndarray, np.ndarray]:
     """Scores ``b x q`` (A, n) with ineligible entries ``-inf``, and the quality they used.
 
-    Auctions whose products leave the normal range are redone with each auction's qualities
-    divided by a power of two near their maximum (exact, and prices depend only on quality
-    ratios); if that still fails the bids and qualities cannot be ranked in float64.
+    ``normal``: the batch's ranges already show every eligible product in float64's normal
+    range (see ``run_auctions``). Otherwise auctions whose products leave the normal range
+    are redone with each auction's qualities divided by a power of two near their maximum
+    (exact, and prices depend only on quality ratios); if that still fails the bids and
+    qualities cannot be ranked in float64.
     """
-    low = float(res.min())
-    if low > 0 and low * float(q.min()) >= _TINY and float(b.max()) * float(q.max()) < _HUGE:
-        # every eligible bid is >= the smallest reserve > 0 (so > 0): each eligible product
-        # is within [low x min q, max b x max q], the normal range; no checks, no errstate
+    if normal:  # no checks, no errstate
         scores = b * q
         np.copyto(scores, -np.inf, where=b < res[:, None])
         return scores, q
@@ -221,7 +222,7 @@ def run_auctions(
         [0, 1]
     """
     mech = get_mechanism(mechanism)
-    b = as_bid_matrix(bids)
+    b, (_, b_hi) = bid_matrix_range(bids)
     ctrs = as_slot_ctrs(slot_ctrs)
     k = ctrs.shape[0]
     if mech.single_slot and k > 1:
@@ -229,8 +230,12 @@ def run_auctions(
             f"mechanism {mechanism!r} has one slot but slot_ctrs has {k}; use 'gsp' or 'vcg'"
         )
     a, n = b.shape
-    q = as_quality(quality, b.shape)
+    q, (q_lo, q_hi) = quality_range(quality, b.shape)
     res = as_reserve(reserve, a)
+    res_lo = float(reserve) if type(reserve) in (float, int) else float(res.min()) if a else 0.0
+    # every eligible bid is >= the smallest reserve (> 0 here), so every eligible product is
+    # within [res_lo x min q, max b x max q]: in float64's normal range when these are
+    normal = res_lo > 0 and res_lo * q_lo >= _TINY and b_hi * q_hi < _HUGE
     draw = _LazyRng(rng)
 
     winners = np.empty((a, k), dtype=np.intp)
@@ -247,6 +252,7 @@ def run_auctions(
             ctrs,
             mech,
             draw,
+            normal,
             out=(winners[lo:hi], prices[lo:hi], payments[lo:hi]),
         )
     return BatchOutcome(winners=winners, prices=prices, payments=payments, slot_ctrs=ctrs)
@@ -297,14 +303,16 @@ def _run_block(
     ctrs: np.ndarray,
     mech: Mechanism,
     draw: _LazyRng,
+    normal: bool,
     out: tuple[np.ndarray, np.ndarray, np.ndarray],
 ) -> None:
-    """Run the auctions of one block, writing winners, prices and payments into ``out``."""
+    """Run the auctions of one block, writing winners, prices and payments into ``out``
+    (``normal`` as in :func:`_quality_scores`)."""
     (a, n), k = b.shape, ctrs.shape[0]
     if q is None:  # raw bids are the scores; the reserve is masked after ranking
         scores, masked = b, res
     else:
-        (scores, q), masked = _quality_scores(b, q, res), None
+        (scores, q), masked = _quality_scores(b, q, res, normal), None
     if k == 1:
         winners, filled, next_scores = _single_slot(scores, draw, masked)
     else:
