@@ -288,7 +288,7 @@ class Agent:
         # computes it: the market's batch then ranks and prices on the very same quality.
         n = len(candidates)
         priors = np.fromiter((c.prior for c in candidates), np.float64, count=n)
-        ctr, why = self._score(candidates, priors)
+        ctr, bind = self._score(candidates, priors)
         outcome = auction.run_auction(
             np.fromiter((c.bid for c in candidates), np.float64, count=n),
             mechanism=mechanism,
@@ -300,35 +300,47 @@ class Agent:
         if len(outcome.winners) == 0:
             return Decision(None, 0.0)
         w = int(outcome.winners[0])
-        self._why, self._winner_text = (lambda: why(w)), candidates[w].text
+        self._why, self._winner_text = bind(w), candidates[w].text
         return Decision(candidates[w].ad_id, float(outcome.prices[0]))
 
     def _score(
         self, candidates: Sequence[Ad], priors: np.ndarray
-    ) -> tuple[np.ndarray, Callable[[int], Explanation]]:
-        """(n,) CTRs of ``candidates`` and a function explaining candidate ``w``'s score (run
-        only when the explanation is read). The state dict, the context parts and the prompt
-        are replaced, never changed in place, so the function may run later."""
+    ) -> tuple[np.ndarray, Callable[[int], Callable[[], Explanation]]]:
+        """(n,) CTRs of ``candidates`` and ``bind``: ``bind(w)`` keeps what explains candidate
+        ``w``'s score (only that candidate's row: an agent keeps no candidate matrix between
+        decisions) and returns the function computing it when the explanation is read. The
+        state dict, the context parts and the prompt are replaced, never changed in place,
+        so the function may run later."""
         state, adapter, version = self._state, self._adapter, self._version
         if self.scorer == "loglik":
             events, _ = self._prompt_parts()
             texts = [c.text for c in candidates]
             ctr = self._loglik_ctr(texts, priors)
 
-            def why_loglik(w: int) -> Explanation:
-                activate(self.backbone, adapter, version)  # the decision's adapter
-                return explain_loglik(self.backbone, events, texts[w], state, prior=priors[w])
+            def bind_loglik(w: int) -> Callable[[], Explanation]:
+                text, prior = texts[w], priors[w]
 
-            return ctr, why_loglik
+                def why() -> Explanation:
+                    activate(self.backbone, adapter, version)  # the decision's adapter
+                    return explain_loglik(self.backbone, events, text, state, prior=prior)
+
+                return why
+
+            return ctr, bind_loglik
         events, emb, weights, cvec = self._context_parts()
         activate(self.backbone, self._adapter, self._version)
         ads = self.backbone.embed([c.text for c in candidates])
 
-        def why_embedding(w: int) -> Explanation:
-            ids = [e.event_id for e in events]
-            return explain(emb, weights, ids, ads[w], state, prior=priors[w])
+        def bind_embedding(w: int) -> Callable[[], Explanation]:
+            ad, prior = ads[w].copy(), priors[w]
 
-        return predict_ctr(cvec, ads, state, priors), why_embedding
+            def why() -> Explanation:
+                ids = [e.event_id for e in events]
+                return explain(emb, weights, ids, ad, state, prior=prior)
+
+            return why
+
+        return predict_ctr(cvec, ads, state, priors), bind_embedding
 
     def audit(self, explanation: Explanation | None = None) -> list[Event]:
         """The context events an explanation points to (default: the last decision's), for
