@@ -152,7 +152,7 @@ class Agent:
         self._shapes = {n: tuple(p.shape) for n, p in adapter_parameters(backbone).items()}
         self._shapes.update({k: v.shape for k, v in initial_head(backbone.dim).items()})
         self._ctx_key: tuple[str, int] | None = None
-        self._ctx: tuple[list[Event], np.ndarray, np.ndarray, np.ndarray] = ([], *[np.zeros(0)] * 3)
+        self._ctx: tuple[list[Event], np.ndarray, np.ndarray] = ([], np.zeros(0), np.zeros(0))
         self._prompt_key: tuple[str, int] | None = None
         self._prompt: tuple[list[Event], str] = ([], "")
         self._relevances: dict[tuple[str, ...], np.ndarray] = {}
@@ -213,11 +213,12 @@ class Agent:
         ``backbone.states.nbytes`` counts each distinct state once)."""
         return state_nbytes(self._state)
 
-    def _context_parts(self) -> tuple[list[Event], np.ndarray, np.ndarray, np.ndarray]:
-        """Scored events, their embeddings (m, d), weights (m,) and the context vector (d,).
+    def _context_parts(self) -> tuple[list[Event], np.ndarray, np.ndarray]:
+        """Scored events, their weights (m,) and the context vector (d,).
 
         Recomputed when the context or the adapter changed (embeddings come from the
-        backbone's cache, so only new event texts run through the model).
+        backbone's cache, so only new event texts run through the model). The events'
+        (m, d) embeddings are not kept: an explanation reads them again from the cache.
         """
         key = (self._version, self._context.version)
         if key != self._ctx_key:
@@ -225,7 +226,7 @@ class Agent:
             events = self._context.scored_events()
             emb = self.backbone.embed([e.text for e in events])
             weights = self._context.weights(events)
-            self._ctx = (events, emb, weights, context_vector(emb, weights))
+            self._ctx = (events, weights, context_vector(emb, weights))
             self._ctx_key = key
         return self._ctx
 
@@ -263,7 +264,7 @@ class Agent:
         """
         if self.scorer == "loglik":
             return self._loglik_ctr(list(ad_texts), priors)
-        _, _, _, cvec = self._context_parts()
+        _, _, cvec = self._context_parts()
         activate(self.backbone, self._adapter, self._version)
         return predict_ctr(cvec, self.backbone.embed(list(ad_texts)), self._state, priors)
 
@@ -327,7 +328,7 @@ class Agent:
                 return why
 
             return ctr, bind_loglik
-        events, emb, weights, cvec = self._context_parts()
+        events, weights, cvec = self._context_parts()
         activate(self.backbone, self._adapter, self._version)
         ads = self.backbone.embed([c.text for c in candidates])
 
@@ -335,6 +336,8 @@ class Agent:
             ad, prior = ads[w].copy(), priors[w]
 
             def why() -> Explanation:
+                activate(self.backbone, adapter, version)  # the decision's adapter
+                emb = self.backbone.embed([e.text for e in events])
                 ids = [e.event_id for e in events]
                 return explain(emb, weights, ids, ad, state, prior=prior)
 
@@ -429,7 +432,7 @@ class Agent:
                 f"training would spend epsilon {cost:.3g}, the agent has "
                 f"{self.budget.remaining:.3g} left: it stops contributing"
             )
-        _, _, _, cvec = self._context_parts()
+        _, _, cvec = self._context_parts()
         fit = train(
             self.backbone,
             self._state,
