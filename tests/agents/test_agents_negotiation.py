@@ -162,8 +162,11 @@ def test_random_rational_players_never_break_ir(s, data):
 
 
 @settings(max_examples=60, deadline=None)
-@given(scenarios())
-def test_greedy_accepter_is_refused_outside_the_zone(s):
+@given(scenarios(), st.floats(0.02, 1.0), st.floats(0.01, 0.99))
+def test_greedy_accepter_is_refused_outside_the_zone(s, floor_share, user_share):
+    # an empty zone drawn directly (filtering random scenarios kept too few: a health check)
+    floor = s.list_price * floor_share
+    s = Scenario(**{**vars(s), "brand_floor": floor, "user_max": floor * user_share})
     brand_min, user_max = s.zone()
     assume(user_max < brand_min <= s.list_price)
     # The brand opens at the list price (rational for it), above what the user may pay.
