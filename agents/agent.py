@@ -133,11 +133,8 @@ class Agent:
             raise AgentError(f"epsilon_budget must be > 0, got {epsilon_budget}")
         if scorer not in SCORERS:
             raise AgentError(f"scorer must be one of {SCORERS}, got {scorer!r}")
-        if scorer == "loglik" and backbone.kind != "causal":
-            raise AgentError(
-                f"scorer='loglik' needs a causal backbone; {backbone.name!r} is an encoder "
-                "(use scorer='embedding')"
-            )
+        if scorer == "loglik":
+            backbone.require_causal("scorer='loglik'", " (use scorer='embedding')")
         self.scorer = scorer
         if backbone.lora is None:
             enable_lora(backbone, rank=rank)

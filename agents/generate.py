@@ -27,11 +27,6 @@ from ._errors import AgentError
 from .models import Backbone
 
 
-def _causal(backbone: Backbone) -> None:
-    if backbone.kind != "causal":
-        raise AgentError(f"text generation needs a causal LM; {backbone.name!r} is an encoder")
-
-
 def generate(
     backbone: Backbone,
     prompt: str,
@@ -52,7 +47,7 @@ def generate(
     Raises:
         AgentError: an encoder backbone, or arguments out of range (named).
     """
-    _causal(backbone)
+    backbone.require_causal("text generation")
     if max_new_tokens < 1:
         raise AgentError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
     if not (np.isfinite(temperature) and temperature >= 0):
@@ -79,7 +74,7 @@ def choose(backbone: Backbone, prompt: str, options: Sequence[str]) -> int:
 
     Ties go to the lowest index. Raises :class:`AgentError` for no options or an encoder.
     """
-    _causal(backbone)
+    backbone.require_causal("text generation")
     if len(options) == 0:
         raise AgentError("choose needs at least one option")
     scores = backbone.loglik(prompt, [" " + o.strip() for o in options])

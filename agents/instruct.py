@@ -50,10 +50,9 @@ import numpy as np
 import torch
 
 from ._errors import AgentError
-from .dp_sgd import private_gradient
 from .lora import activate, adapter_parameters, state_version
 from .models import Backbone
-from .training import RngLike, TrainResult, plan
+from .training import RngLike, TrainResult, plan, private_steps
 
 IGNORE = -100  # label of a position that is not scored (prompt, padding): torch's ignore_index
 PROMPT = (
@@ -176,8 +175,7 @@ def enable_checkpointing(backbone: Backbone) -> None:
     """Gradient checkpointing on the backbone's model (non-reentrant, as peft needs): a
     training step keeps one layer's activations instead of all of them. It is active only in
     training mode, so scoring and embedding are unchanged."""
-    if backbone.kind != "causal":
-        raise AgentError(f"causal-LM training needs a causal LM; {backbone.name!r} is an encoder")
+    backbone.require_causal("causal-LM training")
     base = backbone.model.get_base_model() if backbone.lora is not None else backbone.model
     # transformers 5 renamed gradient_checkpointing_enable (a deprecated alias now)
     base.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
@@ -249,8 +247,7 @@ def train_causal(
         mean response loss (nats/token) of each non-empty step. The backbone holds the new
         adapter afterwards (its version updated).
     """
-    if backbone.kind != "causal":
-        raise AgentError(f"causal-LM training needs a causal LM; {backbone.name!r} is an encoder")
+    backbone.require_causal("causal-LM training")
     n = len(batch)
     the_plan = plan(
         n,
@@ -261,27 +258,14 @@ def train_causal(
         delta=delta,
     )
     gen = np.random.default_rng(rng)
-    noise = torch.Generator().manual_seed(int(gen.integers(2**62)))
     activate(backbone, state, state_version(state))
-    losses = []
     with _training(backbone) as params:
-        optimizer = torch.optim.Adam(list(params.values()), lr=lr)
-        for _ in range(the_plan.steps):
-            idx = np.flatnonzero(gen.random(n) < the_plan.sample_rate)
+
+        def example_gradients(idx: np.ndarray) -> tuple[dict[str, torch.Tensor], float | None]:
             grads, values = _example_gradients(backbone, params, batch, idx)
-            if values:
-                losses.append(float(np.mean(values)))
-            noisy = private_gradient(
-                grads,
-                {k: p.detach() for k, p in params.items()},
-                max_grad_norm=max_grad_norm,
-                noise_multiplier=the_plan.noise_multiplier,
-                expected_batch_size=the_plan.sample_rate * n,
-                generator=noise,
-            )
-            for k, p in params.items():
-                p.grad = noisy[k]
-            optimizer.step()
+            return grads, float(np.mean(values)) if values else None
+
+        losses = private_steps(params, the_plan, n, example_gradients, lr=lr, gen=gen)
         new = {k: p.detach().numpy().astype(np.float32).copy() for k, p in params.items()}
     backbone.active_version = state_version(new)  # the model now holds the trained adapter
     return TrainResult(new, the_plan, tuple(losses))

@@ -180,6 +180,12 @@ class Backbone:
             return np.empty((0, self.dim), dtype=np.float32)
         return np.array(rows, dtype=np.float32)
 
+    def require_causal(self, purpose: str, hint: str = "") -> None:
+        """Raise :class:`AgentError` "<purpose> needs a causal LM; <name> is an encoder
+        <hint>" unless this is a causal backbone (the one check every causal-only path runs)."""
+        if self.kind != "causal":
+            raise AgentError(f"{purpose} needs a causal LM; {self.name!r} is an encoder{hint}")
+
     def loglik(
         self, context: str, continuations: Sequence[str], *, batch_size: int = 64
     ) -> np.ndarray:
@@ -193,8 +199,7 @@ class Backbone:
         candidate list is one lookup.
         Read-only, like :meth:`embed`. Causal backends only.
         """
-        if self.kind != "causal":
-            raise AgentError(f"loglik needs a causal LM; {self.name!r} is an encoder")
+        self.require_causal("loglik")
         if isinstance(continuations, str):
             raise AgentError("continuations must be a sequence of strings, got a single str")
         key = (self.active_version, context, tuple(continuations))

@@ -25,7 +25,7 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -127,6 +127,49 @@ def _check_inputs(contexts: np.ndarray, texts: Sequence[str], labels: np.ndarray
         raise AgentError("labels must be 0 or 1")
 
 
+ExampleGradients = Callable[[np.ndarray], tuple[dict[str, torch.Tensor], float | None]]
+"""``(idx) -> ((B, ...) per-example gradients by parameter, mean loss or None if B = 0)``."""
+
+
+def private_steps(
+    params: Mapping[str, torch.Tensor],
+    the_plan: Plan,
+    n: int,
+    example_gradients: ExampleGradients,
+    *,
+    lr: float,
+    gen: np.random.Generator,
+) -> list[float]:
+    """Adam on the private gradient for ``the_plan``'s steps, updating ``params`` in place.
+
+    Each step draws its Poisson batch ``idx`` of the ``n`` examples from ``gen`` (rate
+    ``the_plan.sample_rate``), asks ``example_gradients(idx)`` for the per-example gradients,
+    and clips, sums and noises them (:func:`~agents.dp_sgd.private_gradient`, noise from a
+    torch generator seeded first from ``gen``). Returns the mean loss of each non-empty step.
+    The one DP-SGD loop of :func:`train` and :func:`agents.instruct.train_causal`.
+    """
+    noise = torch.Generator().manual_seed(int(gen.integers(2**62)))
+    optimizer = torch.optim.Adam(list(params.values()), lr=lr)
+    losses = []
+    for _ in range(the_plan.steps):
+        idx = np.flatnonzero(gen.random(n) < the_plan.sample_rate)
+        grads, loss = example_gradients(idx)
+        if loss is not None:
+            losses.append(loss)
+        noisy = private_gradient(
+            grads,
+            {k: p.detach() for k, p in params.items()},
+            max_grad_norm=the_plan.max_grad_norm,
+            noise_multiplier=the_plan.noise_multiplier,
+            expected_batch_size=the_plan.sample_rate * n,
+            generator=noise,
+        )
+        for k, p in params.items():
+            p.grad = noisy[k]
+        optimizer.step()
+    return losses
+
+
 def train(
     backbone: Backbone,
     state: Mapping[str, np.ndarray],
@@ -182,9 +225,7 @@ def train(
         delta=delta,
         accountant=accountant,
     )
-    rate, steps, noise_multiplier = the_plan.sample_rate, the_plan.steps, the_plan.noise_multiplier
     gen = np.random.default_rng(rng)
-    noise = torch.Generator().manual_seed(int(gen.integers(2**62)))
 
     adapter = {k: v for k, v in state.items() if k not in HEAD_KEYS}
     activate(backbone, adapter, state_version(adapter))
@@ -192,7 +233,6 @@ def train(
     params.update({k: torch.tensor(state[k], dtype=torch.float32) for k in HEAD_KEYS})
     for p in params.values():
         p.requires_grad_(True)
-    optimizer = torch.optim.Adam(list(params.values()), lr=lr)
     enc = backbone.tokenize(list(ad_texts)) if n else {}
     ctx_t, y_t = torch.from_numpy(contexts), torch.from_numpy(labels.astype(np.float32))
     prior_t = torch.from_numpy(priors)
@@ -203,32 +243,14 @@ def train(
         logit = torch_logits(ctx, emb, p, prior)
         return torch.nn.functional.binary_cross_entropy_with_logits(logit, y)
 
-    losses = []
-    for _ in range(steps):
-        idx = np.flatnonzero(gen.random(n) < rate)
+    def example_gradients(idx: np.ndarray) -> tuple[dict[str, torch.Tensor], float | None]:
+        if not len(idx):
+            return {}, None
         frozen = {k: v.detach() for k, v in params.items()}
-        batch = (
-            enc["input_ids"][idx],
-            enc["attention_mask"][idx],
-            ctx_t[idx],
-            prior_t[idx],
-            y_t[idx],
-        )
-        grads: dict[str, torch.Tensor] = {}
-        if len(idx):
-            grads, values = per_example_gradients(loss_one, frozen, *batch)
-            losses.append(float(values.mean()))
-        noisy = private_gradient(
-            grads,
-            frozen,
-            max_grad_norm=max_grad_norm,
-            noise_multiplier=noise_multiplier,
-            expected_batch_size=rate * n,
-            generator=noise,
-        )
-        for k, p in params.items():
-            p.grad = noisy[k]
-        optimizer.step()
+        batch = (enc["input_ids"], enc["attention_mask"], ctx_t, prior_t, y_t)
+        grads, values = per_example_gradients(loss_one, frozen, *(t[idx] for t in batch))
+        return grads, float(values.mean())
 
+    losses = private_steps(params, the_plan, n, example_gradients, lr=lr, gen=gen)
     new_state = {k: p.detach().numpy().astype(np.float32).copy() for k, p in params.items()}
     return TrainResult(new_state, the_plan, tuple(losses))
