@@ -59,7 +59,18 @@ def serve(
         return 2
     log.info("node: %d users, %d events, model %s", node.users, events.count, node.model.version)
     try:
-        uvicorn.run(make_app(node, events), host=host, port=port, log_level="warning")
+        # "auto" is uvloop's event loop and httptools' parser (both C) where installed (they
+        # are in the pinned environment), asyncio's and h11 elsewhere; no access log: uvicorn's
+        # own per-request cost is most of a decision's CPU time once the body is parsed
+        uvicorn.run(
+            make_app(node, events),
+            host=host,
+            port=port,
+            log_level="warning",
+            loop="auto",
+            http="auto",
+            access_log=False,
+        )
     finally:
         events.close()
     return 0

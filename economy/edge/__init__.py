@@ -12,7 +12,7 @@ Modules, one job each: :mod:`.model` (which model and state a node serves), :mod
 """
 
 from .catalogue import Catalogue, catalogue_from_config
-from .errors import EdgeError, UnknownUserError
+from .errors import EdgeError, UnknownAdError, UnknownUserError
 from .model import GLOBAL_MODEL, ServedModel, load_served_model, write_global_model
 from .node import EdgeNode
 from .store import EventStore, StoredEvent
@@ -25,6 +25,7 @@ __all__ = [
     "EventStore",
     "ServedModel",
     "StoredEvent",
+    "UnknownAdError",
     "UnknownUserError",
     "catalogue_from_config",
     "load_served_model",

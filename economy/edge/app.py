@@ -21,19 +21,19 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+import msgspec
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from agents import Ad, Decision
 from auction import AuctionError
 
-from .errors import EdgeError, UnknownUserError
+from .errors import EdgeError, UnknownAdError, UnknownUserError
 from .metrics import CONTENT_TYPE, NodeMetrics
 from .node import DecisionInput, EdgeNode
-from .schemas import Candidate, DecideRequest, EventRequest
+from .schemas import BodyError, Candidate, DecideRequest, decode_decide, decode_event
 from .store import EventStore, StoredEvent
 
 MAX_BODY = 1 << 20  # bytes of a request body
@@ -117,34 +117,27 @@ def _columns(user: str, items: Sequence[Candidate | Ad], reserve: float) -> Deci
     )
 
 
-def _problem(status: int, errors: list[dict[str, str]]) -> JSONResponse:
-    message = "; ".join(
-        f"{e['field']}: {e['message']}" if e["field"] else e["message"] for e in errors
-    )
-    return JSONResponse({"error": message, "errors": errors}, status_code=status)
+_ENCODE = msgspec.json.Encoder()
 
 
-def _field(loc: tuple[Any, ...]) -> str:
-    return ".".join(str(part) for part in loc)
+def _json(content: Any, status: int = 200) -> Response:
+    """A JSON response, encoded by msgspec."""
+    return Response(_ENCODE.encode(content), status, media_type="application/json")
 
 
-async def _parse(request: Request, model: type[BaseModel]) -> BaseModel | JSONResponse:
-    """The validated body, or the 4xx response that names what is wrong."""
+def _problem(status: int, errors: list[dict[str, str]]) -> Response:
+    return _json({"error": str(BodyError(status, errors)), "errors": errors}, status)
+
+
+async def _read(request: Request) -> bytes | Response:
+    """The request body, or the 413 response when it is over :data:`MAX_BODY` bytes."""
     size = request.headers.get("content-length")
     if size is not None and size.isdigit() and int(size) > MAX_BODY:
         return _problem(413, [{"field": "", "message": f"body over {MAX_BODY} bytes"}])
     body = await request.body()
     if len(body) > MAX_BODY:
         return _problem(413, [{"field": "", "message": f"body over {MAX_BODY} bytes"}])
-    try:
-        return model.model_validate_json(body)
-    except ValidationError as exc:
-        errors = exc.errors(include_url=False, include_input=False)
-        if any(e["type"] == "json_invalid" for e in errors):
-            return _problem(400, [{"field": "", "message": "the body is not valid JSON"}])
-        if any(e["type"] == "model_type" and not e["loc"] for e in errors):
-            return _problem(400, [{"field": "", "message": "the body must be a JSON object"}])
-        return _problem(422, [{"field": _field(e["loc"]), "message": e["msg"]} for e in errors])
+    return body
 
 
 def make_app(node: EdgeNode, store: EventStore) -> Starlette:
@@ -165,38 +158,48 @@ def make_app(node: EdgeNode, store: EventStore) -> Starlette:
 
         return endpoint
 
+    def ask(body: DecideRequest) -> DecisionInput:
+        if body.candidates is not None:
+            return _columns(body.user, body.candidates, body.reserve)
+        if body.ad_ids is not None:
+            return _columns(body.user, node.catalogue.pick(body.ad_ids), body.reserve)
+        assert body.query is not None
+        ads = node.catalogue.query(body.query.category, body.query.limit)
+        return _columns(body.user, ads, body.reserve)
+
     async def decide(request: Request) -> Response:
-        body = await _parse(request, DecideRequest)
-        if isinstance(body, Response):
-            return body
-        assert isinstance(body, DecideRequest)
+        raw = await _read(request)
+        if isinstance(raw, Response):
+            return raw
         try:
-            if body.candidates is not None:
-                ask = _columns(body.user, body.candidates, body.reserve)
-            else:
-                assert body.query is not None
-                ads = node.catalogue.query(body.query.category, body.query.limit)
-                ask = _columns(body.user, ads, body.reserve)
-            decision = await batcher.decide(ask)
+            body = decode_decide(raw)
+            decision = await batcher.decide(ask(body))
+        except BodyError as exc:
+            return _problem(exc.status, exc.errors)
         except UnknownUserError as exc:
             return _problem(404, [{"field": "user", "message": str(exc)}])
+        except UnknownAdError as exc:
+            return _problem(422, [{"field": f"ad_ids.{exc.index}", "message": str(exc)}])
         except AuctionError as exc:  # e.g. bids so small that bid x quality underflows
-            field = "candidates" if body.candidates is not None else "query"
+            field = next(k for k in ("candidates", "ad_ids", "query") if getattr(body, k))
             return _problem(422, [{"field": field, "message": str(exc)}])
-        return JSONResponse({"ad_id": decision.winner, "price": decision.price, "slot": body.slot})
+        return _json({"ad_id": decision.winner, "price": decision.price, "slot": body.slot})
 
     async def events(request: Request) -> Response:
-        body = await _parse(request, EventRequest)
-        if isinstance(body, Response):
-            return body
+        raw = await _read(request)
+        if isinstance(raw, Response):
+            return raw
         try:
-            stored = await commit.submit(body.model_dump())
+            body = decode_event(raw)
+            stored = await commit.submit(msgspec.structs.asdict(body))
+        except BodyError as exc:
+            return _problem(exc.status, exc.errors)
         except EdgeError as exc:  # the disk refused: the event is not accepted
             return _problem(503, [{"field": "", "message": str(exc)}])
-        return JSONResponse({"seq": stored.seq})
+        return _json({"seq": stored.seq})
 
     async def health(request: Request) -> Response:
-        return JSONResponse(
+        return _json(
             {
                 "status": "ok",
                 "users": node.users,

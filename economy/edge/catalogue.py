@@ -11,7 +11,7 @@ from agents import Ad
 from ..config import ExperimentConfig
 from ..seeding import RunSeeds
 from ..world import make_world
-from .errors import EdgeError
+from .errors import EdgeError, UnknownAdError
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,7 @@ class Catalogue:
 
     ads: tuple[Ad, ...]
     _by_category: dict[str, tuple[Ad, ...]] = field(init=False, repr=False, compare=False)
+    _by_id: dict[str, Ad] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         ids = [a.ad_id for a in self.ads]
@@ -33,6 +34,7 @@ class Catalogue:
         for ad in self.ads:
             groups.setdefault(ad.category, []).append(ad)
         object.__setattr__(self, "_by_category", {c: tuple(a) for c, a in groups.items()})
+        object.__setattr__(self, "_by_id", {a.ad_id: a for a in self.ads})
 
     @property
     def categories(self) -> Sequence[str]:
@@ -46,6 +48,23 @@ class Catalogue:
             raise EdgeError(f"limit must be >= 1, got {limit}")
         ads = self.ads if category is None else self._by_category.get(category, ())
         return ads[:limit]
+
+    def pick(self, ad_ids: Sequence[str]) -> list[Ad]:
+        """The ads of ``ad_ids``, in that order.
+
+        Raises:
+            UnknownAdError: an id the catalogue does not hold (the first such, its index).
+        """
+        by_id = self._by_id
+        try:
+            return [by_id[i] for i in ad_ids]
+        except KeyError:
+            index = next(k for k, i in enumerate(ad_ids) if i not in by_id)
+            raise UnknownAdError(
+                f"{ad_ids[index][:80]!r} is not an ad of this node's catalogue "
+                f"({len(self.ads)} ads)",
+                index,
+            ) from None
 
 
 def catalogue_from_config(cfg: ExperimentConfig) -> Catalogue:
