@@ -22,7 +22,7 @@ import hashlib
 import os
 import tempfile
 import weakref
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -57,20 +57,86 @@ def target_modules(model: torch.nn.Module) -> list[str]:
     return guess
 
 
-def enable_lora(backbone: Backbone, *, rank: int = 8, alpha: float = 16.0, seed: int = 0) -> State:
+_architecture_targets = target_modules  # enable_lora's parameter of that name shadows it
+
+
+def adaptable_layers(backbone: Backbone) -> dict[str, str]:
+    """``{module name: class name}`` of the layers LoRA can adapt on ``backbone``: peft's
+    linear, embedding, convolution and GPT-2 ``Conv1D`` layers inside the transformer body
+    (``backbone.core``; the adapter state covers only the body, so an LM head is left out),
+    named as in the unwrapped model, in model order."""
+    kinds = ("Linear", "Embedding", "Conv1d", "Conv2d", "Conv3d", "Conv1D")
+    body = {id(m) for m in backbone.core.modules()}
+    model = backbone.model if backbone.lora is None else backbone.model.get_base_model()
+    return {
+        n: type(m).__name__
+        for n, m in model.named_modules()
+        if id(m) in body and type(m).__name__ in kinds
+    }
+
+
+def _check_targets(backbone: Backbone, requested: str | Sequence[str]) -> list[str]:
+    """The requested target names after checking each matches an adaptable layer the way peft
+    matches them (the whole module name or a dotted suffix of it)."""
+    names = [requested] if isinstance(requested, str) else list(requested)
+    if not names or not all(isinstance(t, str) and t.strip() for t in names):
+        raise AgentError(
+            f"target_modules must be a non-empty list of module names, got {requested!r}"
+        )
+    layers = adaptable_layers(backbone)
+    missing = [t for t in names if not any(n == t or n.endswith("." + t) for n in layers)]
+    if missing:
+        model_type = backbone.core.config.model_type
+        short = sorted({n.rsplit(".", 1)[-1] for n in layers})
+        raise AgentError(
+            f"target_modules {missing} match no layer of this {model_type!r} model's body that "
+            f"LoRA can adapt; its adaptable layers are named {short} (or give a dotted suffix "
+            f"of a full name such as {next(iter(layers), '')!r})"
+        )
+    return names
+
+
+def enable_lora(
+    backbone: Backbone,
+    *,
+    rank: int = 8,
+    alpha: float = 16.0,
+    seed: int = 0,
+    target_modules: str | Sequence[str] | None = None,
+) -> State:
     """Wrap ``backbone.model`` with LoRA (once) and return the initial adapter state.
 
     The initial state is peft's (A random with ``seed``, B zero), so a fresh adapter leaves
-    the model's outputs unchanged. Calling again with the same rank returns the current state;
-    a different rank is an error (one shared model has one adapter shape).
+    the model's outputs unchanged. Calling again with the same rank, alpha and targets returns
+    the current state; anything else is an error (one shared model has one adapter shape).
+
+    Args:
+        backbone: the shared backbone (wrapped in place).
+        rank: LoRA rank r >= 1; alpha: its scaling numerator (update scale ``alpha / r``).
+        seed: seeds the random A matrices.
+        target_modules: names of the layers to adapt, matched as peft matches them (a whole
+            module name or a dotted suffix, e.g. ``["q_proj", "k_proj", "v_proj", "o_proj"]``);
+            ``None`` picks :func:`target_modules` (peft's table for the architecture, e.g.
+            query/value attention projections).
+
+    Raises:
+        AgentError: rank < 1; a target that names no adaptable layer (the message lists the
+            layer names there are); LoRA already enabled with other settings.
     """
     if int(rank) != rank or rank < 1:
         raise AgentError(f"rank must be an integer >= 1, got {rank}")
+    wanted = None if target_modules is None else _check_targets(backbone, target_modules)
     if backbone.lora is not None:
-        if backbone.lora.r != rank or backbone.lora.lora_alpha != alpha:
+        have = set(backbone.lora.target_modules)
+        if (
+            backbone.lora.r != rank
+            or backbone.lora.lora_alpha != alpha
+            or (wanted is not None and set(wanted) != have)
+        ):
             raise AgentError(
                 f"LoRA already enabled with rank {backbone.lora.r}, alpha "
-                f"{backbone.lora.lora_alpha}; got rank {rank}, alpha {alpha}"
+                f"{backbone.lora.lora_alpha}, target_modules {sorted(have)}; got rank {rank}, "
+                f"alpha {alpha}, target_modules {wanted}"
             )
         return initial_adapter(backbone)
     from peft import LoraConfig, get_peft_model
@@ -79,7 +145,7 @@ def enable_lora(backbone: Backbone, *, rank: int = 8, alpha: float = 16.0, seed:
         r=int(rank),
         lora_alpha=alpha,
         lora_dropout=0.0,
-        target_modules=target_modules(backbone.model),
+        target_modules=_architecture_targets(backbone.model) if wanted is None else wanted,
     )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)

@@ -94,3 +94,41 @@ def test_wrong_state_is_refused(backbone):
         agent.load_state({**s, k: s[k][:1]})
     with pytest.raises(AgentError, match="missing"):
         agent.load_state({kk: v for kk, v in s.items() if kk != k})
+
+
+def _adapted(state: dict) -> set[str]:
+    """The module names (last component) an adapter state covers."""
+    return {k.split(".lora_")[0].rsplit(".", 1)[-1] for k in state}
+
+
+def test_chosen_target_modules_are_the_ones_adapted():
+    bb = load_model("tiny-causal")
+    state = enable_lora(bb, rank=2, target_modules=["q_proj", "k_proj", "o_proj"])
+    assert _adapted(state) == {"q_proj", "k_proj", "o_proj"}
+    # tiny-causal has 2 layers; each adapted projection holds lora_A and lora_B
+    assert len(state) == 2 * 3 * 2
+    assert _adapted(enable_lora(bb, rank=2, target_modules=("o_proj", "q_proj", "k_proj"))) == {
+        "q_proj",
+        "k_proj",
+        "o_proj",
+    }
+    with pytest.raises(AgentError, match=r"already enabled .*'k_proj', 'o_proj', 'q_proj'"):
+        enable_lora(bb, rank=2, target_modules=["q_proj"])
+    one = load_model("tiny-causal")
+    assert _adapted(enable_lora(one, rank=2, target_modules="up_proj")) == {"up_proj"}
+
+
+@pytest.mark.parametrize(
+    ("targets", "message"),
+    [
+        (["q_proj", "qkv"], r"\['qkv'\] match no layer .*'k_proj'.*'q_proj'.*'v_proj'"),
+        (["lm_head"], r"\['lm_head'\] match no layer"),  # outside the body the state covers
+        ([], "non-empty list"),
+        (["q_proj", ""], "non-empty list"),
+    ],
+)
+def test_unknown_target_modules_name_the_layers_there_are(targets, message):
+    bb = load_model("tiny-causal")
+    with pytest.raises(AgentError, match=message):
+        enable_lora(bb, rank=2, target_modules=targets)
+    assert bb.lora is None  # nothing was wrapped
