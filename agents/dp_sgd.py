@@ -17,7 +17,8 @@ is built (as Opacus's optimizer does with ``einsum("i,i...", factors, grad_sampl
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 
 import torch
 
@@ -36,6 +37,132 @@ def per_example_gradients(
     """
     in_dims = (None, *(0 for _ in batch))
     return torch.func.vmap(torch.func.grad_and_value(loss), in_dims=in_dims)(params, *batch)
+
+
+def linear_owners(module: torch.nn.Module, names: Iterable[str]) -> dict[str, torch.nn.Linear]:
+    """The ``torch.nn.Linear`` submodule of ``module`` owning each parameter name (a ``weight``
+    or ``bias``, named relative to ``module``), or an empty dict if any name is something else:
+    :func:`linear_tape` applies exactly when this is non-empty (the one place that decides).
+
+    Example:
+        >>> net = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.LayerNorm(2))
+        >>> sorted(linear_owners(net, ["0.weight", "0.bias"]))
+        ['0.bias', '0.weight']
+        >>> linear_owners(net, ["0.weight", "1.weight"])
+        {}
+    """
+    owners = {}
+    for name in names:
+        prefix, _, leaf = name.rpartition(".")
+        try:
+            owner = module.get_submodule(prefix)
+        except AttributeError:
+            return {}
+        if leaf not in ("weight", "bias") or not isinstance(owner, torch.nn.Linear):
+            return {}
+        owners[name] = owner
+    return owners
+
+
+class LinearTape:
+    """What :func:`linear_tape` recorded: each tracked layer's (input, output) per call.
+
+    :meth:`gradients` turns one backward of a sum of per-example losses into per-example
+    gradients of the tracked weights and biases.
+    """
+
+    def __init__(self, owners: dict[str, torch.nn.Linear]) -> None:
+        self.owners = owners
+        # (layer id, its input a (B, ..., in), its output (B, ..., out)) per call, in order
+        self.calls: list[tuple[int, torch.Tensor, torch.Tensor]] = []
+
+    def _record(self, layer: torch.nn.Module, args: tuple, out: torch.Tensor) -> None:
+        self.calls.append((id(layer), args[0].detach(), out))
+
+    def gradients(self, total: torch.Tensor) -> Grads:
+        """Per-example gradients ((B, out, in) weights, (B, out) biases) from ``total``, the
+        0-d sum of the batch's per-example losses; B is the inputs' leading dimension.
+
+        Exact when example ``i``'s loss depends on no other example's activations (true of a
+        transformer in eval mode with its attention mask: a padded position gets a zero output
+        gradient). ``autograd.grad`` asks for the layers' output gradients ``g`` only: no
+        ``.grad`` is accumulated and nothing below the lowest tracked layer is differentiated.
+        Then ``dW_i = g_i^T a_i`` (one ``bmm`` over the batch) and ``db_i = sum_t g_i[t]``; a
+        layer called more than once adds its calls' gradients.
+        """
+        if not self.calls:
+            raise AgentError("linear_tape recorded no call of the tracked layers in its block")
+        outs = [out for _, _, out in self.calls]
+        grads_out = torch.autograd.grad(total, outs, allow_unused=True, materialize_grads=True)
+        weights: dict[int, torch.Tensor] = {}
+        biases: dict[int, torch.Tensor] = {}
+        for (layer, a, _), g in zip(self.calls, grads_out, strict=True):
+            g3 = g.reshape(len(g), -1, g.shape[-1])  # (B, T, out); T = 1 for (B, out) inputs
+            w = torch.bmm(g3.transpose(1, 2), a.reshape(len(a), -1, a.shape[-1]))
+            weights[layer] = w if layer not in weights else weights[layer] + w
+            biases[layer] = g3.sum(1) if layer not in biases else biases[layer] + g3.sum(1)
+        batch = len(self.calls[0][1])
+        out = {}
+        for name, owner in self.owners.items():
+            found = (weights if name.endswith("weight") else biases).get(id(owner))
+            # a tracked layer the forward never called has zero gradients
+            out[name] = (
+                found
+                if found is not None
+                else owner.weight.new_zeros(batch, *getattr(owner, name.rpartition(".")[2]).shape)
+            )
+        return out
+
+
+@contextmanager
+def linear_tape(module: torch.nn.Module, names: Iterable[str]) -> Iterator[LinearTape]:
+    """Record the inputs and outputs of the ``nn.Linear`` layers owning ``names`` (parameters
+    of ``module``, e.g. peft's ``lora_A`` / ``lora_B``) during one batched forward in the
+    block; the hooks are removed on leaving it (a backward after the block, gradient
+    checkpointing's recomputation included, records nothing).
+
+    Raises:
+        AgentError: a name that is not the weight or bias of a ``torch.nn.Linear``.
+
+    Example:
+        >>> net = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.Tanh(), torch.nn.Linear(2, 1))
+        >>> x = torch.randn(4, 3)
+        >>> with linear_tape(net, ["0.weight", "2.bias"]) as tape:
+        ...     losses = net(x).squeeze(1) ** 2
+        >>> grads = tape.gradients(losses.sum())
+        >>> tuple(grads["0.weight"].shape), tuple(grads["2.bias"].shape)
+        ((4, 2, 3), (4, 1))
+    """
+    names = list(names)
+    owners = linear_owners(module, names)
+    if not owners and names:
+        bad = [n for n in names if not linear_owners(module, [n])]
+        raise AgentError(
+            f"linear_tape tracks weights and biases of torch.nn.Linear layers only; "
+            f"{bad[0]!r} is not one (use per_example_gradients for it)"
+        )
+    tape = LinearTape(owners)
+    layers = {id(m): m for m in owners.values()}.values()  # weight and bias share one hook
+    handles = [m.register_forward_hook(tape._record) for m in layers]
+    try:
+        yield tape
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def linear_per_example_gradients(
+    module: torch.nn.Module, names: Iterable[str], forward: Callable[[], torch.Tensor]
+) -> tuple[Grads, torch.Tensor]:
+    """Per-example gradients of the Linear weights/biases ``names`` of ``module`` and the (B,)
+    losses, from one batched ``forward()`` (returning the (B,) per-example losses, running
+    through ``module``) and one backward of their sum; see :func:`linear_tape`.
+
+    The same values as :func:`per_example_gradients` over the same examples, without ``vmap``.
+    """
+    with linear_tape(module, names) as tape:
+        losses = forward()
+    return tape.gradients(losses.sum()), losses.detach()
 
 
 def per_example_norms(grads: Grads) -> torch.Tensor:

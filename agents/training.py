@@ -33,7 +33,7 @@ import torch
 
 from . import privacy
 from ._errors import AgentError
-from .dp_sgd import per_example_gradients, private_gradient
+from .dp_sgd import Grads, linear_owners, linear_tape, per_example_gradients, private_gradient
 from .lora import activate, adapter_parameters, state_version
 from .models import Backbone
 from .scoring import HEAD_KEYS, torch_logits
@@ -170,6 +170,68 @@ def private_steps(
     return losses
 
 
+def _bce(logit: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return torch.nn.functional.binary_cross_entropy_with_logits(logit, y, reduction="none")
+
+
+def click_gradients(
+    backbone: Backbone,
+    params: Mapping[str, torch.Tensor],
+    batch: Sequence[torch.Tensor],
+    *,
+    head: Mapping[str, torch.Tensor] | None = None,
+) -> tuple[Grads, torch.Tensor]:
+    """Per-example gradients of the click loss (what :func:`train` clips each step).
+
+    Args:
+        backbone: model with LoRA enabled.
+        params: the trainable tensors: adapter parameters (named relative to
+            ``backbone.core``) and any of the head's keys.
+        batch: ``(input_ids (B, T), attention_mask (B, T), contexts (B, d), priors (B,),
+            labels (B,))``.
+        head: values of the head keys not in ``params`` (held constant).
+
+    Returns:
+        ``({name: (B, *shape)}, (B,) binary cross-entropy losses)``.
+
+    When every adapter parameter is a weight or bias of an ``nn.Linear`` (peft's LoRA layers
+    are), the transformer runs once batched and is differentiated once: the adapter's
+    per-example gradients come from :func:`~agents.dp_sgd.linear_tape`, the head's (a few
+    scalars and a (d,) gain) from ``vmap`` over the head alone given the (B, d) embeddings.
+    Otherwise everything is ``vmap`` over one example
+    (:func:`~agents.dp_sgd.per_example_gradients`). Both give the same gradients (to float
+    rounding).
+    """
+    fixed = {k: v for k, v in (head or {}).items() if k not in params}
+    missing = [k for k in HEAD_KEYS if k not in params and k not in fixed]
+    if missing:
+        raise AgentError(f"head keys {missing} are in neither params nor head")
+    adapter = {k: v.detach() for k, v in params.items() if k not in HEAD_KEYS}
+    trained_head = {k: v.detach() for k, v in params.items() if k in HEAD_KEYS}
+
+    def head_loss(hp: Grads, emb, ctx, prior, y) -> torch.Tensor:
+        return _bce(torch_logits(ctx, emb, {**fixed, **hp}, prior), y)
+
+    if not linear_owners(backbone.core, adapter):
+
+        def loss_one(p: Grads, ids, mask, ctx, prior, y) -> torch.Tensor:
+            adapter_p = {k: v for k, v in p.items() if k not in HEAD_KEYS}
+            emb = backbone.pooled(ids[None], mask[None], adapter_p)[0]
+            return head_loss({k: v for k, v in p.items() if k in HEAD_KEYS}, emb, ctx, prior, y)
+
+        return per_example_gradients(loss_one, {**adapter, **trained_head}, *batch)
+    ids, mask, ctx, prior, y = batch
+    adapter = {k: v.requires_grad_() for k, v in adapter.items()}  # fresh leaves of the tape
+    with linear_tape(backbone.core, adapter) as tape:
+        emb = backbone.pooled(ids, mask, adapter)
+    losses = head_loss(trained_head, emb, ctx, prior, y)
+    grads = tape.gradients(losses.sum())
+    if trained_head:
+        per_head = torch.func.vmap(torch.func.grad(head_loss), in_dims=(None, 0, 0, 0, 0))
+        grads.update(per_head(trained_head, emb.detach(), ctx, prior, y))
+    return grads, losses.detach()
+
+
 def train(
     backbone: Backbone,
     state: Mapping[str, np.ndarray],
@@ -237,18 +299,11 @@ def train(
     ctx_t, y_t = torch.from_numpy(contexts), torch.from_numpy(labels.astype(np.float32))
     prior_t = torch.from_numpy(priors)
 
-    def loss_one(p: dict[str, torch.Tensor], ids, mask, ctx, prior, y) -> torch.Tensor:
-        adapter_p = {k: v for k, v in p.items() if k not in HEAD_KEYS}
-        emb = backbone.pooled(ids[None], mask[None], adapter_p)[0]
-        logit = torch_logits(ctx, emb, p, prior)
-        return torch.nn.functional.binary_cross_entropy_with_logits(logit, y)
-
     def example_gradients(idx: np.ndarray) -> tuple[dict[str, torch.Tensor], float | None]:
         if not len(idx):
             return {}, None
-        frozen = {k: v.detach() for k, v in params.items()}
         batch = (enc["input_ids"], enc["attention_mask"], ctx_t, prior_t, y_t)
-        grads, values = per_example_gradients(loss_one, frozen, *(t[idx] for t in batch))
+        grads, values = click_gradients(backbone, params, tuple(t[idx] for t in batch))
         return grads, float(values.mean())
 
     losses = private_steps(params, the_plan, n, example_gradients, lr=lr, gen=gen)

@@ -1,0 +1,192 @@
+"""Per-example gradients from Linear-layer hooks: equal to vmap's, example by example."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from agents import AgentError, load_model, train
+from agents import training as training_module
+from agents.dp_sgd import (
+    linear_owners,
+    linear_per_example_gradients,
+    linear_tape,
+    per_example_gradients,
+)
+from agents.lora import adapter_parameters, enable_lora
+from agents.scoring import HEAD_KEYS, initial_head, torch_logits
+from agents.training import click_gradients
+
+
+def _mlp(seed: int) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(
+        torch.nn.Linear(4, 5), torch.nn.Tanh(), torch.nn.Linear(5, 3, bias=False)
+    )
+
+
+def _vmap_grads(net: torch.nn.Module, names, x: torch.Tensor, y: torch.Tensor):
+    """The peer: vmap of grad over one example at a time through functional_call."""
+    params = {k: v.detach() for k, v in net.named_parameters() if k in names}
+
+    def loss(p, xi, yi):
+        return ((torch.func.functional_call(net, p, (xi[None],)) - yi) ** 2).sum()
+
+    return per_example_gradients(loss, params, x, y)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 10_000), st.integers(1, 6), st.integers(1, 4))
+def test_hook_gradients_equal_vmap_ones(seed, batch, tokens):
+    """(B, T, in) inputs: each example's weight gradient is the sum over its T positions."""
+    net = _mlp(seed)
+    g = torch.Generator().manual_seed(seed)
+    x, y = torch.randn(batch, tokens, 4, generator=g), torch.randn(batch, tokens, 3, generator=g)
+    names = ["0.weight", "0.bias", "2.weight"]
+    grads, losses = linear_per_example_gradients(
+        net, names, lambda: ((net(x) - y) ** 2).sum((1, 2))
+    )
+    want, want_losses = _vmap_grads(net, names, x, y)
+    for k in names:
+        assert grads[k].shape == (batch, *dict(net.named_parameters())[k].shape)
+        torch.testing.assert_close(grads[k], want[k], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(losses, want_losses)
+
+
+def test_hand_computed_gradient_of_one_linear_layer():
+    """loss_i = sum(W x_i + b): dW_i = 1 x_i^T (rows of x_i), db_i = 1 per output."""
+    layer = torch.nn.Linear(2, 2)
+    x = torch.tensor([[1.0, 2.0], [3.0, -1.0]])
+    grads, _ = linear_per_example_gradients(layer, ["weight", "bias"], lambda: layer(x).sum(1))
+    want = torch.tensor([[[1.0, 2.0], [1.0, 2.0]], [[3.0, -1.0], [3.0, -1.0]]])
+    torch.testing.assert_close(grads["weight"], want)
+    torch.testing.assert_close(grads["bias"], torch.ones(2, 2))
+
+
+def test_a_layer_called_twice_adds_both_calls():
+    layer = torch.nn.Linear(3, 3)
+    x = torch.randn(4, 3, generator=torch.Generator().manual_seed(1))
+    grads, _ = linear_per_example_gradients(
+        layer, ["weight"], lambda: layer(torch.tanh(layer(x))).square().sum(1)
+    )
+
+    def loss(p, xi):
+        twice = torch.func.functional_call(
+            layer, p, (torch.tanh(torch.func.functional_call(layer, p, (xi,))),)
+        )
+        return twice.square().sum()
+
+    want, _ = per_example_gradients(loss, {"weight": layer.weight.detach()}, x)
+    torch.testing.assert_close(grads["weight"], want["weight"])
+
+
+def test_hooks_are_removed_and_bad_names_named():
+    net = _mlp(0)
+    with pytest.raises(AgentError, match=r"'1\.weight' is not one"), linear_tape(net, ["1.weight"]):
+        pass
+    with pytest.raises(AgentError, match="recorded no call"):
+        with linear_tape(net, ["0.weight"]) as tape:
+            pass
+        tape.gradients(torch.zeros(()))
+    try:
+        with linear_tape(net, ["0.weight"]):
+            raise RuntimeError("boom")
+    except RuntimeError:
+        pass
+    assert not net[0]._forward_hooks  # removed on the error path too
+    assert linear_owners(net, ["0.weight", "x.weight"]) == {}
+
+
+# ---- the agent's click loss on the tiny models ---------------------------------------------
+
+_TEXTS = ["red shoes for running", "coffee", "a long summer dress with flowers and pockets", "tent"]
+
+
+def _click_setup(name: str):
+    backbone = load_model(name)
+    enable_lora(backbone, rank=2)
+    params = {k: v.detach().clone() for k, v in adapter_parameters(backbone).items()}
+    gen = torch.Generator().manual_seed(0)
+    for v in params.values():  # peft's B starts at zero: move it so every path carries gradient
+        v.add_(0.1 * torch.randn(v.shape, generator=gen))
+    params.update({k: torch.from_numpy(v) for k, v in initial_head(backbone.dim).items()})
+    enc = backbone.tokenize(_TEXTS)
+    n = len(_TEXTS)
+    ctx = torch.randn(n, backbone.dim, generator=gen)
+    batch = (
+        enc["input_ids"],
+        enc["attention_mask"],
+        ctx,
+        torch.linspace(-1, 1, n),
+        torch.tensor([1.0, 0.0, 1.0, 0.0]),
+    )
+    return backbone, params, batch
+
+
+def _vmap_click_grads(backbone, params, batch):
+    """The peer: the pre-hook code of train, vmap over one example at a time."""
+
+    def loss_one(p, ids, mask, ctx, prior, y):
+        adapter_p = {k: v for k, v in p.items() if k not in HEAD_KEYS}
+        emb = backbone.pooled(ids[None], mask[None], adapter_p)[0]
+        logit = torch_logits(ctx, emb, p, prior)
+        return torch.nn.functional.binary_cross_entropy_with_logits(logit, y)
+
+    return per_example_gradients(loss_one, {k: v.detach() for k, v in params.items()}, *batch)
+
+
+@pytest.mark.parametrize("name", ["tiny-encoder", "tiny-causal"])
+def test_click_gradients_equal_vmap_on_tiny_models(name):
+    backbone, params, batch = _click_setup(name)
+    assert batch[1].sum(1).unique().numel() > 1  # padded: the texts have different lengths
+    adapter = [k for k in params if k not in HEAD_KEYS]
+    assert set(linear_owners(backbone.core, adapter)) == set(adapter)  # the hook path runs
+    grads, losses = click_gradients(backbone, params, batch)
+    want, want_losses = _vmap_click_grads(backbone, params, batch)
+    assert set(grads) == set(want)
+    for k in want:
+        torch.testing.assert_close(grads[k], want[k], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(losses, want_losses, rtol=1e-5, atol=1e-6)
+    assert all(float(grads[k].abs().max()) > 0 for k in adapter)
+
+
+@pytest.mark.parametrize("name", ["tiny-encoder", "tiny-causal"])
+def test_padding_and_other_examples_do_not_change_an_example_gradient(name):
+    """Example 1 ('coffee', the shortest) in the padded batch == alone without padding."""
+    backbone, params, batch = _click_setup(name)
+    grads, _ = click_gradients(backbone, params, batch)
+    length = int(batch[1][1].sum())
+    alone = tuple(t[1:2] for t in batch)
+    alone = (alone[0][:, :length], alone[1][:, :length], *alone[2:])
+    one, _ = click_gradients(backbone, params, alone)
+    for k in grads:
+        torch.testing.assert_close(grads[k][1], one[k][0], rtol=1e-4, atol=1e-6)
+
+
+def test_frozen_head_is_a_constant():
+    backbone, params, batch = _click_setup("tiny-encoder")
+    head = {k: params.pop(k) for k in HEAD_KEYS}
+    grads, _ = click_gradients(backbone, params, batch, head=head)
+    assert set(grads) == set(params)
+    with pytest.raises(AgentError, match="head keys"):
+        click_gradients(backbone, params, batch)
+
+
+@pytest.mark.parametrize("name", ["tiny-encoder", "tiny-causal"])
+def test_train_matches_the_vmap_path(name, monkeypatch):
+    backbone = load_model(name)
+    state = {**enable_lora(backbone, rank=2), **initial_head(backbone.dim)}
+    rng = np.random.default_rng(0)
+    ctx = rng.standard_normal((6, backbone.dim)).astype(np.float32)
+    texts = [*_TEXTS, "hiking boots", "espresso machine"]
+    kwargs = dict(epochs=2, batch_size=3, noise_multiplier=1.0, lr=0.05, rng=7)
+    hooks = train(backbone, state, ctx, texts, [1, 0, 1, 0, 1, 0], **kwargs)
+    monkeypatch.setattr(training_module, "linear_owners", lambda *a: {})  # force vmap
+    vmap = train(backbone, state, ctx, texts, [1, 0, 1, 0, 1, 0], **kwargs)
+    np.testing.assert_allclose(hooks.losses, vmap.losses, rtol=1e-5)
+    for k in vmap.state:
+        np.testing.assert_allclose(hooks.state[k], vmap.state[k], rtol=1e-4, atol=1e-6)
+    assert any(not np.allclose(hooks.state[k], state[k]) for k in state)
