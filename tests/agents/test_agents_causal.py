@@ -14,7 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import auction
-from agents import Ad, Agent, AgentError, PrivateContext, load_model
+from agents import Ad, Agent, AgentError, PrivateContext, load_model, loglik_teacher
+from agents.loglik_scoring import BASELINE_WEIGHT, relevance
 from agents.prompts import NEUTRAL_PROMPT, context_prompt
 
 ADS = [
@@ -111,7 +112,8 @@ def test_loglik_agent_ctr_is_the_documented_map(causal):
     ctr = agent.predict_ctr([a.text for a in ADS], 0.5)
     for c, ad in zip(ctr, ADS, strict=True):
         cont = " " + ad.text
-        rel = naive_loglik(causal, prompt, cont) - naive_loglik(causal, NEUTRAL_PROMPT, cont)
+        rel = naive_loglik(causal, prompt, cont)
+        rel -= BASELINE_WEIGHT * naive_loglik(causal, NEUTRAL_PROMPT, cont)
         # initial head: scale 4, bias -4, prior weight 0 (the prior has no effect yet)
         assert c == pytest.approx(1 / (1 + math.exp(-(4 * rel - 4))), rel=1e-3)
     decision = agent.choose_ad(ADS, reserve=0.01, rng=0)
@@ -136,7 +138,8 @@ def _check_agent_counts(agent: Agent, calls: list[int]) -> None:
     agent.choose_ad(ADS, rng=0)
     assert calls == [1, 3]  # the new prompt once, the three ads once (the baseline is cached)
     after = agent.predict_ctr([a.text for a in ADS])
-    assert calls == [1, 3] and not np.allclose(before, after)
+    # relative: with a baseline weight < 1 the initial head's CTRs are far below 0.018
+    assert calls == [1, 3] and not np.allclose(before, after, rtol=1e-6, atol=0.0)
     assert agent.last_explanation.predicted_ctr == pytest.approx(
         after[[a.ad_id for a in ADS].index(agent.choose_ad(ADS, rng=0).winner)]
     )
@@ -240,3 +243,54 @@ def test_agents_share_arrays_exactly_when_their_states_are_equal(picks):
         for b, j in zip(agents, picks, strict=True):
             shared = np.shares_memory(a._state["head.gain"], b._state["head.gain"])
             assert shared == (i == j) and (a.state_version == b.state_version) == (i == j)
+
+
+SHOPPER_PROMPT = (  # written out by hand: the prompt of shopper()'s two events
+    "The user recently purchased: coffee beans; viewed: red summer dress.\n"
+    "The user would click on an ad for:"
+)
+NEUTRAL_TEXT = "The user has no recent activity.\nThe user would click on an ad for:"
+RANKED = ["a red dress for summer", "dark roast coffee beans", "waterproof camping tent", "shoes"]
+
+
+def test_baseline_weight_zero_is_plain_loglik_and_one_the_difference():
+    bb = load_model("tiny-causal")
+    plain = np.array([naive_loglik(bb, SHOPPER_PROMPT, " " + t) for t in RANKED])
+    neutral = np.array([naive_loglik(bb, NEUTRAL_TEXT, " " + t) for t in RANKED])
+    with counting(bb) as calls:
+        at0 = relevance(bb, SHOPPER_PROMPT, RANKED, baseline_weight=0.0)
+    assert calls == [1, len(RANKED)]  # w = 0 never runs the neutral prompt
+    at1 = relevance(bb, SHOPPER_PROMPT, RANKED, baseline_weight=1.0)
+    half = relevance(bb, SHOPPER_PROMPT, RANKED, baseline_weight=0.5)
+    np.testing.assert_allclose(at0, plain, atol=1e-4)
+    np.testing.assert_allclose(at1, plain - neutral, atol=1e-4)
+    np.testing.assert_allclose(half, plain - 0.5 * neutral, atol=1e-4)
+    order0, order1 = np.argsort(-at0).tolist(), np.argsort(-at1).tolist()
+    assert order0 == np.argsort(-plain).tolist()
+    assert order1 == np.argsort(-(plain - neutral)).tolist()
+    assert order0 != order1  # the weight changes the ranking here, so the test can tell
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.floats(0.0, 1.0), st.lists(st.sampled_from(RANKED), min_size=1, max_size=4))
+def test_relevance_is_affine_in_the_baseline_weight(w, texts):
+    at0 = relevance(_BB, SHOPPER_PROMPT, texts, 0.0)
+    at1 = relevance(_BB, SHOPPER_PROMPT, texts, 1.0)
+    got = relevance(_BB, SHOPPER_PROMPT, texts, w)
+    np.testing.assert_allclose(got, (1 - w) * at0 + w * at1, atol=1e-5)
+
+
+@pytest.mark.parametrize("w", [-0.1, 1.01, float("nan"), float("inf"), "0.5", True, None])
+def test_bad_baseline_weight_is_refused(causal, w):
+    with pytest.raises(AgentError, match=r"baseline_weight must be a number in \[0, 1\]"):
+        relevance(causal, SHOPPER_PROMPT, RANKED, baseline_weight=w)
+
+
+def test_loglik_teacher_scores_after_the_agents_scoring_prompt(causal):
+    teacher = loglik_teacher(causal)
+    got = teacher(shopper(causal).context, RANKED, np.zeros(len(RANKED)))
+    want = [naive_loglik(causal, SHOPPER_PROMPT, " " + t) for t in RANKED]
+    np.testing.assert_allclose(got, want, atol=1e-4)
+    empty = teacher(PrivateContext(), RANKED[:2], np.zeros(2))
+    want = [naive_loglik(causal, NEUTRAL_TEXT, " " + t) for t in RANKED[:2]]
+    np.testing.assert_allclose(empty, want, atol=1e-4)
