@@ -1,9 +1,12 @@
 """DP-SGD's private gradient: the project's against Opacus, side by side, same results checked.
 
 One DP-SGD gradient = per-example gradients, per-example clipping to C = 1, their sum, Gaussian
-noise (z = 1), divided by the expected batch size; no optimizer step. Project:
-``agents.dp_sgd.per_example_gradients`` (``torch.func.vmap``) + ``private_gradient`` (what
-``agents.train`` runs each step). Peer: Opacus's ``GradSampleModule`` (per-sample gradients from
+noise (z = 1), divided by the expected batch size; no optimizer step. Project: what
+``agents.train`` runs each step, per-example gradients + ``agents.dp_sgd.private_gradient``;
+the per-example gradients are ``agents.training.click_gradients`` on LoRA MiniLM (forward
+hooks on the LoRA ``nn.Linear`` layers, one batched forward and backward) and
+``agents.dp_sgd.per_example_gradients`` (``torch.func.vmap``, the generic path) on the MLP.
+Peer: Opacus's ``GradSampleModule`` (per-sample gradients from
 hooks, ``loss_reduction="mean"``, its standard set-up) + ``DPOptimizer.pre_step`` (clip, sum,
 noise, scale). Models:
 
@@ -40,7 +43,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from agents.dp_sgd import per_example_gradients, private_gradient  # noqa: E402
+from agents.dp_sgd import Grads, per_example_gradients, private_gradient  # noqa: E402
 from benchmarks._report import side_by_side  # noqa: E402
 from benchmarks.auction_throughput import interleaved  # noqa: E402
 
@@ -50,12 +53,13 @@ CLIP, NOISE = 1.0, 1.0
 @dataclass
 class Case:
     """One model's DP-SGD problem: the trainable ``params`` (name -> tensor, shared by the
-    module), a per-example ``loss(params, *example)`` for vmap, the batch's mean loss
-    ``batch_loss(*batch)`` through the module for Opacus, the ``module`` whose trainable
-    leaves Opacus hooks, and the ``batch`` (tensors with a leading dimension B)."""
+    module), the project's per-example ``gradients(params) -> {name: (B, ...)}`` of the
+    batch, the batch's mean loss ``batch_loss(*batch)`` through the module for Opacus, the
+    ``module`` whose trainable leaves Opacus hooks, and the ``batch`` (tensors with a leading
+    dimension B)."""
 
     params: dict[str, torch.nn.Parameter]
-    loss: Callable[..., torch.Tensor]
+    gradients: Callable[[Grads], Grads]
     batch_loss: Callable[..., torch.Tensor]
     module: torch.nn.Module
     batch: tuple[torch.Tensor, ...]
@@ -78,7 +82,10 @@ def mlp_case(batch_size: int) -> Case:
     def batched(xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
         return torch.nn.functional.cross_entropy(model(xb), yb)
 
-    return Case(dict(model.named_parameters()), loss, batched, model, (x, y))
+    def gradients(p: Grads) -> Grads:
+        return per_example_gradients(loss, p, x, y)[0]
+
+    return Case(dict(model.named_parameters()), gradients, batched, model, (x, y))
 
 
 def lora_case(batch_size: int) -> Case:
@@ -86,6 +93,7 @@ def lora_case(batch_size: int) -> Case:
     from agents.lora import adapter_parameters, enable_lora
     from agents.models import load_model
     from agents.scoring import initial_head, torch_logits
+    from agents.training import click_gradients
 
     backbone = load_model("minilm", max_length=64)
     enable_lora(backbone, rank=8)
@@ -100,22 +108,23 @@ def lora_case(batch_size: int) -> Case:
     ctx = torch.from_numpy(backbone.embed(["summer dress and shoes"])).expand(batch_size, -1)
     y = torch.from_numpy(rng.integers(0, 2, batch_size).astype(np.float32))
 
-    def loss(p, ids, mask, c, yi):
-        emb = backbone.pooled(ids[None], mask[None], p)[0]
-        return torch.nn.functional.binary_cross_entropy_with_logits(torch_logits(c, emb, head), yi)
-
     def batched(ids, mask, c, yb):
         logits = torch_logits(c, backbone.pooled(ids, mask), head)
         return torch.nn.functional.binary_cross_entropy_with_logits(logits, yb)
 
     batch = (enc["input_ids"], enc["attention_mask"], ctx.contiguous(), y)
-    return Case(params, loss, batched, backbone.core, batch)
+    click_batch = (*batch[:3], torch.zeros(batch_size), y)  # no prior, as torch_logits' default
+
+    def gradients(p: Grads) -> Grads:  # the head is a constant here: the adapter trains
+        return click_gradients(backbone, p, click_batch, head=head)[0]
+
+    return Case(params, gradients, batched, backbone.core, batch)
 
 
 def ours(case: Case, noise: float, seed: int = 0) -> tuple[dict, dict]:
     """(per-example gradients, private gradient) of the project."""
     frozen = {k: v.detach() for k, v in case.params.items()}
-    grads, _ = per_example_gradients(case.loss, frozen, *case.batch)
+    grads = case.gradients(frozen)
     out = private_gradient(
         grads,
         frozen,
