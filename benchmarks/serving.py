@@ -298,6 +298,12 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=60_000, help="per level, at most")
     ap.add_argument("--event-share", type=float, default=0.1)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--client-loop",
+        choices=("uvloop", "asyncio"),
+        default="uvloop",
+        help="the load generator's event loop (asyncio: to see what uvloop saves it)",
+    )
     ap.add_argument("--quick", action="store_true", help="small: a smoke run")
     args = ap.parse_args()
     if args.quick:
@@ -330,7 +336,8 @@ def measure(
     server = start_server(run, store, port)
     proc = psutil.Process(server.pid)
     try:
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        factory = uvloop.new_event_loop if args.client_loop == "uvloop" else None
+        with asyncio.Runner(loop_factory=factory) as runner:
             rows, memory = runner.run(drive(args, port, proc, bodies, events, rng))
     finally:
         server.send_signal(signal.SIGINT)
