@@ -16,11 +16,13 @@ raises is what log-likelihood ranking reads.
 
 :func:`train_causal` is DP-SGD on the adapter alone with the schedule and accountant of
 :func:`agents.training.plan` (Poisson batches) and the clipped, noised gradient of
-:func:`agents.dp_sgd.private_gradient`. Per-example gradients come from a loop of ordinary
-backward passes, one example at a time (its own length, no padding), instead of
-``torch.func.vmap``: this keeps gradient checkpointing usable (:func:`enable_checkpointing`),
-which is what brings a SmolLM2-135M step under 4 GB, and the stacked per-example gradients
-are only the adapter's (B x 0.46 M floats for rank 8 on q_proj, v_proj).
+:func:`agents.dp_sgd.private_gradient`. Per-example gradients come from one right-padded
+batched forward and one ordinary backward with forward hooks on the LoRA ``nn.Linear`` layers
+(:func:`agents.dp_sgd.linear_tape`), instead of ``torch.func.vmap``: this keeps gradient
+checkpointing usable (:func:`enable_checkpointing`), which is what brings a SmolLM2-135M step
+under 4 GB, and the stacked per-example gradients are only the adapter's (B x 0.46 M floats
+for rank 8 on q_proj, v_proj). An adapter on other layers falls back to one backward per
+example (its own length, no padding).
 
 Example:
     >>> from agents import enable_lora, load_model
@@ -50,6 +52,7 @@ import numpy as np
 import torch
 
 from ._errors import AgentError
+from .dp_sgd import linear_owners, linear_tape
 from .lora import activate, adapter_parameters, state_version
 from .models import Backbone
 from .training import RngLike, TrainResult, plan, private_steps
@@ -165,10 +168,18 @@ def example_loss(backbone: Backbone, input_ids: torch.Tensor, labels: torch.Tens
         input_ids, labels: (1, T) int64 (``Batch.example``).
     """
     body = backbone.core(input_ids=input_ids, use_cache=False).last_hidden_state
-    pos = torch.nonzero(labels[0, 1:] != IGNORE)[:, 0]
+    return _head_losses(backbone, body, labels)[0]
+
+
+def _head_losses(backbone: Backbone, body: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """(B,) mean response cross entropy of each row from the transformer's (B, T, H) output,
+    the LM head applied at the (row, position) pairs that predict a response token only."""
+    rows, pos = torch.nonzero(labels[:, 1:] != IGNORE, as_tuple=True)
     base = backbone.model.get_base_model() if backbone.lora is not None else backbone.model
-    logits = base.get_output_embeddings()(body[0, pos]).float()
-    return torch.nn.functional.cross_entropy(logits, labels[0, pos + 1])
+    logits = base.get_output_embeddings()(body[rows, pos]).float()
+    ce = torch.nn.functional.cross_entropy(logits, labels[rows, pos + 1], reduction="none")
+    counts = torch.bincount(rows, minlength=len(labels)).clamp_min(1)
+    return ce.new_zeros(len(labels)).index_add(0, rows, ce) / counts
 
 
 def enable_checkpointing(backbone: Backbone) -> None:
@@ -202,7 +213,33 @@ def _training(backbone: Backbone) -> Iterator[dict[str, torch.nn.Parameter]]:
 def _example_gradients(
     backbone: Backbone, params: Mapping[str, torch.nn.Parameter], batch: Batch, idx: np.ndarray
 ) -> tuple[dict[str, torch.Tensor], list[float]]:
-    """Per-example gradients ((B, ...) per parameter) and losses of the examples ``idx``."""
+    """Per-example gradients ((B, ...) per parameter) and losses of the examples ``idx``.
+
+    The adapter's layers are ``nn.Linear`` (peft's LoRA): one right-padded forward of the B
+    examples (cut to the longest of them; right padding changes no real token's output under
+    the causal mask) through :func:`~agents.dp_sgd.linear_tape` and one backward. Checkpointing
+    still applies: its recomputation runs after the hooks are gone. Otherwise (decided by
+    :func:`~agents.dp_sgd.linear_owners`) one ordinary backward per example.
+    """
+    if not len(idx):
+        return {}, []
+    if not linear_owners(backbone.core, params):
+        return _loop_example_gradients(backbone, params, batch, idx)
+    rows = torch.as_tensor(idx)
+    width = int(batch.attention_mask[rows].sum(1).max())
+    ids, mask, labels = (
+        t[rows, :width] for t in (batch.input_ids, batch.attention_mask, batch.labels)
+    )
+    with linear_tape(backbone.core, params) as tape:
+        body = backbone.core(input_ids=ids, attention_mask=mask, use_cache=False).last_hidden_state
+    losses = _head_losses(backbone, body, labels)
+    return tape.gradients(losses.sum()), losses.detach().tolist()
+
+
+def _loop_example_gradients(
+    backbone: Backbone, params: Mapping[str, torch.nn.Parameter], batch: Batch, idx: np.ndarray
+) -> tuple[dict[str, torch.Tensor], list[float]]:
+    """:func:`_example_gradients` one example at a time (its own length, no padding)."""
     names = list(params)
     rows: list[tuple[torch.Tensor, ...]] = []
     losses = []
@@ -210,8 +247,6 @@ def _example_gradients(
         loss = example_loss(backbone, *batch.example(int(i)))
         rows.append(torch.autograd.grad(loss, [params[n] for n in names]))
         losses.append(float(loss.detach()))
-    if not rows:
-        return {}, losses
     return {n: torch.stack([row[j] for row in rows]) for j, n in enumerate(names)}, losses
 
 

@@ -190,3 +190,45 @@ def test_train_matches_the_vmap_path(name, monkeypatch):
     for k in vmap.state:
         np.testing.assert_allclose(hooks.state[k], vmap.state[k], rtol=1e-4, atol=1e-6)
     assert any(not np.allclose(hooks.state[k], state[k]) for k in state)
+
+
+# ---- the causal LM's instruction loss (agents.instruct) -----------------------------------
+
+
+@pytest.mark.parametrize("checkpointing", [False, True])
+def test_causal_batched_gradients_equal_one_backward_per_example(checkpointing):
+    from agents import instruct
+
+    bb = load_model("tiny-causal")
+    enable_lora(bb, rank=2)
+    if checkpointing:
+        instruct.enable_checkpointing(bb)
+    prompts = ["the user viewed a tent", "coffee", "a very long history of many movies"]
+    batch = instruct.encode(bb.tokenizer, prompts, [" socks", " a red dress", " x"])
+    idx = np.array([2, 0, 1])
+    with instruct._training(bb) as params:
+        gen = torch.Generator().manual_seed(0)
+        with torch.no_grad():  # move peft's zero B so every path carries gradient
+            for p in params.values():
+                p.add_(0.1 * torch.randn(p.shape, generator=gen))
+        grads, losses = instruct._example_gradients(bb, params, batch, idx)
+        want, want_losses = instruct._loop_example_gradients(bb, params, batch, idx)
+        assert all(p.grad is None for p in params.values())  # nothing accumulated
+    np.testing.assert_allclose(losses, want_losses, rtol=1e-5)
+    for k in want:
+        torch.testing.assert_close(grads[k], want[k], rtol=1e-4, atol=1e-6)
+
+
+def test_train_causal_matches_the_loop_path(monkeypatch):
+    from agents import instruct
+
+    bb = load_model("tiny-causal")
+    start = enable_lora(bb, rank=2)
+    batch = instruct.encode(bb.tokenizer, ["a tent", "coffee", "shoes", "a novel"], [" socks"] * 4)
+    kwargs = dict(epochs=3, batch_size=2, lr=3e-2, noise_multiplier=1.0, rng=1)
+    fit = instruct.train_causal(bb, start, batch, **kwargs)
+    monkeypatch.setattr(instruct, "linear_owners", lambda *a: {})  # force the loop
+    loop = instruct.train_causal(bb, start, batch, **kwargs)
+    np.testing.assert_allclose(fit.losses, loop.losses, rtol=1e-5)
+    for k in start:
+        np.testing.assert_allclose(fit.state[k], loop.state[k], rtol=1e-4, atol=1e-6)
