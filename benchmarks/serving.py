@@ -11,8 +11,9 @@ or, with probability ``--event-share``, an event. Body kinds (``--bodies``): ``t
 full candidates (ad texts from 800 product texts, random bids; about 9 KB of JSON), and
 ``ids``, 100 random ad ids of the node's catalogue (``"ad_ids"``, the catalogue's bids; about
 1 KB). Reported per kind and level: requests/s, decisions/s, decision latency p50/p95/p99 (ms,
-on the client: queueing included), errors, and the CPU of the server and of this load
-generator (cores). Memory per hosted user: the server's resident memory growth while
+on the client: queueing included), errors, the CPU of the server and of this load generator
+(cores), and the server's CPU time per request (us: what the shared machine's load changes
+least). Memory per hosted user: the server's resident memory growth while
 ``--more-users`` further users are added, over their number.
 
 The load generator is asyncio on uvloop over keep-alive connections, each request's bytes
@@ -286,6 +287,29 @@ def profile_stages(
     return {k: float(np.median(v) * 1e6) for k, v in times.items()}
 
 
+def traced_bytes_per_user(node: Any, rng: np.random.Generator, args: argparse.Namespace) -> float:
+    """Bytes the node allocates (tracemalloc: Python objects and numpy buffers) per user it
+    adds: ``--more-users`` users with ``--events`` events each and their context vectors; the
+    event texts are embedded once before the count (a text's embedding is shared, not a
+    user's). The resident-set measure over HTTP is at the allocator's noise."""
+    import tracemalloc
+
+    from economy.edge.store import StoredEvent
+
+    more = range(args.users, args.users + args.more_users)
+    events = [json.loads(b) for b in event_bodies(rng, more, args.events)]
+    node.model.backbone.embed(sorted({e["text"] for e in events}))
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for seq, e in enumerate(events):
+        node.apply(StoredEvent(seq, e["user"], e["kind"], e["text"], e["time"]))
+    for u in more:
+        node.context_vector(f"u{u}")
+    after = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    return (after - before) / args.more_users
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--run", default=None, help="serve this run folder (default: one made here)")
@@ -328,6 +352,7 @@ def measure(
         ad_ids = [a.ad_id for a in node.catalogue.ads]
         bodies = {k: decision_bodies(rng, args.users, 400, k, ad_ids) for k in ("texts", "ids")}
         stages = profile_stages(bodies, node, args.users, 200)
+        traced = traced_bytes_per_user(node, rng, args)
     finally:
         profile_store.close()
     del node
@@ -339,6 +364,7 @@ def measure(
         factory = uvloop.new_event_loop if args.client_loop == "uvloop" else None
         with asyncio.Runner(loop_factory=factory) as runner:
             rows, memory = runner.run(drive(args, port, proc, bodies, events, rng))
+        memory["traced_bytes_per_user"] = traced
     finally:
         server.send_signal(signal.SIGINT)
         try:
@@ -360,7 +386,9 @@ def report(
     print_table(rows, list(rows[0]))
     print(
         f"memory per hosted user ({args.events} events each): {memory['per_user_bytes']:,.0f} "
-        f"bytes; server RSS {memory['rss_mb']:.0f} MB at {memory['users']} users"
+        f"bytes of server RSS growth; server RSS {memory['rss_mb']:.0f} MB at "
+        f"{memory['users']} users; in-process (tracemalloc) "
+        f"{memory['traced_bytes_per_user']:,.0f} bytes per added user"
     )
     print(
         "decision stages in-process (median us): "
@@ -418,6 +446,7 @@ async def drive(
             out = await closed_loop(port, raw, raw_events, kinds, level, args.seconds)
             cpu1, me1, t1 = proc.cpu_times(), time.process_time(), time.perf_counter()
             d, n = out["decisions"], len(out["decisions"]) + len(out["events"])
+            server = cpu1.user + cpu1.system - cpu0.user - cpu0.system  # CPU seconds
             rows.append(
                 {
                     "body": kind,
@@ -430,7 +459,8 @@ async def drive(
                     "p99_ms": percentile(d, 99),
                     "event_p95_ms": percentile(out["events"], 95),
                     "errors": out["errors"],
-                    "server_cpu": (cpu1.user + cpu1.system - cpu0.user - cpu0.system) / (t1 - t0),
+                    "server_cpu": server / (t1 - t0),
+                    "server_us_per_req": server / n * 1e6,
                     "client_cpu": (me1 - me0) / (t1 - t0),
                 }
             )
