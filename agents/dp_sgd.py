@@ -1,8 +1,17 @@
 """DP-SGD's private gradient: per-example gradients, per-example clipping, Gaussian noise.
 
-Per-example gradients come from ``torch.func`` (``vmap`` over ``grad``), so any model that
-runs under ``functional_call`` works, peft's LoRA layers included. With per-example gradients
-``g_i`` (all parameters flattened together), clipping norm ``C`` and noise multiplier ``z``:
+Per-example gradients come two ways. When every trainable parameter is the weight or bias of
+a ``torch.nn.Linear`` (peft's ``lora_A`` / ``lora_B`` are), :func:`linear_tape` keeps each
+layer's input ``a`` (B, T, in) from forward hooks during one batched forward, one
+``torch.autograd.grad`` of the summed per-example losses asks for the layers' output gradients
+``g`` (B, T, out) only (no ``.grad`` accumulated, nothing differentiated below the lowest such
+layer, no frozen layer's weight gradient), and ``dW_i = g_i^T a_i`` is one ``bmm`` over the
+batch (as Opacus's hooks compute it; Goodfellow 2015). That is exact when example ``i``'s loss
+depends on no other example's activations (a transformer in eval mode with its attention
+mask). Otherwise ``torch.func`` (``vmap`` over ``grad``, :func:`per_example_gradients`) is the
+generic path: any model that runs under ``functional_call``; :func:`linear_owners` decides.
+With per-example gradients ``g_i`` (all parameters flattened together), clipping norm ``C``
+and noise multiplier ``z``:
 
     g_i <- g_i * min(1, C / ||g_i||),    G = (sum_i g_i + N(0, (z C)^2 I)) / B
 
@@ -73,6 +82,9 @@ class LinearTape:
 
     def __init__(self, owners: dict[str, torch.nn.Linear]) -> None:
         self.owners = owners
+        # the layers whose weight / bias is tracked: nothing is built for the others
+        self.with_weight = {id(m) for name, m in owners.items() if name.endswith("weight")}
+        self.with_bias = {id(m) for name, m in owners.items() if name.endswith("bias")}
         # (layer id, its input a (B, ..., in), its output (B, ..., out)) per call, in order
         self.calls: list[tuple[int, torch.Tensor, torch.Tensor]] = []
 
@@ -98,9 +110,12 @@ class LinearTape:
         biases: dict[int, torch.Tensor] = {}
         for (layer, a, _), g in zip(self.calls, grads_out, strict=True):
             g3 = g.reshape(len(g), -1, g.shape[-1])  # (B, T, out); T = 1 for (B, out) inputs
-            w = torch.bmm(g3.transpose(1, 2), a.reshape(len(a), -1, a.shape[-1]))
-            weights[layer] = w if layer not in weights else weights[layer] + w
-            biases[layer] = g3.sum(1) if layer not in biases else biases[layer] + g3.sum(1)
+            if layer in self.with_weight:
+                w = torch.bmm(g3.transpose(1, 2), a.reshape(len(a), -1, a.shape[-1]))
+                weights[layer] = w if layer not in weights else weights[layer] + w
+            if layer in self.with_bias:
+                b = g3.sum(1)
+                biases[layer] = b if layer not in biases else biases[layer] + b
         batch = len(self.calls[0][1])
         out = {}
         for name, owner in self.owners.items():

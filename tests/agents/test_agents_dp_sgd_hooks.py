@@ -83,6 +83,14 @@ def test_a_layer_called_twice_adds_both_calls():
     torch.testing.assert_close(grads["weight"], want["weight"])
 
 
+def test_a_tracked_layer_the_forward_skips_gets_zeros():
+    net = _mlp(0)
+    x = torch.randn(3, 4, generator=torch.Generator().manual_seed(2))
+    grads, _ = linear_per_example_gradients(net, ["0.bias", "2.weight"], lambda: net[0](x).sum(1))
+    torch.testing.assert_close(grads["0.bias"], torch.ones(3, 5))
+    torch.testing.assert_close(grads["2.weight"], torch.zeros(3, 3, 5))
+
+
 def test_hooks_are_removed_and_bad_names_named():
     net = _mlp(0)
     with pytest.raises(AgentError, match=r"'1\.weight' is not one"), linear_tape(net, ["1.weight"]):
