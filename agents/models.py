@@ -7,7 +7,8 @@ continuations by log-likelihood, reusing the context's key/value cache across ca
 Many agents share one backbone: ``enable_lora`` wraps the model in peft once, and each agent
 swaps its own adapter weights in (``activate``) before use. Embeddings are cached per
 ``(adapter version, text)``, so agents holding the same adapter (e.g. the global one after a
-federated round) share cached ad embeddings. The last few embedded lists are also kept whole,
+federated round) share cached ad embeddings; the rows live in a few large blocks
+(:class:`~agents.row_store.RowStore`), not one small array each. The last few embedded lists are also kept whole,
 keyed by ``(adapter version, tuple of texts)``, so asking again for the same candidates (an
 agent's ads on every impression) returns the stored matrix without a lookup per text.
 
@@ -34,6 +35,7 @@ from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokeni
 
 from . import weights
 from ._errors import AgentError, ModelNotFoundError
+from .row_store import RowStore
 from .tiny import tiny_model
 
 Kind = Literal["encoder", "causal"]
@@ -74,7 +76,7 @@ class Backbone:
         if kind not in ("encoder", "causal"):
             raise AgentError(f"kind must be 'encoder' or 'causal', got {kind!r}")
         self.name, self.kind, self.tokenizer = name, kind, tokenizer
-        self.max_length, self.cache_size = max_length, cache_size
+        self.max_length = max_length
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
         tokenizer.padding_side = "right"
@@ -85,12 +87,21 @@ class Backbone:
         self.states: Any = None  # the interned adapter + head states (lora.StateTable), idem
         self.initial_adapter: dict[str, np.ndarray] = {}
         self.active_version = BASE_VERSION
-        self._cache: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
         self._lists: OrderedDict[tuple[str, tuple[str, ...]], np.ndarray] = OrderedDict()
         self._ll: OrderedDict[tuple[str, str, str], float] = OrderedDict()
         self._ll_lists: OrderedDict[tuple[str, str, tuple[str, ...]], np.ndarray] = OrderedDict()
         self._prefixes: OrderedDict[tuple[str, str], tuple[torch.Tensor, list]] = OrderedDict()
         self._dim = int(model.config.hidden_size)  # read once: peft's attribute chain is slow
+        self._cache = RowStore(self._dim, cache_size)  # per (adapter version, text)
+
+    @property
+    def cache_size(self) -> int:
+        """Most cached embeddings (and log-likelihoods); lowering it drops the oldest."""
+        return self._cache.capacity
+
+    @cache_size.setter
+    def cache_size(self, size: int) -> None:
+        self._cache.capacity = size
 
     @property
     def dim(self) -> int:
@@ -156,29 +167,28 @@ class Backbone:
     def _rows(self, texts: Sequence[str], batch_size: int) -> np.ndarray:
         """(n, d) embeddings from the per-text cache; each missing text runs through the model
         once, in batches of ``batch_size`` in order of first appearance."""
-        cache, version = self._cache, self.active_version
+        version = self.active_version
         keys = [(version, text) for text in texts]
-        rows = [cache.get(k) for k in keys]
-        for k, row in zip(keys, rows, strict=True):
-            if row is not None:
-                cache.move_to_end(k)
-        todo = list(dict.fromkeys(t for t, row in zip(texts, rows, strict=True) if row is None))
-        fresh: dict[str, np.ndarray] = {}
+        found, hits = self._cache.get(keys)
+        if found.min(initial=0) >= 0:
+            return hits
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        out[found >= 0] = hits
+        missing = np.flatnonzero(found < 0)
+        todo = list(dict.fromkeys(texts[i] for i in missing))
+        fresh = np.empty((len(todo), self.dim), dtype=np.float32)
         for start in range(0, len(todo), batch_size):
-            chunk = todo[start : start + batch_size]
             with torch.no_grad():
-                vecs = self.pooled(**self.tokenize(chunk)).numpy()
-            for text, vec in zip(chunk, vecs, strict=True):
-                fresh[text] = cache[(version, text)] = vec
-        if todo:
-            rows = [fresh[t] if row is None else row for t, row in zip(texts, rows, strict=True)]
-        if len(cache) > self.cache_size:
-            while len(cache) > self.cache_size:
-                cache.popitem(last=False)
+                fresh[start : start + batch_size] = self.pooled(
+                    **self.tokenize(todo[start : start + batch_size])
+                ).numpy()
+        position = {text: i for i, text in enumerate(todo)}
+        out[missing] = fresh[[position[texts[i]] for i in missing]]
+        dropped = len(self._cache) + len(todo) > self.cache_size
+        self._cache.put([(version, text) for text in todo], fresh)
+        if dropped:
             self._lists.clear()  # a dropped text is embedded afresh next time: so are lists
-        if not rows:
-            return np.empty((0, self.dim), dtype=np.float32)
-        return np.array(rows, dtype=np.float32)
+        return out
 
     def require_causal(self, purpose: str, hint: str = "") -> None:
         """Raise :class:`AgentError` "<purpose> needs a causal LM; <name> is an encoder

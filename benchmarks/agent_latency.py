@@ -10,7 +10,8 @@
 - cold path: a new context event before each call (ads cached, the event embedded);
 - DP-SGD LoRA step (batch 16 x 64 tokens) and adapter + head bytes, MiniLM and SmolLM2;
 - memory: resident memory of N agents (own adapter + head + 30-event context, each having
-  scored 100 ads once) above the loaded base model;
+  scored 100 ads once) above the loaded base model, in all and per extra agent (the slope
+  past the first fifth of the agents) against the agent's own bytes;
 - shared adapters: N agents loading one global state hold one read-only copy (bytes of the
   distinct states vs N copies, resident memory above the model);
 - scorers: ``choose_ad`` over 100 candidates by the log-likelihood scorer on a causal LM vs
@@ -182,13 +183,18 @@ def lora_step(name: str, steps: int, rng: np.random.Generator) -> dict:
 
 
 def memory(n_agents: int, rng: np.random.Generator) -> dict:
+    """Resident memory of ``n_agents`` MiniLM agents, each its own adapter, 30-event context and
+    100 ads scored once, above the loaded model: in all, per agent on average, and per EXTRA
+    agent (the slope from the first fifth of the agents to all of them: what one more agent
+    costs once the model's one-off working memory, from its first forward passes, is paid)
+    against its own bytes: adapter + head + its cached embeddings."""
     backbone = load_model("minilm")
     base = {**enable_lora(backbone, rank=8), **initial_head(backbone.dim)}
     ads = [Ad(f"ad{i}", t, 1.0) for i, t in enumerate(phrases(100, 6, rng))]
     event_pool = phrases(300, 4, rng)
     gc.collect()
     before = rss_mb()
-    agents = []
+    agents, first_fifth = [], max(1, n_agents // 5)
     for a in range(n_agents):
         # a personal adapter, as after local training: its own embeddings, its own cache rows
         state = {
@@ -199,14 +205,22 @@ def memory(n_agents: int, rng: np.random.Generator) -> dict:
             agent.context.add("view", event_pool[j], time=float(i))
         agent.choose_ad(ads, rng=a)
         agents.append(agent)
+        if a + 1 == first_fifth:
+            gc.collect()
+            at_fifth = rss_mb()
     gc.collect()
     after = rss_mb()
+    own_kb = agents[0].nbytes / 1024 + backbone.cached / n_agents * backbone.dim * 4 / 1024
+    extra_kb = (after - at_fifth) * 1024 / max(1, n_agents - first_fifth)
     return {
         "agents": n_agents,
         "rss_above_base_mb": after - before,
         "per_agent_kb": (after - before) * 1024 / n_agents,
+        "per_extra_agent_kb": extra_kb,
         "adapter_head_kb": agents[0].nbytes / 1024,
         "cached_embeddings": backbone.cached,
+        "own_kb": own_kb,
+        "extra_over_own": extra_kb / own_kb,
     }
 
 
