@@ -50,6 +50,7 @@ import numpy as np
 import torch
 
 from ._errors import AgentError
+from .accountant import UserAccountant, gaussian
 from .context import PrivateContext
 from .lora import activate, state_version
 from .models import Backbone
@@ -297,10 +298,13 @@ class DistillConfig:
 
 @dataclass(frozen=True)
 class DistillResult:
-    """The distilled ``student`` and the mean loss of each epoch (or round)."""
+    """The distilled ``student``, the mean loss of each epoch (or round that ran) and, from
+    :func:`distill_federated`, each device's epsilon at the accountant's delta (0 for a device
+    never chosen, ``inf`` for one whose update left without noise)."""
 
     student: Student
     losses: tuple[float, ...]
+    epsilons: np.ndarray | None = None
 
 
 class _Problem:
@@ -477,6 +481,10 @@ def distill_federated(
     init: Student | None = None,
     public: Sequence[PrivateContext] = (),
     ensemble_epochs: int = 0,
+    clipping_norm: float | None = None,
+    noise_multiplier: float = 0.0,
+    privacy: UserAccountant | None = None,
+    device_ids: Sequence[int] | np.ndarray | None = None,
     rng: RngLike = None,
 ) -> DistillResult:
     """Each sampled device distils the global student on its own context for
@@ -490,14 +498,30 @@ def distill_federated(
     reads only its own context and the public ``ad_texts`` / ``priors``, and the server sees
     only student states and public texts. ``losses`` holds the mean local loss of each round.
 
+    User-level DP (DP-FedAvg, as the market's adapter rounds): with ``clipping_norm`` C each
+    device's update (its student minus the global one, all parameters together) is clipped to
+    L2 norm C before it leaves, and the server adds N(0, (z C / m)^2) to the mean of the m
+    replies (z = ``noise_multiplier``). Each round a device takes part in is one Gaussian
+    mechanism with multiplier z for that user (no amplification by sampling is claimed),
+    charged to ``privacy`` (the run's accountant; a device that cannot pay sits the round out)
+    or to a fresh one; ``epsilons`` reports each device's total. Without noise an update is
+    unbounded (``inf``). The FedDF step reads only the released students and public texts:
+    post-processing, free in privacy.
+
     Args:
         public: public pseudo-contexts for the server's ensemble step
             (:func:`public_contexts`; no user's data), needed when ``ensemble_epochs`` > 0.
         ensemble_epochs: server distillation passes per round, >= 0 (0: plain FedAvg).
+        clipping_norm: L2 bound of each device's update (``None``: not clipped).
+        noise_multiplier: std of the server's noise / ``clipping_norm`` (needs a clipping norm).
+        privacy: the accountant to charge (default: a fresh one with delta 1e-5).
+        device_ids: each device's user id in ``privacy`` (default 0..n-1).
 
     Raises:
         AgentError: as :func:`distill`, ``rounds`` or ``per_round`` < 1, ``ensemble_epochs``
-            < 0, or ensemble epochs without public contexts.
+            < 0, ensemble epochs without public contexts, a clipping norm <= 0, a negative
+            noise multiplier or noise without a clipping norm, ``device_ids`` not one id per
+            device.
     """
     for name, value, low in (
         ("rounds", rounds, 1),
@@ -508,6 +532,18 @@ def distill_federated(
             raise AgentError(f"{name} must be an integer >= {low}, got {value!r}")
     if ensemble_epochs and not public:
         raise AgentError("ensemble_epochs > 0 needs public contexts (public_contexts(...))")
+    if clipping_norm is not None and not (0 < clipping_norm < math.inf):
+        raise AgentError(f"clipping_norm must be > 0 and finite (or None), got {clipping_norm}")
+    if not (0 <= noise_multiplier < math.inf) or (noise_multiplier > 0 and clipping_norm is None):
+        raise AgentError(
+            f"noise_multiplier must be finite, >= 0, and > 0 only with a clipping_norm; got "
+            f"{noise_multiplier} with clipping_norm={clipping_norm}"
+        )
+    ids = np.arange(len(device_contexts)) if device_ids is None else np.asarray(device_ids)
+    if ids.shape != (len(device_contexts),):
+        raise AgentError(f"device_ids must hold one id per device ({len(device_contexts)})")
+    privacy = privacy or UserAccountant(max(1, len(device_contexts)))
+    mechanism = gaussian(noise_multiplier, "student distillation")
     cfg = config or DistillConfig()
     gen = np.random.default_rng(rng)
     problem = _prepare(teacher, device_contexts, ad_texts, priors, cfg)
@@ -520,13 +556,46 @@ def distill_federated(
     state, losses = _start(problem, cfg, init, gen), []
     for _ in range(rounds):
         chosen = gen.choice(len(device_contexts), min(per_round, len(device_contexts)), False)
+        chosen = chosen[privacy.charge(ids[chosen], mechanism)]
+        if not len(chosen):
+            continue  # no chosen device could pay this round
         replies = [_fit(problem, state, np.array([d]), local, gen, cfg.epochs) for d in chosen]
-        state = average_students([r[0] for r in replies])
+        students = [r[0] for r in replies]
+        if clipping_norm is None:
+            state = average_students(students)
+        else:
+            state = _private_mean(state, students, clipping_norm, noise_multiplier, gen)
         if server is not None:
-            server.targets = _ensemble_logits(server, [r[0] for r in replies])
+            server.targets = _ensemble_logits(server, students)
             state, _ = _fit(server, state, np.arange(len(public)), cfg, gen, ensemble_epochs)
         losses.append(float(np.mean([r[1][-1] for r in replies])))
-    return DistillResult(Student(state), tuple(losses))
+    return DistillResult(Student(state), tuple(losses), privacy.epsilons(ids))
+
+
+def _private_mean(
+    start: Mapping[str, np.ndarray],
+    students: Sequence[Mapping[str, np.ndarray]],
+    clipping_norm: float,
+    noise_multiplier: float,
+    gen: np.random.Generator,
+) -> dict[str, np.ndarray]:
+    """``start`` plus the mean of the students' updates, each clipped to L2 norm
+    ``clipping_norm`` over all parameters, plus N(0, (noise_multiplier x clipping_norm /
+    len(students))^2) per value (DP-FedAvg's server step)."""
+    total = {k: np.zeros_like(start[k], dtype=np.float64) for k in STATE_KEYS}
+    for student in students:
+        update = {k: student[k].astype(np.float64) - start[k] for k in STATE_KEYS}
+        norm = math.sqrt(sum(float(np.square(u).sum()) for u in update.values()))
+        factor = min(1.0, clipping_norm / norm) if norm > 0 else 1.0
+        for k in STATE_KEYS:
+            total[k] += factor * update[k]
+    std = noise_multiplier * clipping_norm / len(students)
+    return {
+        k: (start[k] + total[k] / len(students) + std * gen.standard_normal(start[k].shape)).astype(
+            np.float32
+        )
+        for k in STATE_KEYS
+    }
 
 
 _NO_TARGETS = np.zeros((0, 0), np.float32)  # the server's targets are set each round

@@ -276,8 +276,9 @@ class WorldSection(_Section):
 class AgentsSection(_Section):
     """What scores ads on the device: a language-model agent (its LoRA adapter + head, trained
     by the federated rounds), a device-sized student distilled from it at the start of the run
-    (``agents.distill``; no federated rounds), or click counts per category (a baseline without
-    a model)."""
+    (``agents.distill``; no federated rounds; its one pass over the devices' own contexts is
+    user-level DP with the ``[federated]`` clipping norm and noise multiplier, charged to each
+    user's budget), or click counts per category (a baseline without a model)."""
 
     scorer: Literal["category", "lm", "student"] = "lm"
     model: Literal["tiny-encoder", "minilm"] = "minilm"
@@ -320,7 +321,8 @@ class ExperimentConfig(_Section):
         if self.privacy.epsilon_budget == float("inf"):
             return self
         what = "no finite privacy.epsilon_budget can pay; set it to inf to accept that"
-        if self.federated.every and self.federated.noise_multiplier == 0:
+        uses_dp = self.federated.every or self.agents.scorer == "student"
+        if uses_dp and self.federated.noise_multiplier == 0:
             raise ValueError(f"federated.noise_multiplier: 0 sends updates without noise, {what}")
         if self.social.gossip_rounds and self.social.trend_weight and not self.social.trend_private:
             raise ValueError(f"social.trend_private: false shares raw summaries, {what}")

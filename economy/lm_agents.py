@@ -27,8 +27,11 @@ With ``agents.scorer = "student"`` the devices score with a device-sized student
 (:mod:`agents.distill`) distilled at the start of the run from the agents' teacher (the LoRA
 agent they hold): first on pseudo-contexts of the public ad texts, then on each device's own
 context (each device distils the global student locally, the server averages the students:
-FedAvg). The teacher's agents stay for the click logs; the auction's quality is the student's
-CTR. A simulator shortcut computes the devices' local steps in one process.
+FedAvg with user-level DP: each device's update clipped to ``federated.clipping_norm``, the
+server's noise ``federated.noise_multiplier`` x that norm / devices; one Gaussian mechanism per
+user, charged to the run's accountant, and a device whose budget cannot pay sits it out). The
+teacher's agents stay for the click logs; the auction's quality is the student's CTR. A
+simulator shortcut computes the devices' local steps in one process.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from __future__ import annotations
 import numpy as np
 
 from agents import Agent, PrivateContext, enable_lora, load_model
+from agents.accountant import UserAccountant
 from agents.distill import (
     DistillConfig,
     Student,
@@ -67,6 +71,9 @@ class LMScorer:
         cfg: the ``[agents]`` section (scorer, model name, tokens per text).
         max_events: newest events each context keeps (history plus clicks).
         rng: seed of the student's distillation (``cfg.scorer == "student"`` only).
+        privacy: the run's per-user accountant, charged for the student's federated pass
+            (default: a fresh one without a budget).
+        clipping_norm, noise_multiplier: user-level DP of that pass (``None``, 0: none).
 
     Raises:
         ConfigError: the world has no texts.
@@ -78,6 +85,9 @@ class LMScorer:
         cfg: AgentsSection,
         max_events: int = 200,
         rng: np.random.Generator | int | None = None,
+        privacy: UserAccountant | None = None,
+        clipping_norm: float | None = None,
+        noise_multiplier: float = 0.0,
     ) -> None:
         if world.texts is None:
             raise ConfigError(f"agents.scorer = {cfg.scorer!r}: the world has no texts to score")
@@ -96,7 +106,10 @@ class LMScorer:
             sorted(texts, key=len),
             None,
         )
-        self.student = self._distil(np.random.default_rng(rng)) if cfg.scorer == "student" else None
+        self.student = None
+        if cfg.scorer == "student":
+            dp = {"clipping_norm": clipping_norm, "noise_multiplier": noise_multiplier}
+            self.student = self._distil(np.random.default_rng(rng), privacy, dp)
 
     def _setup(
         self,
@@ -118,9 +131,12 @@ class LMScorer:
         self.student = Student(student) if student is not None else None
         self.warm()
 
-    def _distil(self, rng: np.random.Generator) -> Student:
+    def _distil(
+        self, rng: np.random.Generator, privacy: UserAccountant | None, dp: dict
+    ) -> Student:
         """The student: distilled on public pseudo-contexts of the ad texts, then refined on
-        every device's own context (one FedAvg round over all devices, 3 local steps each)."""
+        every device's own context (one DP-FedAvg round over all devices, 3 local steps each,
+        ``dp`` its clipping norm and noise multiplier, charged to ``privacy``)."""
         teacher = lora_teacher(self.backbone, self.agents[0].state())
         size = min(5, len(self.ads))
         public = distill(
@@ -130,18 +146,21 @@ class LMScorer:
             config=STUDENT,
             rng=rng,
         ).student
-        contexts = [a.context for a in self.agents if a.context.scored_events()]
-        if not contexts:
+        users = [u for u, a in enumerate(self.agents) if a.context.scored_events()]
+        if not users:
             return public
         return distill_federated(
             teacher,
-            contexts,
+            [self.agents[u].context for u in users],
             self.ads,
             rounds=1,
-            per_round=len(contexts),
+            per_round=len(users),
             config=DistillConfig(buckets=STUDENT.buckets, dim=STUDENT.dim, epochs=3, lr=0.005),
             init=public,
+            privacy=privacy,
+            device_ids=users,
             rng=rng,
+            **dp,
         ).student
 
     def __getstate__(self) -> dict:

@@ -421,7 +421,14 @@ def start_market(cfg: ExperimentConfig, ledger_path: str | Path = ":memory:") ->
     if cfg.agents.scorer in ("lm", "student"):
         from .lm_agents import LMScorer
 
-        lm = LMScorer(world, cfg.agents, rng=seeds.generator("student"))
+        lm = LMScorer(
+            world,
+            cfg.agents,
+            rng=seeds.generator("student"),
+            privacy=privacy,
+            clipping_norm=cfg.federated.clipping_norm,
+            noise_multiplier=cfg.federated.noise_multiplier,
+        )
     if cfg.federated.every and lm is not None:
         from .federated import FederatedAgents
 

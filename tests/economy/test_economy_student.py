@@ -56,3 +56,19 @@ def test_a_checkpoint_keeps_the_student():
 def test_federated_rounds_with_a_student_are_refused():
     with pytest.raises(ConfigError, match=r"federated\.every.*'student'"):
         parse_config({**STUDENT, "federated": {"every": 1}})
+
+
+def test_the_students_pass_over_private_contexts_is_charged_to_each_users_budget():
+    from agents.accountant import gaussian
+
+    cfg = parse_config(STUDENT)  # federated.noise_multiplier 1.0 by default
+    state = start_market(cfg)
+    eps = state.privacy.epsilons()
+    once = gaussian(cfg.federated.noise_multiplier).epsilon_once(cfg.privacy.delta)
+    assert state.privacy.counts and 0 < eps.max() == pytest.approx(once)
+    assert np.count_nonzero(eps) == sum(bool(a.context.scored_events()) for a in state.lm.agents)
+    with pytest.raises(ConfigError, match=r"federated\.noise_multiplier: 0"):
+        parse_config({**STUDENT, "federated": {"every": 0, "noise_multiplier": 0.0}})
+    free = {**STUDENT, "federated": {"every": 0, "noise_multiplier": 0.0}}
+    free_state = start_market(parse_config({**free, "privacy": {"epsilon_budget": float("inf")}}))
+    assert np.isinf(free_state.privacy.epsilons()).any()  # reported as it is: no noise
