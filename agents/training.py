@@ -302,8 +302,14 @@ def train(
     def example_gradients(idx: np.ndarray) -> tuple[dict[str, torch.Tensor], float | None]:
         if not len(idx):
             return {}, None
-        batch = (enc["input_ids"], enc["attention_mask"], ctx_t, prior_t, y_t)
-        grads, values = click_gradients(backbone, params, tuple(t[idx] for t in batch))
+        ids, mask = enc["input_ids"][idx], enc["attention_mask"][idx]
+        if backbone.tokenizer.padding_side == "right":
+            # columns past the batch's longest text are padding only: cutting them changes no
+            # real token's output (positions count from the left) and saves their compute
+            width = max(1, int(mask.sum(1).max()))
+            ids, mask = ids[:, :width], mask[:, :width]
+        batch = (ids, mask, ctx_t[idx], prior_t[idx], y_t[idx])
+        grads, values = click_gradients(backbone, params, batch)
         return grads, float(values.mean())
 
     losses = private_steps(params, the_plan, n, example_gradients, lr=lr, gen=gen)

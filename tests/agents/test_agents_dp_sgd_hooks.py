@@ -240,3 +240,38 @@ def test_train_causal_matches_the_loop_path(monkeypatch):
     np.testing.assert_allclose(fit.losses, loop.losses, rtol=1e-5)
     for k in start:
         np.testing.assert_allclose(fit.state[k], loop.state[k], rtol=1e-4, atol=1e-6)
+
+
+def test_train_cuts_padding_columns_without_changing_gradients(monkeypatch):
+    """Each step's batch is cut to its longest text: only padding columns go, and re-padded to
+    the log's width the same per-example gradients come out."""
+    backbone = load_model("tiny-encoder")
+    state = {**enable_lora(backbone, rank=2), **initial_head(backbone.dim)}
+    texts = ["a", "b c", "a much longer text " * 4, "d", "e f", "g"]
+    enc = backbone.tokenize(texts)
+    full = enc["input_ids"].shape[1]
+    real = training_module.click_gradients
+    cuts = []
+
+    def spy(bb, params, batch, **kw):
+        ids, mask, *rest = batch
+        width = ids.shape[1]
+        for row in ids:  # the full row it came from has nothing but padding past the cut
+            (r,) = [r for r in range(len(texts)) if torch.equal(enc["input_ids"][r, :width], row)]
+            assert not enc["attention_mask"][r, width:].any()
+        cuts.append(width < full)
+        pad = full - width
+        padded = (
+            torch.nn.functional.pad(ids, (0, pad), value=backbone.tokenizer.pad_token_id),
+            torch.nn.functional.pad(mask, (0, pad)),
+            *rest,
+        )
+        got, want = real(bb, params, batch, **kw), real(bb, params, padded, **kw)
+        for k in want[0]:
+            torch.testing.assert_close(got[0][k], want[0][k], rtol=1e-4, atol=1e-6)
+        return got
+
+    monkeypatch.setattr(training_module, "click_gradients", spy)
+    ctx = np.random.default_rng(0).standard_normal((6, backbone.dim)).astype(np.float32)
+    train(backbone, state, ctx, texts, [1, 0, 1, 0, 1, 0], epochs=3, batch_size=2, rng=3)
+    assert any(cuts)  # some step did cut
