@@ -3,15 +3,16 @@
 Endpoints (JSON in and out; request bodies in :mod:`.schemas`):
 
 - ``POST /decide`` ``{"user", "slot", "candidates": [{"ad_id", "text", "bid", "category",
-  "prior"}] | "query": {"category", "limit"}, "reserve"}`` -> ``{"ad_id", "price", "slot"}``
-  (``ad_id`` null when no bid clears the reserve). Nothing else: no scores, no context.
+  "prior"}] | "ad_ids": [catalogue ids] | "query": {"category", "limit"}, "reserve"}`` ->
+  ``{"ad_id", "price", "slot"}`` (``ad_id`` null when no bid clears the reserve). Nothing
+  else: no scores, no context.
 - ``POST /events`` ``{"user", "kind", "text", "time", "category"}`` -> ``{"seq"}``, answered
   only once the event is on disk (:class:`GroupCommit`); the user is created by its first one.
 - ``GET /health`` -> ``{"status", "users", "events", "model"}``; ``GET /metrics``: Prometheus.
 
 Errors: 400 (body not JSON), 404 (unknown user), 413 (body over 1 MiB), 422 (a field is
-wrong), 503 (the store could not write an event: it is not accepted), each as
-``{"error": message, "errors": [{"field", "message"}]}`` naming the field.
+wrong, an id not in the catalogue), 503 (the store could not write an event: it is not
+accepted), each as ``{"error": message, "errors": [{"field", "message"}]}`` naming the field.
 """
 
 from __future__ import annotations
