@@ -182,7 +182,9 @@ def make_app(node: EdgeNode, store: EventStore) -> Starlette:
         except UnknownAdError as exc:
             return _problem(422, [{"field": f"ad_ids.{exc.index}", "message": str(exc)}])
         except AuctionError as exc:  # e.g. bids so small that bid x quality underflows
-            field = next(k for k in ("candidates", "ad_ids", "query") if getattr(body, k))
+            field = next(
+                k for k in ("candidates", "ad_ids", "query") if getattr(body, k) is not None
+            )
             return _problem(422, [{"field": field, "message": str(exc)}])
         return _json({"ad_id": decision.winner, "price": decision.price, "slot": body.slot})
 
