@@ -11,12 +11,19 @@ log-probability after the neutral prompt:
 ``w = 1`` is a pointwise mutual information: it removes everything the context does not
 explain, including the LM's prior of the ad text (short, common, fluent or popular titles are
 likely after any prompt). ``w = 0`` is the plain log-likelihood, which keeps that prior.
-Zero-shot on MovieLens the prior is most of what ranks well (popular films are likelier text),
-so the default :data:`BASELINE_WEIGHT` is chosen from the measured sweep in agents/README.md
-("Neutral-baseline weight"). The map reuses
-the head's scalars (``head.scale`` 4, ``head.bias`` -4 at start, ``head.prior`` 0; the gain
-vector belongs to the embedding scorer), so a relevance of 0 gives sigmoid(-4) = 0.018 and a
-relevance of 1 nat/token gives 0.5: a CTR-like quality in (0, 1), increasing in rel.
+Zero-shot on MovieLens the prior is most of what ranks well (popular films are likelier
+text): on the tuning users (seeds 10, 11) NDCG@10 fell from 0.31 at ``w = 0`` through 0.28,
+0.20 to 0.11 at ``w = 1``, so the default :data:`BASELINE_WEIGHT` is 0 (agents/README.md,
+"Neutral-baseline weight", has the sweep and the reported seeds).
+
+The map reuses the head's scalars (``head.scale`` 4, ``head.bias`` -4 at start,
+``head.prior`` 0; the gain vector belongs to the embedding scorer). It is calibrated for the
+PMI (``w = 1``): a relevance of 0 gives sigmoid(-4) = 0.018 and 1 nat/token 0.5. For
+``w < 1`` the relevance carries ``(1 - w)`` times a log-probability (SmolLM2 on MovieLens
+titles: -5.2 to -1.2 nats/token, median -2.1), so the initial head's CTRs are small (the
+median gives 4e-6 at ``w = 0``; none fell below ``choose_ad``'s quality floor of 1e-12):
+the ranking is unchanged (the map is increasing in rel), the absolute CTR is not calibrated
+until the head's bias is fitted.
 
 Explanation: event ``i``'s share is ``scale * (rel(p) - rel(p without event i))`` (leave one
 out; the shares need not add up to the logit, unlike the embedding scorer's exact shares).
@@ -40,9 +47,9 @@ from .models import Backbone
 from .prompts import NEUTRAL_PROMPT, ad_continuation, context_prompt
 from .scoring import Explanation
 
-BASELINE_WEIGHT = 1.0  # provisional: the PMI of before, until the sweep picks it
-"""Default ``w`` of :func:`relevance`: chosen on the tuning seeds of the sweep in
-agents/README.md ("Neutral-baseline weight")."""
+BASELINE_WEIGHT = 0.0
+"""Default ``w`` of :func:`relevance` (plain log-likelihood): the best mean NDCG@10 on the
+tuning seeds of the sweep in agents/README.md ("Neutral-baseline weight")."""
 
 
 def check_baseline_weight(w: float) -> float:
