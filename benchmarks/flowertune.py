@@ -15,8 +15,16 @@
    evaluation user's held-out positives + 50 unrated movies drawn from the seed,
    ``InstructTask.eval_candidates``): SmolLM2 ranks by the title's mean token log-likelihood
    after the instruction, MiniLM by its agent's predicted CTR (with the exchange's prior).
+4. ``--smollm2 --dp-noise Z``: **a user-level DP point**: part 3's federated runs of both
+   models once without noise (epsilon inf) and once with the server's Gaussian noise
+   multiplier ``Z`` on the clipped mean (``dp = "client-fixed"``, clip 1, as the device task:
+   the node clips its whole update, the server noises the mean; the epsilon per user is the
+   run's accountant's ``privacy.epsilon_max``, PLD over the rounds a node was aggregated in,
+   no sampling amplification claimed); zero-shot rows and part 2 left out.
 
     bash .ci/env python benchmarks/flowertune.py [--steps 3] [--smollm2] [--eval-users 30]
+    bash .ci/env python benchmarks/flowertune.py --skip-steps --smollm2 --dp-noise 1 \\
+        --eval-users 20 --seed 0
 
 Prints Markdown tables and writes ``benchmarks/results/flowertune.json`` (date, load averages
 before and after, the command).
@@ -32,6 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -160,19 +169,31 @@ def tiny_rows(folder: Path) -> list[dict[str, Any]]:
     ]
 
 
-def quality_rows(folder: Path, eval_users: int, seed: int = SEED) -> list[dict[str, Any]]:
-    """Part 3: SmolLM2 (instruct) vs MiniLM agents, same seed, users, DP and candidates."""
+def quality_rows(
+    folder: Path,
+    eval_users: int,
+    seed: int = SEED,
+    noises: tuple[float, ...] = (0.0,),
+    models: tuple[str, str] = ("smollm2", "minilm"),
+) -> list[dict[str, Any]]:
+    """Part 3: the causal LM (instruct) vs the encoder agents, same seed, users, DP and
+    candidates; one federated run of each per server noise multiplier in ``noises`` (0: no
+    noise, epsilon inf). With a single noise of 0 the zero-shot rows come too (the original
+    comparison); with a DP point they are left out (they do not depend on the noise)."""
     from agents import Agent
     from agents.datasets import precision_ndcg_at_k
+    from agents.instruct import movie_title
+    from agents.lora import activate, state_version
     from federation.agent_task import movielens_world
     from federation.settings import settings
     from federation.task import make_task
 
+    causal, encoder = models
     smol_cfg = {
         **COMMON,
         "seed": seed,
         "task": "instruct",
-        "model": "smollm2",
+        "model": causal,
         "max-length": 128,
         "users-per-client": 2,
         "num-server-rounds": 2,
@@ -180,10 +201,8 @@ def quality_rows(folder: Path, eval_users: int, seed: int = SEED) -> list[dict[s
         "lr-schedule": "cosine",
         "lr-min": 2e-4,
     }
-    mini_cfg = {**smol_cfg, "task": "agent", "model": "minilm", "agent-lr": 1e-2}
+    mini_cfg = {**smol_cfg, "task": "agent", "model": encoder, "agent-lr": 1e-2}
     mini_cfg.update({"max-length": 32, "lr-schedule": "constant", "lr-min": 0.0})
-    smol_summary, smol_final, smol_wall = simulate(smol_cfg, 2, folder / "smollm2")
-    mini_summary, mini_final, mini_wall = simulate(mini_cfg, 2, folder / "minilm")
     smol, mini = make_task(settings(smol_cfg)), make_task(settings(mini_cfg))
     world = movielens_world()
     pool = np.array(sorted(u for u, s in world.users.items() if len(s.history) > 4))
@@ -193,49 +212,46 @@ def quality_rows(folder: Path, eval_users: int, seed: int = SEED) -> list[dict[s
         agent = Agent(mini.backbone, mini._context(world.users[uid].history), state=arrays)
         return agent.predict_ctr([world.text[int(m)] for m in cands], world.prior_of(cands))
 
-    def ranked(score) -> tuple[float, float]:
-        rows = []
-        for uid in users:
-            cands = smol.eval_candidates(int(uid))
-            rows.append(
-                precision_ndcg_at_k(score(int(uid), cands), cands, world.users[uid].test, k=10)
-            )
-        p, n = np.mean(rows, axis=0)
-        return float(n), float(p)
-
-    from agents.instruct import movie_title
-    from agents.lora import activate, state_version
-
     def smol_scores(arrays: dict[str, np.ndarray], uid: int, cands: np.ndarray) -> np.ndarray:
         activate(smol.backbone, arrays, state_version(arrays))
         titles = [" " + movie_title(world.text[int(m)]) for m in cands]
         return smol.backbone.loglik(smol._prompt(world.users[uid].history[:, 0]), titles)
 
-    smol0, mini0 = smol.initial_arrays(), mini.initial_arrays()
+    def ranked(score) -> tuple[float, float]:
+        rows = []
+        for uid in users:
+            cands = smol.eval_candidates(int(uid))
+            scores = np.asarray(score(int(uid), cands), dtype=float)
+            if not np.isfinite(scores).all():  # a noised adapter must not rank by NaN order
+                raise RuntimeError(f"non-finite scores for user {uid}")
+            rows.append(precision_ndcg_at_k(scores, cands, world.users[uid].test, k=10))
+        p, n = np.mean(rows, axis=0)
+        return float(n), float(p)
+
+    label = {causal: f"{causal} instruct", encoder: f"{encoder} agent"}
+    runs = [("popularity (exchange prior)", lambda u, c: world.prior_of(c), None, 0.0, None)]
+    if noises == (0.0,):
+        zero_mini = partial(mini_scores, mini.initial_arrays())
+        runs.append((f"{label[encoder]}, zero-shot", zero_mini, None, 0.0, None))
+        zero_smol = partial(smol_scores, smol.initial_arrays())
+        runs.append((f"{label[causal]}, zero-shot", zero_smol, None, 0.0, None))
+    for noise in noises:
+        for cfg, name, scores in (
+            (mini_cfg, encoder, mini_scores),
+            (smol_cfg, causal, smol_scores),
+        ):
+            cfg = {**cfg, "noise-multiplier": noise}
+            summary, final, wall = simulate(cfg, 2, folder / f"{name}-noise{noise:g}")
+            runs.append((f"{label[name]}, federated", partial(scores, final), summary, wall, noise))
     rows = []
-    for name, score, summary, wall in (
-        ("popularity", lambda u, c: world.prior_of(c), None, 0.0),
-        ("MiniLM agent, zero-shot", lambda u, c: mini_scores(mini0, u, c), None, 0.0),
-        (
-            "MiniLM agent, federated",
-            lambda u, c: mini_scores(mini_final, u, c),
-            mini_summary,
-            mini_wall,
-        ),
-        ("SmolLM2 instruct, zero-shot", lambda u, c: smol_scores(smol0, u, c), None, 0.0),
-        (
-            "SmolLM2 instruct, federated",
-            lambda u, c: smol_scores(smol_final, u, c),
-            smol_summary,
-            smol_wall,
-        ),
-    ):
+    for name, score, summary, wall, noise in runs:
         start = time.monotonic()
         ndcg, prec = ranked(score)
         eps = summary["privacy"].get("epsilon_max", float("nan")) if summary else float("nan")
         rows.append(
             {
                 "row": name,
+                "noise": "-" if noise is None else noise,
                 "NDCG@10": ndcg,
                 "P@10": prec,
                 "epsilon (user)": eps,
@@ -244,6 +260,7 @@ def quality_rows(folder: Path, eval_users: int, seed: int = SEED) -> list[dict[s
                 "eval s": time.monotonic() - start,
             }
         )
+        print(markdown(rows[-1:]), flush=True)
     return rows
 
 
@@ -265,6 +282,17 @@ def main() -> None:
     parser.add_argument("--smollm2", action="store_true", help="part 3 (SmolLM2 vs MiniLM)")
     parser.add_argument("--eval-users", type=int, default=30)
     parser.add_argument("--seed", type=int, default=SEED, help="the run's seed (part 3)")
+    parser.add_argument(
+        "--dp-noise",
+        type=float,
+        default=None,
+        help="part 3 also at this server noise multiplier (user-level DP point); no zero-shot rows",
+    )
+    parser.add_argument(
+        "--models",
+        default="smollm2,minilm",
+        help="part 3's causal and encoder models (tiny-causal,tiny-encoder for a smoke run)",
+    )
     parser.add_argument("--skip-steps", action="store_true", help="leave out part 1")
     parser.add_argument("--only-steps", action="store_true", help="part 1 alone")
     parser.add_argument("--step-child", choices=("on", "off"), help=argparse.SUPPRESS)
@@ -280,18 +308,24 @@ def main() -> None:
         print("\nDP-SGD step, SmolLM2-135M, LoRA r=8 q_proj,v_proj, 2 threads\n")
         print(markdown(payload["step"]))
     with tempfile.TemporaryDirectory() as tmp:
-        if not args.only_steps:
+        if not args.only_steps and args.dp_noise is None:  # a DP point leaves part 2 out
             payload["tiny"] = tiny_rows(Path(tmp) / "tiny")
             print("\nSimulation, tiny-causal, 3 rounds x 2 clients (user-level DP, cosine lr)\n")
             print(markdown(payload["tiny"]))
         if args.smollm2 and not args.only_steps:
-            payload["quality"] = quality_rows(Path(tmp), args.eval_users, args.seed)
-            print(f"\nSmolLM2 vs MiniLM, 2 rounds x 2 clients, {args.eval_users} users\n")
+            noises = (0.0,) if args.dp_noise is None else (0.0, args.dp_noise)
+            causal, encoder = args.models.split(",")
+            payload["quality"] = quality_rows(
+                Path(tmp), args.eval_users, args.seed, noises, (causal, encoder)
+            )
+            print(f"\n{causal} vs {encoder}, 2 rounds x 2 clients, {args.eval_users} users\n")
             print(markdown(payload["quality"]))
     load = os.getloadavg()
     print(f"\n{machine_note(load_before, load)}; command: {command.strip()}")
     payload.update(load_before=load_before, load_after=load)
     name = "flowertune-steps" if args.only_steps else f"flowertune-seed{args.seed}"
+    if args.dp_noise is not None and not args.only_steps:
+        name = f"flowertune-dp{args.dp_noise:g}-seed{args.seed}"
     print(f"wrote {write_json(name, payload)}")
 
 
