@@ -21,6 +21,8 @@
    the node clips its whole update, the server noises the mean; the epsilon per user is the
    run's accountant's ``privacy.epsilon_max``, PLD over the rounds a node was aggregated in,
    no sampling amplification claimed); zero-shot rows and part 2 left out.
+   ``--smollm2 --zero-shot-only``: part 3's popularity and zero-shot rows alone (the
+   reference for a DP point at the same seed and ``--eval-users``).
 
     bash .ci/env python benchmarks/flowertune.py [--steps 3] [--smollm2] [--eval-users 30]
     bash .ci/env python benchmarks/flowertune.py --skip-steps --smollm2 --dp-noise 1 \\
@@ -179,7 +181,8 @@ def quality_rows(
     """Part 3: the causal LM (instruct) vs the encoder agents, same seed, users, DP and
     candidates; one federated run of each per server noise multiplier in ``noises`` (0: no
     noise, epsilon inf). With a single noise of 0 the zero-shot rows come too (the original
-    comparison); with a DP point they are left out (they do not depend on the noise)."""
+    comparison); with a DP point they are left out (they do not depend on the noise); with no
+    noise at all (``noises = ()``) only popularity and the zero-shot rows are evaluated."""
     from agents import Agent
     from agents.datasets import precision_ndcg_at_k
     from agents.instruct import movie_title
@@ -230,7 +233,7 @@ def quality_rows(
 
     label = {causal: f"{causal} instruct", encoder: f"{encoder} agent"}
     runs = [("popularity (exchange prior)", lambda u, c: world.prior_of(c), None, 0.0, None)]
-    if noises == (0.0,):
+    if noises in ((), (0.0,)):
         zero_mini = partial(mini_scores, mini.initial_arrays())
         runs.append((f"{label[encoder]}, zero-shot", zero_mini, None, 0.0, None))
         zero_smol = partial(smol_scores, smol.initial_arrays())
@@ -289,6 +292,11 @@ def main() -> None:
         help="part 3 also at this server noise multiplier (user-level DP point); no zero-shot rows",
     )
     parser.add_argument(
+        "--zero-shot-only",
+        action="store_true",
+        help="part 3 without federated runs: popularity and the zero-shot rows",
+    )
+    parser.add_argument(
         "--models",
         default="smollm2,minilm",
         help="part 3's causal and encoder models (tiny-causal,tiny-encoder for a smoke run)",
@@ -308,12 +316,13 @@ def main() -> None:
         print("\nDP-SGD step, SmolLM2-135M, LoRA r=8 q_proj,v_proj, 2 threads\n")
         print(markdown(payload["step"]))
     with tempfile.TemporaryDirectory() as tmp:
-        if not args.only_steps and args.dp_noise is None:  # a DP point leaves part 2 out
+        if not (args.only_steps or args.dp_noise is not None or args.zero_shot_only):
             payload["tiny"] = tiny_rows(Path(tmp) / "tiny")
             print("\nSimulation, tiny-causal, 3 rounds x 2 clients (user-level DP, cosine lr)\n")
             print(markdown(payload["tiny"]))
         if args.smollm2 and not args.only_steps:
             noises = (0.0,) if args.dp_noise is None else (0.0, args.dp_noise)
+            noises = () if args.zero_shot_only else noises
             causal, encoder = args.models.split(",")
             payload["quality"] = quality_rows(
                 Path(tmp), args.eval_users, args.seed, noises, (causal, encoder)
@@ -326,6 +335,8 @@ def main() -> None:
     name = "flowertune-steps" if args.only_steps else f"flowertune-seed{args.seed}"
     if args.dp_noise is not None and not args.only_steps:
         name = f"flowertune-dp{args.dp_noise:g}-seed{args.seed}"
+    if args.zero_shot_only and not args.only_steps:
+        name = f"flowertune-zeroshot-{args.eval_users}users-seed{args.seed}"
     print(f"wrote {write_json(name, payload)}")
 
 
