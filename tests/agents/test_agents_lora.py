@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agents import (
     Ad,
@@ -132,3 +134,15 @@ def test_unknown_target_modules_name_the_layers_there_are(targets, message):
     with pytest.raises(AgentError, match=message):
         enable_lora(bb, rank=2, target_modules=targets)
     assert bb.lora is None  # nothing was wrapped
+
+
+LLAMA_LAYERS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.sets(st.sampled_from(LLAMA_LAYERS), min_size=1))
+def test_the_adapter_covers_exactly_the_chosen_layers(chosen):
+    bb = load_model("tiny-causal")
+    state = enable_lora(bb, rank=2, target_modules=sorted(chosen))
+    assert _adapted(state) == chosen
+    assert len(state) == 2 * 2 * len(chosen)  # 2 layers x (lora_A, lora_B) per chosen name
