@@ -15,8 +15,9 @@ one of ~1,600 items per user is out of reach on 2 cores): for the first ``--smol
 evaluated users, the candidates are the held-out positives plus unrated items drawn uniformly
 up to ``--candidates``; popularity, the MiniLM embedding agent and the SmolLM2 log-likelihood
 agent (``Agent(scorer="loglik")``: the prompt names the newest 10 history titles) rank the same
-candidates; reported with the ms per user's ranking, and the SmolLM2 ranking by the plain
-log-likelihood (no neutral-prompt baseline) from the same run. ``--smollm2-only`` skips the rest.
+candidates; reported with the ms per user's ranking, and the SmolLM2 ranking by the PMI
+(``baseline_weight = 1``: minus the neutral-prompt baseline; the agent's default is the plain
+log-likelihood, ``w = 0``) from the same run. ``--smollm2-only`` skips the rest.
 
 With ``--baseline-sweep``, only the neutral-baseline weight ``w`` of the loglik scorer
 (``agents.loglik_scoring.relevance``: ``ll(ad | context) - w * ll(ad | neutral)``) is swept
@@ -55,7 +56,7 @@ from agents.datasets import (
     precision_ndcg_at_k,
 )
 from agents.loglik_scoring import relevance
-from agents.prompts import ad_continuation, context_prompt
+from agents.prompts import context_prompt
 from agents.scoring import context_vector, initial_head
 from benchmarks._report import machine_note, print_table, write_json
 
@@ -163,12 +164,12 @@ def zero_shot_sampled(users, eval_ids, text, item_ids, prior, args, rng) -> list
                 scores = agent.predict_ctr(texts, priors)
             seconds += time.perf_counter() - start
             scored.append(precision_ndcg_at_k(scores, ids, users[uid].test, k=K))
-            if scorer == "loglik":  # the same run's cached loglik, without the neutral baseline
+            if scorer == "loglik":  # the same run's cached loglik, minus the neutral baseline
                 prompt = context_prompt(agent.context.scored_events())
-                plain = backbone.loglik(prompt, [ad_continuation(t) for t in texts])
-                raw.append(precision_ndcg_at_k(plain, ids, users[uid].test, k=K))
+                pmi = relevance(backbone, prompt, texts, baseline_weight=1.0)
+                raw.append(precision_ndcg_at_k(pmi, ids, users[uid].test, k=K))
         variants = [(f"{label} zero-shot (sampled)", scored)]
-        variants += [(f"{label} without baseline (sampled)", raw)] if raw else []
+        variants += [(f"{label} PMI, w = 1 (sampled)", raw)] if raw else []
         for model, metrics_rows in variants:
             p, n = np.mean(metrics_rows, axis=0)
             rows.append(
