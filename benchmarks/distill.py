@@ -13,7 +13,10 @@ unigram + bigram bag, ``--buckets`` x ``--dim``):
   ``--per-round`` devices);
 - ``student (FedDF)``: the same, and each round the server distils the average towards the
   ensemble (mean logits) of the round's students on ``--ensemble-public`` of the public
-  pseudo-contexts for ``--ensemble-epochs`` passes (FedDF, Lin et al. 2020).
+  pseudo-contexts for ``--ensemble-epochs`` passes (FedDF, Lin et al. 2020);
+- ``student (federated, DP)``: the federated student with user-level DP (each device's update
+  clipped to ``--dp-clip``, the server's noise ``--dp-noise`` x that / devices per round); the
+  devices' largest and median epsilon at delta 1e-5 are printed and kept in the JSON.
 
 Evaluated users are never used for training or distillation. Per decision (100 random
 candidates, the user's context, warm caches: the texts were embedded before), teacher and
@@ -53,7 +56,7 @@ from benchmarks._report import machine_note, print_table, write_json
 from benchmarks.agent_quality import K, make_context, metrics, split, training_set
 
 CANDIDATES = 100
-STUDENTS = ("student (public)", "student (federated)", "student (FedDF)")
+STUDENTS = ("student (public)", "student (federated)", "student (FedDF)", "student (federated, DP)")
 
 
 def recall_at_k(scores: np.ndarray, item_ids: np.ndarray, user) -> float:
@@ -135,11 +138,17 @@ def one_seed(seed: int, args, ratings, text) -> tuple:
         public=pseudo[: args.ensemble_public], ensemble_epochs=args.ensemble_epochs,
     ).student  # fmt: skip
     t_feddf = time.perf_counter() - start
+    private = distill_federated(
+        teacher, devices, texts, prior, **federated,
+        clipping_norm=args.dp_clip, noise_multiplier=args.dp_noise,
+    )  # fmt: skip
+    eps = private.epsilons
     print(
         f"seed {seed}: distilled in {t_public:.0f} s (public), {t_fed:.0f} s (federated), "
-        f"{t_feddf:.0f} s (FedDF)"
+        f"{t_feddf:.0f} s (FedDF); DP student: epsilon max {eps.max():.2f}, median "
+        f"{np.median(eps):.2f} at delta 1e-5 (clip {args.dp_clip}, noise {args.dp_noise})"
     )
-    students = dict(zip(STUDENTS, (public, fed, feddf), strict=True))
+    students = dict(zip(STUDENTS, (public, fed, feddf, private.student), strict=True))
     models = {
         "popularity": lambda c, a, p: p,
         "teacher (MiniLM LoRA)": teacher,
@@ -149,6 +158,7 @@ def one_seed(seed: int, args, ratings, text) -> tuple:
     for name, fn in models.items():
         q = quality(lambda u, fn=fn: fn(ctx[int(u)], texts, prior), users, eval_ids, item_ids)
         rows.append({"seed": seed, "model": name, **q})
+    rows[-1].update(epsilon_max=float(eps.max()), epsilon_median=float(np.median(eps)))
     evals = [ctx[int(u)] for u in eval_ids]
     gen = np.random.default_rng(seed)
     warm = timings(models, evals, texts, prior, gen, args.repeats)
@@ -209,7 +219,7 @@ def report(rows: list[dict], size: dict[str, dict], args, load_before) -> Path:
     for name in size:
         mine = [r for r in rows if r["model"] == name]
         row = {"model": name, **size[name]}
-        for key in ("ms_p50", "ms_p95", "cold_ms_p50", "P@10", "R@10", "NDCG@10"):
+        for key in ("ms_p50", "ms_p95", "cold_ms_p50", "P@10", "R@10", "NDCG@10", "epsilon_max"):
             vals = [r[key] for r in mine if key in r]
             if vals:
                 row[key] = float(np.mean(vals))
@@ -223,7 +233,9 @@ def report(rows: list[dict], size: dict[str, dict], args, load_before) -> Path:
     load = os.getloadavg()
     print()
     cols = ["model", "params", "ms_p50", "ms_p95", "cold_ms_p50", "MB", "P@10", "R@10"]
-    print_table(table, [*cols, "NDCG@10", "NDCG@10_sd", "kept_ndcg", "compute_saved_warm"])
+    print_table(
+        table, [*cols, "NDCG@10", "NDCG@10_sd", "kept_ndcg", "compute_saved_warm", "epsilon_max"]
+    )
     print(machine_note(load_before, load))
     return write_json(
         "distill",
@@ -280,6 +292,8 @@ def main() -> None:
         "--ensemble-public", type=int, default=500, help="public contexts of FedDF's server step"
     )
     parser.add_argument("--ensemble-epochs", type=int, default=1, help="FedDF server passes")
+    parser.add_argument("--dp-clip", type=float, default=0.1, help="DP student: update L2 clip")
+    parser.add_argument("--dp-noise", type=float, default=1.0, help="DP student: noise / clip")
     parser.add_argument("--repeats", type=int, default=300, help="warm timed decisions")
     parser.add_argument("--cold-repeats", type=int, default=10)
     parser.add_argument(
