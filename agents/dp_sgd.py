@@ -119,13 +119,11 @@ class LinearTape:
         batch = len(self.calls[0][1])
         out = {}
         for name, owner in self.owners.items():
-            found = (weights if name.endswith("weight") else biases).get(id(owner))
-            # a tracked layer the forward never called has zero gradients
-            out[name] = (
-                found
-                if found is not None
-                else owner.weight.new_zeros(batch, *getattr(owner, name.rpartition(".")[2]).shape)
-            )
+            leaf = name.rpartition(".")[2]
+            found = (weights if leaf == "weight" else biases).get(id(owner))
+            if found is None:  # a tracked layer the forward never called: zero gradients
+                found = torch.zeros(batch, *owner.get_parameter(leaf).shape)
+            out[name] = found
         return out
 
 
