@@ -56,6 +56,28 @@ def test_hook_gradients_equal_vmap_ones(seed, batch, tokens):
     torch.testing.assert_close(losses, want_losses)
 
 
+@settings(max_examples=20, deadline=None)
+@given(st.integers(0, 10_000), st.integers(2, 6), st.data())
+def test_an_example_gradient_ignores_the_rest_of_the_batch(seed, batch, data):
+    """Per-example independence: example i's gradient from the batch == from i alone, and a
+    permuted batch permutes the gradients."""
+    net = _mlp(seed)
+    x = torch.randn(batch, 2, 4, generator=torch.Generator().manual_seed(seed))
+    names = ["0.weight", "0.bias", "2.weight"]
+
+    def grads_of(xb):
+        return linear_per_example_gradients(net, names, lambda: net(xb).square().sum((1, 2)))[0]
+
+    grads = grads_of(x)
+    i = data.draw(st.integers(0, batch - 1))
+    alone = grads_of(x[i : i + 1])
+    perm = torch.as_tensor(data.draw(st.permutations(range(batch))))
+    permuted = grads_of(x[perm])
+    for k in names:
+        torch.testing.assert_close(grads[k][i], alone[k][0], rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(permuted[k], grads[k][perm], rtol=1e-5, atol=1e-6)
+
+
 def test_hand_computed_gradient_of_one_linear_layer():
     """loss_i = sum(W x_i + b): dW_i = 1 x_i^T (rows of x_i), db_i = 1 per output."""
     layer = torch.nn.Linear(2, 2)
