@@ -294,3 +294,19 @@ def test_loglik_teacher_scores_after_the_agents_scoring_prompt(causal):
     empty = teacher(PrivateContext(), RANKED[:2], np.zeros(2))
     want = [naive_loglik(causal, NEUTRAL_TEXT, " " + t) for t in RANKED[:2]]
     np.testing.assert_allclose(empty, want, atol=1e-4)
+
+
+def test_explanation_shares_do_not_depend_on_the_baseline_weight(causal):
+    from agents.loglik_scoring import explain_loglik
+
+    agent = shopper(causal)
+    events = agent.context.scored_events()
+    head = agent.state()
+    at0 = explain_loglik(causal, events, RANKED[0], head, baseline_weight=0.0)
+    at1 = explain_loglik(causal, events, RANKED[0], head, baseline_weight=1.0)
+    assert at0.event_ids == at1.event_ids
+    np.testing.assert_allclose(at0.contributions, at1.contributions, atol=1e-5)  # cancels
+    neutral = naive_loglik(causal, NEUTRAL_TEXT, " " + RANKED[0])
+    # the CTRs differ by the neutral term in the logit: logit1 = logit0 - 4 * ll(ad | neutral)
+    logit = [math.log(c / (1 - c)) for c in (at0.predicted_ctr, at1.predicted_ctr)]
+    assert logit[1] - logit[0] == pytest.approx(-4 * neutral, abs=1e-3)
