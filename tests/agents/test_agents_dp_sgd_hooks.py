@@ -178,7 +178,7 @@ def test_click_gradients_equal_vmap_on_tiny_models(name):
     want, want_losses = _vmap_click_grads(backbone, params, batch)
     assert set(grads) == set(want)
     for k in want:
-        torch.testing.assert_close(grads[k], want[k], rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(grads[k], want[k], rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(losses, want_losses, rtol=1e-5, atol=1e-6)
     assert all(float(grads[k].abs().max()) > 0 for k in adapter)
 
@@ -193,7 +193,7 @@ def test_padding_and_other_examples_do_not_change_an_example_gradient(name):
     alone = (alone[0][:, :length], alone[1][:, :length], *alone[2:])
     one, _ = click_gradients(backbone, params, alone)
     for k in grads:
-        torch.testing.assert_close(grads[k][1], one[k][0], rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(grads[k][1], one[k][0], rtol=1e-5, atol=1e-6)
 
 
 def test_frozen_head_is_a_constant():
@@ -246,7 +246,7 @@ def test_causal_batched_gradients_equal_one_backward_per_example(checkpointing):
         assert all(p.grad is None for p in params.values())  # nothing accumulated
     np.testing.assert_allclose(losses, want_losses, rtol=1e-5)
     for k in want:
-        torch.testing.assert_close(grads[k], want[k], rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(grads[k], want[k], rtol=1e-5, atol=1e-6)
 
 
 def test_train_causal_matches_the_loop_path(monkeypatch):
