@@ -1,8 +1,8 @@
 """Ad scoring by a causal LM's log-likelihood, mapped to a CTR the auction can rank on.
 
 With ``p`` the user's context prompt and ``p0`` the neutral prompt (both from
-:mod:`agents.prompts`), an ad's relevance is how much the user's context raises the mean
-per-token log-probability (nats) of the ad's continuation ``x_j``, less a share ``w`` of its
+:mod:`agents.prompts`), an ad's relevance is the mean per-token log-probability (nats) of
+the ad's continuation ``x_j`` after the context prompt, less a share ``w`` of its
 log-probability after the neutral prompt:
 
     rel_j = loglik(x_j | p) - w * loglik(x_j | p0),     w in [0, 1] (``baseline_weight``)
@@ -37,6 +37,7 @@ Example:
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -54,7 +55,7 @@ tuning seeds of the sweep in agents/README.md ("Neutral-baseline weight")."""
 
 def check_baseline_weight(w: float) -> float:
     """``w`` as a float after checking it lies in [0, 1]."""
-    if not isinstance(w, (int, float)) or isinstance(w, bool) or not 0.0 <= w <= 1.0:
+    if not isinstance(w, numbers.Real) or isinstance(w, bool) or not 0.0 <= w <= 1.0:
         raise AgentError(
             f"baseline_weight must be a number in [0, 1] (0: plain log-likelihood, 1: minus "
             f"the whole neutral-prompt baseline), got {w!r}"

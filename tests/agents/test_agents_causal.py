@@ -280,7 +280,9 @@ def test_relevance_is_affine_in_the_baseline_weight(w, texts):
     np.testing.assert_allclose(got, (1 - w) * at0 + w * at1, atol=1e-5)
 
 
-@pytest.mark.parametrize("w", [-0.1, 1.01, float("nan"), float("inf"), "0.5", True, None])
+@pytest.mark.parametrize(
+    "w", [-0.1, 1.01, float("nan"), float("inf"), np.float32(2), "0.5", True, None]
+)
 def test_bad_baseline_weight_is_refused(causal, w):
     with pytest.raises(AgentError, match=r"baseline_weight must be a number in \[0, 1\]"):
         relevance(causal, SHOPPER_PROMPT, RANKED, baseline_weight=w)
