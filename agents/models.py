@@ -8,9 +8,10 @@ Many agents share one backbone: ``enable_lora`` wraps the model in peft once, an
 swaps its own adapter weights in (``activate``) before use. Embeddings are cached per
 ``(adapter version, text)``, so agents holding the same adapter (e.g. the global one after a
 federated round) share cached ad embeddings; the rows live in a few large blocks
-(:class:`~agents.row_store.RowStore`), not one small array each. The last few embedded lists are also kept whole,
-keyed by ``(adapter version, tuple of texts)``, so asking again for the same candidates (an
-agent's ads on every impression) returns the stored matrix without a lookup per text.
+(:class:`~agents.row_store.RowStore`), not one small array each. The last few embedded lists
+are also kept whole, keyed by ``(adapter version, tuple of texts)``, so asking again for the
+same candidates (an agent's ads on every impression) returns the stored matrix without a
+lookup per text.
 
 ``load_model`` is offline by construction: built-in names resolve to installed packages, other
 names load with ``local_files_only=True``, and anything missing raises
