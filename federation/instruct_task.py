@@ -50,7 +50,7 @@ from .agent_task import AgentData, movielens_world, partition_users
 HISTORY = 5  # titles named in an instruction: 5 SmolLM2 titles fit 128 tokens with the response
 NEGATIVES = 50  # unrated movies ranked with a user's held-out positives at evaluation
 K = 10
-TARGETS = ("q_proj", "v_proj")  # what agents.enable_lora adapts on Llama-family models
+TARGETS = ("q_proj", "v_proj")  # the default: what agents.enable_lora picks on Llama models
 
 
 class InstructTask:
@@ -109,10 +109,13 @@ class InstructTask:
             raise FederationError(
                 "task = 'instruct': dp-sgd-noise-multiplier > 0 needs dp-sgd-clipping-norm > 0"
             )
-        if tuple(sorted(targets)) != TARGETS:
+        if not targets or not all(
+            t and t.replace("_", "").replace(".", "").isalnum() for t in targets
+        ):
             raise FederationError(
-                f"task = 'instruct': lora-targets = {','.join(targets)!r}; allowed: "
-                f"{','.join(TARGETS)} (agents.enable_lora adapts the architecture's table only)"
+                f"task = 'instruct': lora-targets = {','.join(targets)!r}; allowed: one or more "
+                f"layer names of the model body, comma-separated (default {','.join(TARGETS)}; "
+                "agents.enable_lora names the layers that exist when one is not found)"
             )
         self.model, self.rank, self.targets, self.max_length = model, rank, targets, max_length
         self.users_per_client, self.positives, self.batch_size = (
@@ -162,7 +165,7 @@ class InstructTask:
                 f"task = 'instruct' needs a causal LM (smollm2, tiny-causal); model = "
                 f"{self.model!r} is an encoder"
             )
-        enable_lora(bb, rank=self.rank, seed=self.seed)
+        enable_lora(bb, rank=self.rank, seed=self.seed, target_modules=list(self.targets))
         if self.checkpointing:
             enable_checkpointing(bb)
         return bb

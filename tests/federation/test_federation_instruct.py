@@ -13,6 +13,7 @@ from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
+from agents import AgentError
 from federation import FederationError
 from federation.instruct_task import InstructTask
 from federation.rounds import from_record, to_record
@@ -107,12 +108,22 @@ def test_checkpointing_changes_the_cost_not_the_result():
         ({"batch_size": 0}, "batch-size"),
         ({"positives": 0}, "positives-per-user"),
         ({"noise_multiplier": 1.0}, "dp-sgd-clipping-norm"),
-        ({"targets": ("q_proj", "k_proj")}, "lora-targets"),
+        ({"targets": ()}, "lora-targets"),
+        ({"targets": ("q_proj", "")}, "lora-targets"),
+        ({"targets": ("q_proj;rm",)}, "lora-targets"),
     ],
 )
 def test_bad_task_options_are_named(options, named):
     with pytest.raises(FederationError, match=named):
         InstructTask("tiny-causal", **options)
+
+
+def test_lora_targets_reach_the_adapter_and_unknown_layers_are_named():
+    task = InstructTask("tiny-causal", targets=("q_proj", "k_proj"), rank=2)
+    names = task.initial_arrays()
+    assert any("k_proj" in k for k in names) and not any("v_proj" in k for k in names)
+    with pytest.raises(AgentError, match="nope_proj"):
+        _ = InstructTask("tiny-causal", targets=("nope_proj",)).backbone
 
 
 def test_bad_run_config_keys_are_named():
