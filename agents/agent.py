@@ -35,7 +35,13 @@ from . import privacy
 from ._errors import AgentError, BudgetExhaustedError
 from .context import Budget, Event, PrivateContext
 from .explain_text import explain_in_words
-from .loglik_scoring import explain_loglik, loglik_ctr, relevance
+from .loglik_scoring import (
+    BASELINE_WEIGHT,
+    check_baseline_weight,
+    explain_loglik,
+    loglik_ctr,
+    relevance,
+)
 from .lora import (
     activate,
     adapter_parameters,
@@ -116,6 +122,9 @@ class Agent:
         scorer: ``"embedding"`` (default: the context vector and the linear head of
             :mod:`agents.scoring`) or ``"loglik"`` (a causal backbone's log-likelihood of each
             ad after a prompt from the context, :mod:`agents.loglik_scoring`).
+        baseline_weight: the loglik scorer's ``w`` in ``ll(ad | context) - w ll(ad | neutral)``,
+            in [0, 1] (default :data:`agents.loglik_scoring.BASELINE_WEIGHT` = 0, the plain
+            log-likelihood; 1 is the PMI). Unused by the embedding scorer.
     """
 
     def __init__(
@@ -128,6 +137,7 @@ class Agent:
         delta: float = 1e-5,
         rank: int = 8,
         scorer: Scorer = "embedding",
+        baseline_weight: float = BASELINE_WEIGHT,
     ) -> None:
         if not epsilon_budget > 0:
             raise AgentError(f"epsilon_budget must be > 0, got {epsilon_budget}")
@@ -136,6 +146,7 @@ class Agent:
         if scorer == "loglik":
             backbone.require_causal("scorer='loglik'", " (use scorer='embedding')")
         self.scorer = scorer
+        self.baseline_weight = check_baseline_weight(baseline_weight)
         if backbone.lora is None:
             enable_lora(backbone, rank=rank)
         self.backbone = backbone
@@ -249,7 +260,9 @@ class Agent:
         rel = self._relevances.get(tuple(texts))
         if rel is None:
             activate(self.backbone, self._adapter, self._version)
-            rel = self._relevances[tuple(texts)] = relevance(self.backbone, prompt, texts)
+            rel = self._relevances[tuple(texts)] = relevance(
+                self.backbone, prompt, texts, self.baseline_weight
+            )
             if len(self._relevances) > _RELEVANCE_LISTS:
                 del self._relevances[next(iter(self._relevances))]
         return loglik_ctr(rel, self._state, priors)
@@ -320,7 +333,14 @@ class Agent:
 
                 def why() -> Explanation:
                     activate(self.backbone, adapter, version)  # the decision's adapter
-                    return explain_loglik(self.backbone, events, text, state, prior=prior)
+                    return explain_loglik(
+                        self.backbone,
+                        events,
+                        text,
+                        state,
+                        prior=prior,
+                        baseline_weight=self.baseline_weight,
+                    )
 
                 return why
 

@@ -122,6 +122,21 @@ def test_loglik_agent_ctr_is_the_documented_map(causal):
     assert decision.price == pytest.approx(float(expected.prices[0]))
 
 
+@pytest.mark.parametrize("w", [0.0, 0.5, 1.0])
+def test_the_agents_baseline_weight_is_the_ones_of_the_map(causal, w):
+    agent = Agent(causal, shopper(causal).context, scorer="loglik", baseline_weight=w)
+    prompt = context_prompt(agent.context.scored_events())
+    ctr = agent.predict_ctr([a.text for a in ADS])
+    for c, ad in zip(ctr, ADS, strict=True):
+        cont = " " + ad.text
+        rel = naive_loglik(causal, prompt, cont) - w * naive_loglik(causal, NEUTRAL_PROMPT, cont)
+        assert c == pytest.approx(1 / (1 + math.exp(-(4 * rel - 4))), rel=1e-3)
+    agent.choose_ad(ADS, reserve=0.01, rng=0)
+    assert agent.last_explanation is not None  # the explanation runs with the same weight
+    with pytest.raises(AgentError, match="baseline_weight"):
+        Agent(causal, scorer="loglik", baseline_weight=1.5)
+
+
 def test_loglik_agent_caches_until_the_context_changes(causal):
     agent = shopper(causal)
     agent.choose_ad(ADS, rng=0)
