@@ -52,6 +52,7 @@ import torch
 from ._errors import AgentError
 from .accountant import UserAccountant, gaussian
 from .context import PrivateContext
+from .dp_sgd import private_gradient
 from .lora import activate, state_version
 from .models import Backbone
 from .prompts import MAX_EVENTS, ad_continuation, context_prompt
@@ -554,6 +555,8 @@ def distill_federated(
     )
     local = DistillConfig(**{**cfg.__dict__, "batch_size": 1})
     state, losses = _start(problem, cfg, init, gen), []
+    if clipping_norm is not None:  # the server's noise: its own stream, seeded from the run's
+        noise = torch.Generator().manual_seed(int(gen.integers(2**62)))
     for _ in range(rounds):
         chosen = gen.choice(len(device_contexts), min(per_round, len(device_contexts)), False)
         chosen = chosen[privacy.charge(ids[chosen], mechanism)]
@@ -564,7 +567,7 @@ def distill_federated(
         if clipping_norm is None:
             state = average_students(students)
         else:
-            state = _private_mean(state, students, clipping_norm, noise_multiplier, gen)
+            state = _private_mean(state, students, clipping_norm, noise_multiplier, noise)
         if server is not None:
             server.targets = _ensemble_logits(server, students)
             state, _ = _fit(server, state, np.arange(len(public)), cfg, gen, ensemble_epochs)
@@ -577,25 +580,24 @@ def _private_mean(
     students: Sequence[Mapping[str, np.ndarray]],
     clipping_norm: float,
     noise_multiplier: float,
-    gen: np.random.Generator,
+    noise: torch.Generator,
 ) -> dict[str, np.ndarray]:
     """``start`` plus the mean of the students' updates, each clipped to L2 norm
     ``clipping_norm`` over all parameters, plus N(0, (noise_multiplier x clipping_norm /
-    len(students))^2) per value (DP-FedAvg's server step)."""
-    total = {k: np.zeros_like(start[k], dtype=np.float64) for k in STATE_KEYS}
-    for student in students:
-        update = {k: student[k].astype(np.float64) - start[k] for k in STATE_KEYS}
-        norm = math.sqrt(sum(float(np.square(u).sum()) for u in update.values()))
-        factor = min(1.0, clipping_norm / norm) if norm > 0 else 1.0
-        for k in STATE_KEYS:
-            total[k] += factor * update[k]
-    std = noise_multiplier * clipping_norm / len(students)
-    return {
-        k: (start[k] + total[k] / len(students) + std * gen.standard_normal(start[k].shape)).astype(
-            np.float32
-        )
-        for k in STATE_KEYS
+    len(students))^2) per value: DP-SGD's private gradient
+    (:func:`~agents.dp_sgd.private_gradient`) with each device's update as one example."""
+    updates = {
+        k: torch.from_numpy(np.stack([s[k] - start[k] for s in students])) for k in STATE_KEYS
     }
+    step = private_gradient(
+        updates,
+        {k: torch.from_numpy(start[k]) for k in STATE_KEYS},
+        max_grad_norm=clipping_norm,
+        noise_multiplier=noise_multiplier,
+        expected_batch_size=len(students),
+        generator=noise,
+    )
+    return {k: start[k] + step[k].numpy() for k in STATE_KEYS}
 
 
 _NO_TARGETS = np.zeros((0, 0), np.float32)  # the server's targets are set each round
