@@ -23,12 +23,20 @@
    no sampling amplification claimed); zero-shot rows and part 2 left out.
    ``--smollm2 --zero-shot-only``: part 3's popularity and zero-shot rows alone (the
    reference for a DP point at the same seed and ``--eval-users``).
+   ``--nodes M --users-per-client U --lora-rank R --lora-targets L --smol-lr A --smol-lr-min B
+   --clip C --rounds N``: the same point at another cohort and adapter (class ``Cohort``; the
+   defaults are the runs above). Each federated row records ``d`` (trained parameters), ``m``,
+   ``z``, ``C``, ``z sqrt(d) / m`` (the expected noise norm on the mean, in units of ``C``) and
+   the measured norms of round 1's clipped mean update and of the server's noise.
 
     bash .ci/env python benchmarks/flowertune.py [--steps 3] [--smollm2] [--eval-users 30]
     bash .ci/env python benchmarks/flowertune.py --skip-steps --smollm2 --dp-noise 1 \\
         --eval-users 20 --seed 0
+    bash .ci/env python benchmarks/flowertune.py --skip-steps --smollm2 --dp-noise 1 \
+        --eval-users 20 --seed 0 --nodes 128 --users-per-client 1 --lora-rank 1 \
+        --lora-targets layers.29.self_attn.v_proj --smol-lr 0.05 --smol-lr-min 0.05
 
-Prints Markdown tables and writes ``benchmarks/results/flowertune.json`` (date, load averages
+Prints Markdown tables and writes ``benchmarks/results/flowertune*.json`` (date, load averages
 before and after, the command).
 """
 
@@ -42,6 +50,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -127,6 +136,54 @@ def simulate(cfg: dict[str, Any], nodes: int, folder: Path) -> tuple[dict, dict,
     return json.loads(out.read_text()), found[1], wall
 
 
+@dataclass(frozen=True)
+class Cohort:
+    """The federation's shape in parts 3 and 4 (the defaults are the original 2 x 2 x 2 runs).
+
+    The server's noise on the mean of ``nodes`` clipped updates has norm about
+    ``z * clip * sqrt(d) / nodes`` for ``d`` trained parameters, against a mean of norm at most
+    ``clip``: a DP point carries signal only when ``z * sqrt(d) / nodes`` is small, so the
+    cohort (``nodes``) and the adapter (``rank``, ``targets``: SmolLM2's LoRA layers; the MiniLM
+    agents keep their task's own targets, only the rank applies) are the knobs.
+    """
+
+    nodes: int = 2  # clients per round (every node trains every round)
+    rounds: int = 2
+    users_per_client: int = 2
+    rank: int = 8
+    targets: str = "q_proj,v_proj"
+    clip: float = 1.0  # the node's clip of its whole update (L2)
+    # SmolLM2's rate, cosine from lr to lr_min over the rounds; its first local step moves
+    # every trained B entry by about lr (Adam), so |update| ~ lr sqrt(d / 2): match it to clip
+    lr: float = 2e-3
+    lr_min: float = 2e-4
+
+    def config(self) -> dict[str, Any]:
+        """The run-config keys this cohort sets (both models; targets reach the instruct task)."""
+        return {
+            "num-nodes": self.nodes,
+            "num-server-rounds": self.rounds,
+            "users-per-client": self.users_per_client,
+            "lora-rank": self.rank,
+            "clipping-norm": self.clip,
+        }
+
+
+def round_one(folder: Path) -> dict[str, np.ndarray]:
+    """The global arrays a run in ``folder`` (``simulate``) checkpointed after round 1."""
+    with np.load(folder / "run" / "round-00001.npz") as data:
+        return {k: data[k] for k in data.files}
+
+
+def distance(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> float:
+    """L2 norm of ``a - b`` over all arrays (same keys and shapes), in float64."""
+    if a.keys() != b.keys():
+        raise ValueError(f"array names differ: {sorted(a.keys() ^ b.keys())}")
+    return float(
+        np.sqrt(sum(np.sum((a[k].astype(np.float64) - b[k].astype(np.float64)) ** 2) for k in a))
+    )
+
+
 COMMON = {
     "num-nodes": 2,
     "fraction-evaluate": 0.0,
@@ -177,12 +234,21 @@ def quality_rows(
     seed: int = SEED,
     noises: tuple[float, ...] = (0.0,),
     models: tuple[str, str] = ("smollm2", "minilm"),
+    cohort: Cohort = Cohort(),
 ) -> list[dict[str, Any]]:
     """Part 3: the causal LM (instruct) vs the encoder agents, same seed, users, DP and
     candidates; one federated run of each per server noise multiplier in ``noises`` (0: no
     noise, epsilon inf). With a single noise of 0 the zero-shot rows come too (the original
     comparison); with a DP point they are left out (they do not depend on the noise); with no
-    noise at all (``noises = ()``) only popularity and the zero-shot rows are evaluated."""
+    noise at all (``noises = ()``) only popularity and the zero-shot rows are evaluated.
+
+    Each federated row also records the trained parameter count ``d`` (every array that is
+    sent and noised), ``m`` clients per round, ``z``, ``C`` and ``z sqrt(d) / m`` (the expected
+    noise norm on the mean over ``C``), and, measured after round 1 from the checkpoints: the
+    norm of the clipped mean update (noise-0 run minus the initial arrays) and of the server's
+    noise (noise-z run minus the noise-0 run; both rounds 1 start from the same arrays and train
+    the same users deterministically, so the difference is the noise alone), and their ratio
+    (``signal/noise r1``). The noise-0 run comes first in ``noises`` for that."""
     from agents import Agent
     from agents.datasets import precision_ndcg_at_k
     from agents.instruct import movie_title
@@ -194,18 +260,19 @@ def quality_rows(
     causal, encoder = models
     smol_cfg = {
         **COMMON,
+        **cohort.config(),
         "seed": seed,
         "task": "instruct",
         "model": causal,
+        "lora-targets": cohort.targets,
         "max-length": 128,
-        "users-per-client": 2,
-        "num-server-rounds": 2,
-        "agent-lr": 2e-3,
+        "agent-lr": cohort.lr,
         "lr-schedule": "cosine",
-        "lr-min": 2e-4,
+        "lr-min": cohort.lr_min,
     }
     mini_cfg = {**smol_cfg, "task": "agent", "model": encoder, "agent-lr": 1e-2}
     mini_cfg.update({"max-length": 32, "lr-schedule": "constant", "lr-min": 0.0})
+    mini_cfg["lora-targets"] = Cohort.targets  # the agent task keeps its own targets
     smol, mini = make_task(settings(smol_cfg)), make_task(settings(mini_cfg))
     world = movielens_world()
     pool = np.array(sorted(u for u, s in world.users.items() if len(s.history) > 4))
@@ -238,14 +305,26 @@ def quality_rows(
         runs.append((f"{label[encoder]}, zero-shot", zero_mini, None, 0.0, None))
         zero_smol = partial(smol_scores, smol.initial_arrays())
         runs.append((f"{label[causal]}, zero-shot", zero_smol, None, 0.0, None))
+    shape: dict[str, dict[str, Any]] = {}  # per federated row: d, m, z, C, measured norms
+    reference: dict[str, tuple[str, dict]] = {}  # per model: the noise-0 row and its round 1
     for noise in noises:
-        for cfg, name, scores in (
-            (mini_cfg, encoder, mini_scores),
-            (smol_cfg, causal, smol_scores),
+        for cfg, name, scores, task in (
+            (mini_cfg, encoder, mini_scores, mini),
+            (smol_cfg, causal, smol_scores, smol),
         ):
             cfg = {**cfg, "noise-multiplier": noise}
-            summary, final, wall = simulate(cfg, 2, folder / f"{name}-noise{noise:g}")
-            runs.append((f"{label[name]}, federated", partial(scores, final), summary, wall, noise))
+            run_dir = folder / f"{name}-noise{noise:g}"
+            summary, final, wall = simulate(cfg, cohort.nodes, run_dir)
+            row = f"{label[name]}, federated" + ("" if noise == 0 else f", z = {noise:g}")
+            runs.append((row, partial(scores, final), summary, wall, noise))
+            shape[row] = dp_shape(task.initial_arrays(), round_one(run_dir), noise, cohort)
+            if noise == 0:
+                reference[name] = (row, round_one(run_dir))
+            elif name in reference:
+                ref_row, ref_arrays = reference[name]
+                noise_norm = distance(round_one(run_dir), ref_arrays)
+                shape[row]["|noise| r1"] = noise_norm
+                shape[row]["signal/noise r1"] = shape[ref_row]["|r1 - r0|"] / noise_norm
     rows = []
     for name, score, summary, wall, noise in runs:
         start = time.monotonic()
@@ -258,6 +337,7 @@ def quality_rows(
                 "NDCG@10": ndcg,
                 "P@10": prec,
                 "epsilon (user)": eps,
+                **shape.get(name, {}),
                 "bytes/client/round": summary["model_bytes"] if summary else 0,
                 "sim wall s": wall,
                 "eval s": time.monotonic() - start,
@@ -267,16 +347,76 @@ def quality_rows(
     return rows
 
 
+def dp_shape(
+    initial: dict[str, np.ndarray], first: dict[str, np.ndarray], noise: float, cohort: Cohort
+) -> dict[str, Any]:
+    """A federated row's DP arithmetic: ``d`` (trained parameters), ``m``, ``z``, ``C``,
+    ``z sqrt(d) / m`` (expected noise norm on the mean, in units of ``C``), and the measured
+    norm of round 1's global change ``|r1 - r0|`` (the clipped mean update, plus the noise when
+    ``z > 0``); ``|noise| r1`` is filled in by the caller when a noise-0 reference exists.
+
+    >>> a = {"w": np.zeros(4, np.float32)}
+    >>> dp_shape(a, {"w": np.ones(4, np.float32)}, 1.0, Cohort(nodes=4))["z sqrt(d)/m"]
+    0.5
+    """
+    d = int(sum(v.size for v in initial.values()))
+    m = cohort.nodes
+    return {
+        "d": d,
+        "m": m,
+        "z": noise,
+        "C": cohort.clip,
+        "z sqrt(d)/m": noise * float(np.sqrt(d)) / m,
+        "|r1 - r0|": distance(first, initial),
+        "|noise| r1": float("nan") if noise else 0.0,
+    }
+
+
 def markdown(rows: list[dict[str, Any]]) -> str:
-    """``rows`` as a Markdown table (columns of the first row)."""
+    """``rows`` as a Markdown table (every row's columns, in order of first appearance)."""
 
     def fmt(v: Any) -> str:
         return f"{v:.4g}" if isinstance(v, float) else str(v)
 
-    cols = list(rows[0])
+    cols = list(dict.fromkeys(c for r in rows for c in r))
     lines = ["| " + " | ".join(cols) + " |", "| " + " | ".join("---" for _ in cols) + " |"]
     lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in cols) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def noise_list(text: str) -> tuple[float, ...]:
+    """``--dp-noise``: one or more noise multipliers > 0, comma-separated.
+
+    >>> noise_list("1,0.5")
+    (1.0, 0.5)
+    """
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if not values or not all(np.isfinite(z) and z > 0 for z in values):
+        raise argparse.ArgumentTypeError(
+            f"--dp-noise = {text!r}; allowed: noise multipliers > 0, comma-separated (e.g. 1,0.5)"
+        )
+    return values
+
+
+def tag(cohort: Cohort) -> str:
+    """The result-file suffix of a non-default cohort ('' for the original 2 x 2 x 2 runs).
+
+    >>> tag(Cohort(nodes=16, users_per_client=1, rank=1, targets="layers.29.self_attn.v_proj"))
+    '-m16-u1-r1-layers_29_self_attn_v_proj'
+    """
+    if cohort == Cohort():
+        return ""
+    text = f"-m{cohort.nodes}-u{cohort.users_per_client}-r{cohort.rank}"
+    text += "" if cohort.rounds == Cohort.rounds else f"-R{cohort.rounds}"
+    text += "" if cohort.clip == Cohort.clip else f"-C{cohort.clip:g}"
+    if (cohort.lr, cohort.lr_min) != (Cohort.lr, Cohort.lr_min):
+        text += f"-lr{cohort.lr:g}-{cohort.lr_min:g}"
+    if cohort.targets != Cohort.targets:
+        text += "-" + cohort.targets.replace(",", "+").replace(".", "_")
+    return text
 
 
 def main() -> None:
@@ -287,10 +427,22 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=SEED, help="the run's seed (part 3)")
     parser.add_argument(
         "--dp-noise",
-        type=float,
+        type=noise_list,
         default=None,
-        help="part 3 also at this server noise multiplier (user-level DP point); no zero-shot rows",
+        help="part 3 also at these server noise multipliers, comma-separated (user-level DP "
+        "point); no zero-shot rows",
     )
+    cohort = parser.add_argument_group("cohort and adapter of parts 3/4 (defaults: the 2 x 2 runs)")
+    cohort.add_argument("--nodes", type=int, default=Cohort.nodes, help="clients per round M")
+    cohort.add_argument("--rounds", type=int, default=Cohort.rounds)
+    cohort.add_argument("--users-per-client", type=int, default=Cohort.users_per_client)
+    cohort.add_argument("--lora-rank", type=int, default=Cohort.rank, help="both models")
+    cohort.add_argument(
+        "--lora-targets", default=Cohort.targets, help="SmolLM2's LoRA layers, comma-separated"
+    )
+    cohort.add_argument("--clip", type=float, default=Cohort.clip, help="the node's update clip C")
+    cohort.add_argument("--smol-lr", type=float, default=Cohort.lr, help="SmolLM2's agent-lr")
+    cohort.add_argument("--smol-lr-min", type=float, default=Cohort.lr_min, help="cosine floor")
     parser.add_argument(
         "--zero-shot-only",
         action="store_true",
@@ -305,6 +457,16 @@ def main() -> None:
     parser.add_argument("--only-steps", action="store_true", help="part 1 alone")
     parser.add_argument("--step-child", choices=("on", "off"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    shape = Cohort(
+        args.nodes,
+        args.rounds,
+        args.users_per_client,
+        args.lora_rank,
+        args.lora_targets,
+        args.clip,
+        args.smol_lr,
+        args.smol_lr_min,
+    )
     if args.step_child:
         print(json.dumps(step_child(args.step_child == "on", args.steps)))
         return
@@ -321,20 +483,25 @@ def main() -> None:
             print("\nSimulation, tiny-causal, 3 rounds x 2 clients (user-level DP, cosine lr)\n")
             print(markdown(payload["tiny"]))
         if args.smollm2 and not args.only_steps:
-            noises = (0.0,) if args.dp_noise is None else (0.0, args.dp_noise)
+            noises = (0.0,) if args.dp_noise is None else (0.0, *args.dp_noise)
             noises = () if args.zero_shot_only else noises
             causal, encoder = args.models.split(",")
             payload["quality"] = quality_rows(
-                Path(tmp), args.eval_users, args.seed, noises, (causal, encoder)
+                Path(tmp), args.eval_users, args.seed, noises, (causal, encoder), shape
             )
-            print(f"\n{causal} vs {encoder}, 2 rounds x 2 clients, {args.eval_users} users\n")
+            payload["cohort"] = vars(shape)
+            print(
+                f"\n{causal} vs {encoder}, {shape.rounds} rounds x {shape.nodes} clients x "
+                f"{shape.users_per_client} users, {args.eval_users} evaluation users\n"
+            )
             print(markdown(payload["quality"]))
     load = os.getloadavg()
     print(f"\n{machine_note(load_before, load)}; command: {command.strip()}")
     payload.update(load_before=load_before, load_after=load)
     name = "flowertune-steps" if args.only_steps else f"flowertune-seed{args.seed}"
     if args.dp_noise is not None and not args.only_steps:
-        name = f"flowertune-dp{args.dp_noise:g}-seed{args.seed}"
+        name = f"flowertune-dp{'-'.join(f'{z:g}' for z in args.dp_noise)}{tag(shape)}"
+        name += f"-seed{args.seed}"
     if args.zero_shot_only and not args.only_steps:
         name = f"flowertune-zeroshot-{args.eval_users}users-seed{args.seed}"
     print(f"wrote {write_json(name, payload)}")
