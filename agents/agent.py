@@ -37,7 +37,9 @@ from .context import Budget, Event, PrivateContext
 from .explain_text import explain_in_words
 from .loglik_scoring import (
     BASELINE_WEIGHT,
+    CONTEXT_TOKENS,
     check_baseline_weight,
+    check_context_tokens,
     explain_loglik,
     loglik_ctr,
     relevance,
@@ -125,6 +127,12 @@ class Agent:
         baseline_weight: the loglik scorer's ``w`` in ``ll(ad | context) - w ll(ad | neutral)``,
             in [0, 1] (default :data:`agents.loglik_scoring.BASELINE_WEIGHT` = 0, the plain
             log-likelihood; 1 is the PMI). Unused by the embedding scorer.
+        context_tokens: the loglik scorer's ``k``: None (default
+            :data:`agents.loglik_scoring.CONTEXT_TOKENS`) scores every token of each ad after
+            the context prompt (exact); ``k`` scores its first ``k`` tokens after it and the
+            rest after the neutral prompt (cached once per ad): at ``k = 1`` a new context
+            costs one prompt run instead of every candidate's tokens, at some loss of ranking
+            quality (:mod:`agents.loglik_scoring`). Unused by the embedding scorer.
     """
 
     def __init__(
@@ -138,6 +146,7 @@ class Agent:
         rank: int = 8,
         scorer: Scorer = "embedding",
         baseline_weight: float = BASELINE_WEIGHT,
+        context_tokens: int | None = CONTEXT_TOKENS,
     ) -> None:
         if not epsilon_budget > 0:
             raise AgentError(f"epsilon_budget must be > 0, got {epsilon_budget}")
@@ -147,6 +156,7 @@ class Agent:
             backbone.require_causal("scorer='loglik'", " (use scorer='embedding')")
         self.scorer = scorer
         self.baseline_weight = check_baseline_weight(baseline_weight)
+        self.context_tokens = check_context_tokens(context_tokens)
         if backbone.lora is None:
             enable_lora(backbone, rank=rank)
         self.backbone = backbone
@@ -261,7 +271,7 @@ class Agent:
         if rel is None:
             activate(self.backbone, self._adapter, self._version)
             rel = self._relevances[tuple(texts)] = relevance(
-                self.backbone, prompt, texts, self.baseline_weight
+                self.backbone, prompt, texts, self.baseline_weight, self.context_tokens
             )
             if len(self._relevances) > _RELEVANCE_LISTS:
                 del self._relevances[next(iter(self._relevances))]
@@ -340,6 +350,7 @@ class Agent:
                         state,
                         prior=prior,
                         baseline_weight=self.baseline_weight,
+                        context_tokens=self.context_tokens,
                     )
 
                 return why

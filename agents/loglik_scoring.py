@@ -16,6 +16,21 @@ text): on the tuning users (seeds 10, 11) NDCG@10 fell from 0.31 at ``w = 0`` th
 0.20 to 0.11 at ``w = 1``, so the default :data:`BASELINE_WEIGHT` is 0 (agents/README.md,
 "Neutral-baseline weight", has the sweep and the reported seeds).
 
+Context tokens (``context_tokens = k``): the exact score reruns every token of every ad under
+each new context prompt (about 1,500 token positions for 100 ads), which no cache survives. With
+``k`` set, only an ad's first ``k`` tokens are scored after the context prompt and the rest
+after the neutral prompt, whose values do not depend on the user and are computed once per
+ad and adapter version:
+
+    ll_k(x | p) = (sum_{t < k} log p(x_t | p, x_<t) + sum_{t >= k} log p(x_t | p0, x_<t)) / T
+
+At ``k = 1`` a new context costs one run of the prompt (the first token is read from the
+prompt's last logits) instead of the prompt plus every candidate; ``k >= T`` is the exact
+score. It is an approximation with a price: on the tuning users of MovieLens (seeds 10, 11)
+NDCG@10 fell from 0.306 (exact) to 0.244 at ``k = 1`` and 0.256 at ``k = 3``, near the
+context-free ranking (0.239), so the default :data:`CONTEXT_TOKENS` is None (exact);
+agents/README.md, "Context tokens", has the sweep, the reported seeds and the latencies.
+
 The map reuses the head's scalars (``head.scale`` 4, ``head.bias`` -4 at start,
 ``head.prior`` 0; the gain vector belongs to the embedding scorer). It is calibrated for the
 PMI (``w = 1``): a relevance of 0 gives sigmoid(-4) = 0.018 and 1 nat/token 0.5. For
@@ -53,6 +68,22 @@ BASELINE_WEIGHT = 0.0
 tuning seeds of the sweep in agents/README.md ("Neutral-baseline weight")."""
 
 
+CONTEXT_TOKENS: int | None = None
+"""Default ``k`` of :func:`relevance`: None, every token after the context prompt (the exact
+score); an int ``k`` scores each ad's first ``k`` tokens after it and the rest after the
+neutral prompt (faster after a context change, less accurate: module docstring)."""
+
+
+def check_context_tokens(k: int | None) -> int | None:
+    """``k`` after checking it is None or an int >= 1."""
+    if k is not None and (not isinstance(k, int) or isinstance(k, bool) or k < 1):
+        raise AgentError(
+            f"context_tokens must be an int >= 1 (first tokens of each ad scored after the "
+            f"context prompt) or None (every token: the exact score), got {k!r}"
+        )
+    return k
+
+
 def check_baseline_weight(w: float) -> float:
     """``w`` as a float after checking it lies in [0, 1]."""
     if not isinstance(w, numbers.Real) or isinstance(w, bool) or not 0.0 <= w <= 1.0:
@@ -68,23 +99,39 @@ def relevance(
     prompt: str,
     ad_texts: Sequence[str],
     baseline_weight: float = BASELINE_WEIGHT,
+    context_tokens: int | None = CONTEXT_TOKENS,
 ) -> np.ndarray:
-    """(n,) ``loglik(ad | prompt) - w * loglik(ad | neutral prompt)``, nats per token, under the
-    backbone's active adapter (both cached on the backbone; see ``Backbone.loglik``).
+    """(n,) ``ll_k(ad | prompt) - w * loglik(ad | neutral prompt)``, nats per token, under the
+    backbone's active adapter (token values cached on the backbone; see
+    ``Backbone.token_logprobs``).
 
     Args:
         backbone: a causal backbone.
         prompt: the context prompt (:func:`agents.prompts.context_prompt`).
         ad_texts: the n ads' texts.
-        baseline_weight: ``w`` in [0, 1]; at 0 the neutral prompt is not run at all.
+        baseline_weight: ``w`` in [0, 1]; at 0 with ``context_tokens=None`` the neutral prompt
+            is not run at all.
+        context_tokens: ``k``: each ad's first ``k`` tokens scored after ``prompt``, the rest
+            after the neutral prompt (module docstring; default :data:`CONTEXT_TOKENS`); None:
+            every token after ``prompt`` (the exact score).
 
     Raises:
-        AgentError: ``baseline_weight`` outside [0, 1].
+        AgentError: ``baseline_weight`` outside [0, 1], ``context_tokens`` not None or >= 1.
     """
     w = check_baseline_weight(baseline_weight)
+    k = check_context_tokens(context_tokens)
     conts = [ad_continuation(t) for t in ad_texts]
-    rel = backbone.loglik(prompt, conts)
-    return rel - w * backbone.loglik(NEUTRAL_PROMPT, conts) if w else rel.copy()
+    if k is None:
+        rel = backbone.loglik(prompt, conts)
+        return rel - w * backbone.loglik(NEUTRAL_PROMPT, conts) if w else rel.copy()
+    neutral = backbone.token_logprobs(NEUTRAL_PROMPT, conts)
+    head = backbone.token_logprobs(prompt, conts, max_tokens=k)
+    return np.array(
+        [
+            (first.sum() + rest[len(first) :].sum() - w * rest.sum()) / max(len(rest), 1)
+            for first, rest in zip(head, neutral, strict=True)
+        ]
+    )
 
 
 def loglik_ctr(
@@ -105,27 +152,29 @@ def explain_loglik(
     prior: float = 0.0,
     top: int = 3,
     baseline_weight: float = BASELINE_WEIGHT,
+    context_tokens: int | None = CONTEXT_TOKENS,
 ) -> Explanation:
     """The ``top`` events of the prompt whose removal lowers ``ad_text``'s logit the most.
 
     ``events`` are the ones the prompt names (``prompts.recent``); each costs one prompt run
     (the continuation is a single cached row), so this runs only when an explanation is read.
     The shares do not depend on ``baseline_weight`` (the neutral term cancels in each
-    difference); the CTR does.
+    difference); the CTR does. ``context_tokens`` as in :func:`relevance`.
     """
     if top < 0:
         raise AgentError(f"top must be >= 0, got {top}")
     events = list(events)
     w = check_baseline_weight(baseline_weight)
-    full = float(relevance(backbone, context_prompt(events), [ad_text], w)[0])
+
+    def rel(prompt: str) -> float:
+        return float(relevance(backbone, prompt, [ad_text], w, context_tokens)[0])
+
+    full = rel(context_prompt(events))
     ctr = float(loglik_ctr(np.array([full]), head, prior)[0])
     if not events:
         return Explanation(ctr, (), ())
     without = np.array(
-        [
-            relevance(backbone, context_prompt(events[:i] + events[i + 1 :]), [ad_text], w)[0]
-            for i in range(len(events))
-        ]
+        [rel(context_prompt(events[:i] + events[i + 1 :])) for i in range(len(events))]
     )
     share = head["head.scale"][0] * (full - without)
     order = np.argsort(-share, kind="stable")[:top]

@@ -89,7 +89,7 @@ class Backbone:
         self.initial_adapter: dict[str, np.ndarray] = {}
         self.active_version = BASE_VERSION
         self._lists: OrderedDict[tuple[str, tuple[str, ...]], np.ndarray] = OrderedDict()
-        self._ll: OrderedDict[tuple[str, str, str], float] = OrderedDict()
+        self._ll: OrderedDict[tuple[str, str, str, int | None], np.ndarray] = OrderedDict()
         self._ll_lists: OrderedDict[tuple[str, str, tuple[str, ...]], np.ndarray] = OrderedDict()
         self._prefixes: OrderedDict[tuple[str, str], tuple[torch.Tensor, list]] = OrderedDict()
         self._dim = int(model.config.hidden_size)  # read once: peft's attribute chain is slow
@@ -202,13 +202,9 @@ class Backbone:
     ) -> np.ndarray:
         """(n,) float64 mean log-probability per token of each continuation after ``context``.
 
-        The context runs once per ``(adapter version, context)``; its key/value cache is kept
-        (the last :data:`PREFIX_CACHE_ENTRIES` contexts) and shared, without a copy, by the
-        candidates, which run as right-padded batches of ``batch_size`` (shortest texts
-        first). Scores are cached per ``(adapter version, context, continuation)`` and whole
-        lists per ``(adapter version, context, tuple of continuations)``, so a repeated
-        candidate list is one lookup.
-        Read-only, like :meth:`embed`. Causal backends only.
+        The per-token values come from :meth:`token_logprobs` (cached there); whole lists are
+        also cached per ``(adapter version, context, tuple of continuations)``, so a repeated
+        candidate list is one lookup. Read-only, like :meth:`embed`. Causal backends only.
         """
         self.require_causal("loglik")
         if isinstance(continuations, str):
@@ -218,17 +214,56 @@ class Backbone:
         if out is not None:
             self._ll_lists.move_to_end(key)
             return out
+        rows = self.token_logprobs(context, continuations, batch_size=batch_size)
+        out = np.array([row.sum() / max(len(row), 1) for row in rows], dtype=np.float64)
+        return _keep_list(self._ll_lists, key, out)
+
+    def token_logprobs(
+        self,
+        context: str,
+        continuations: Sequence[str],
+        *,
+        max_tokens: int | None = None,
+        batch_size: int = 64,
+    ) -> list[np.ndarray]:
+        """Log-probability (nats) of each token of each continuation after ``context``: one
+        read-only float64 array per continuation, of its first ``max_tokens`` tokens (all of
+        them when None).
+
+        The context runs once per ``(adapter version, context)``; its key/value cache is kept
+        (the last :data:`PREFIX_CACHE_ENTRIES` contexts) and shared, without a copy, by the
+        candidates, which run as right-padded batches of ``batch_size`` (shortest texts
+        first). A continuation's first token is read from the context's last logits, so
+        ``max_tokens=1`` runs no candidate through the model, and ``max_tokens=k`` runs
+        ``k - 1`` positions of each. Rows are cached per ``(adapter version, context,
+        continuation, max_tokens)`` (least recently used dropped past ``cache_size``).
+        Causal backends only.
+
+        Raises:
+            AgentError: an encoder backbone, a single string, ``max_tokens`` < 1.
+        """
+        self.require_causal("token_logprobs")
+        if isinstance(continuations, str):
+            raise AgentError("continuations must be a sequence of strings, got a single str")
+        if max_tokens is not None and (
+            not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1
+        ):
+            raise AgentError(f"max_tokens must be an int >= 1 or None (all), got {max_tokens!r}")
         cache, version = self._ll, self.active_version
-        todo = list(dict.fromkeys(t for t in continuations if (version, context, t) not in cache))
+        keys = [(version, context, text, max_tokens) for text in continuations]
+        todo = list(dict.fromkeys(k[2] for k in keys if k not in cache))
         todo.sort(key=len)  # batches of similar lengths: less padding through the body
         for start in range(0, len(todo), batch_size):
             chunk = todo[start : start + batch_size]
-            for text, score in zip(chunk, self._loglik_rows(context, chunk), strict=True):
-                cache[(version, context, text)] = score
-        out = np.array([cache[(version, context, t)] for t in continuations], dtype=np.float64)
+            for text, row in zip(chunk, self._token_rows(context, chunk, max_tokens), strict=True):
+                cache[(version, context, text, max_tokens)] = row
+        rows = []
+        for key in keys:
+            cache.move_to_end(key)
+            rows.append(cache[key])
         while len(cache) > self.cache_size:
             cache.popitem(last=False)
-        return _keep_list(self._ll_lists, key, out)
+        return rows
 
     def _prefix(self, context: str) -> tuple[torch.Tensor, list[tuple[torch.Tensor, ...]]]:
         """The context's last-position logits (1, 1, V) and per-layer key/value tensors,
@@ -247,38 +282,53 @@ class Backbone:
             self._prefixes.popitem(last=False)
         return found
 
-    def _loglik_rows(self, context: str, continuations: list[str]) -> list[float]:
-        """Mean token log-probabilities of ``continuations`` (one batch) after ``context``.
+    def _token_rows(
+        self, context: str, continuations: list[str], max_tokens: int | None
+    ) -> list[np.ndarray]:
+        """Token log-probabilities of ``continuations`` (one batch) after ``context``, each cut
+        to its first ``max_tokens`` tokens.
 
-        The body runs over the padded batch; the LM head and the softmax over the vocabulary
-        run only at positions whose next token is real (a third of a 49k-vocabulary model's
-        cost at these lengths, and padding would waste it)."""
+        The body runs over the padded batch less its last column (whose output predicts
+        nothing); the LM head and the softmax over the vocabulary run only at positions whose
+        next token is real (a third of a 49k-vocabulary model's cost at these lengths, and
+        padding would waste it)."""
         from transformers import DynamicCache
 
         last, kv = self._prefix(context)
         cont = self.tokenizer(
             continuations, add_special_tokens=False, padding=True, return_tensors="pt"
         )
-        ids, real = cont["input_ids"], cont["attention_mask"].bool()
-        n, length = ids.shape[0], kv[0][0].shape[-2]
-        # expand, not repeat: the stored prefix is only read (attention concatenates it anew)
-        cache = DynamicCache([(k.expand(n, -1, -1, -1), v.expand(n, -1, -1, -1)) for k, v in kv])
+        ids, mask = cont["input_ids"][:, :max_tokens], cont["attention_mask"][:, :max_tokens]
+        real = mask.bool()
+        n, width, length = ids.shape[0], ids.shape[1], kv[0][0].shape[-2]
+        out = torch.zeros(n, width)
         with torch.no_grad():
-            hidden = self.core(
-                input_ids=ids,
-                attention_mask=torch.cat(
-                    [torch.ones(n, length, dtype=torch.long), cont["attention_mask"]], 1
-                ),
-                position_ids=torch.arange(length, length + ids.shape[1]).expand(n, -1),
-                cache=cache,
-            ).last_hidden_state
             # token 0 is predicted by the context's last position, token t + 1 by position t
-            first = torch.log_softmax(last[0, 0].float(), -1)[ids[:, 0]] * real[:, 0]
-            nxt = real[:, 1:]
-            logits = self.model.get_output_embeddings()(hidden[:, :-1][nxt]).float()
-            rest = torch.log_softmax(logits, -1).gather(-1, ids[:, 1:][nxt][:, None])[:, 0]
-            total = first.index_add(0, nxt.nonzero()[:, 0], rest)
-        return (total / real.sum(1).clamp_min(1)).tolist()
+            out[:, 0] = torch.log_softmax(last[0, 0].float(), -1)[ids[:, 0]]
+            if width > 1:
+                # expand, not repeat: the stored prefix is only read (attention concatenates)
+                cache = DynamicCache(
+                    [(k.expand(n, -1, -1, -1), v.expand(n, -1, -1, -1)) for k, v in kv]
+                )
+                hidden = self.core(
+                    input_ids=ids[:, :-1],
+                    attention_mask=torch.cat(
+                        [torch.ones(n, length, dtype=torch.long), mask[:, :-1]], 1
+                    ),
+                    position_ids=torch.arange(length, length + width - 1).expand(n, -1),
+                    cache=cache,
+                ).last_hidden_state
+                nxt = real[:, 1:]
+                logits = self.model.get_output_embeddings()(hidden[nxt]).float()
+                picked = torch.log_softmax(logits, -1).gather(-1, ids[:, 1:][nxt][:, None])
+                out[:, 1:][nxt] = picked[:, 0]
+        rows = out.double().numpy()
+        kept = []
+        for row, count in zip(rows, real.sum(1).tolist(), strict=True):
+            row = row[:count]
+            row.flags.writeable = False
+            kept.append(row)
+        return kept
 
     @property
     def cached(self) -> int:

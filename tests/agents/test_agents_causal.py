@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 import auction
 from agents import Ad, Agent, AgentError, PrivateContext, load_model, loglik_teacher
-from agents.loglik_scoring import BASELINE_WEIGHT, relevance
+from agents.loglik_scoring import BASELINE_WEIGHT, CONTEXT_TOKENS, relevance
 from agents.prompts import NEUTRAL_PROMPT, context_prompt
 
 ADS = [
@@ -30,8 +30,8 @@ def causal():
     return load_model("tiny-causal")
 
 
-def naive_loglik(bb, context: str, cont: str) -> float:
-    """Mean token log-prob of ``cont`` after ``context``: the whole sequence in one run, no
+def naive_token_logprobs(bb, context: str, cont: str) -> np.ndarray:
+    """Log-prob of each token of ``cont`` after ``context``: the whole sequence in one run, no
     cache (the peer the cached, batched path must match)."""
     tok = bb.tokenizer
     ctx_ids = tok(context, return_tensors="pt")["input_ids"]
@@ -40,7 +40,23 @@ def naive_loglik(bb, context: str, cont: str) -> float:
     with torch.no_grad():
         logp = torch.log_softmax(bb.model(input_ids=ids).logits[0, :-1].float(), -1)
     k = ctx_ids.shape[1]
-    return float(logp[k - 1 :].gather(-1, ids[0, k:, None]).mean())
+    return logp[k - 1 :].gather(-1, ids[0, k:, None])[:, 0].double().numpy()
+
+
+def naive_loglik(bb, context: str, cont: str) -> float:
+    """Mean token log-prob of ``cont`` after ``context`` (:func:`naive_token_logprobs`)."""
+    return float(naive_token_logprobs(bb, context, cont).mean())
+
+
+def naive_relevance(bb, prompt: str, cont: str, w: float, k: int | None) -> float:
+    """The documented map, by hand: the first ``k`` tokens (all when None) after ``prompt``,
+    the rest after the neutral prompt, less ``w`` times the neutral mean."""
+    ctx, neutral = (
+        naive_token_logprobs(bb, prompt, cont),
+        naive_token_logprobs(bb, NEUTRAL_PROMPT, cont),
+    )
+    k = len(ctx) if k is None else k
+    return float((ctx[:k].sum() + neutral[k:].sum()) / len(ctx) - w * neutral.mean())
 
 
 @contextmanager
@@ -71,17 +87,20 @@ def test_loglik_runs_each_context_once_and_repeated_lists_are_lookups():
 
 
 def _check_counts(bb, calls: list[int]) -> None:
-    first = bb.loglik("viewed sneakers", [" shoes", " tent", " shoes"])
+    shoes, tent, coffee = " running shoes", " a tent", " hot coffee"  # 2+ tokens each
+    first = bb.loglik("viewed sneakers", [shoes, tent, shoes])
     assert calls == [1, 2]  # the context once, the two distinct continuations in one batch
-    again = bb.loglik("viewed sneakers", [" shoes", " tent", " shoes"])
+    again = bb.loglik("viewed sneakers", [shoes, tent, shoes])
     assert again is first and not first.flags.writeable and calls == [1, 2]
-    bb.loglik("viewed sneakers", [" tent", " coffee"])
+    bb.loglik("viewed sneakers", [tent, coffee])
     assert calls == [1, 2, 1]  # the prefix is reused; only the new continuation runs
-    bb.loglik("bought coffee", [" tent"])
+    bb.loglik("bought coffee", [tent])
     assert calls == [1, 2, 1, 1, 1]
     bb.active_version = "another adapter"
-    bb.loglik("viewed sneakers", [" tent"])
+    bb.loglik("viewed sneakers", [tent])
     assert calls == [1, 2, 1, 1, 1, 1, 1]  # another adapter version: nothing reused
+    bb.token_logprobs("bought a lamp", [shoes, tent, coffee], max_tokens=1)
+    assert calls == [1, 2, 1, 1, 1, 1, 1, 1]  # first tokens only: the context's logits
 
 
 conts = st.lists(st.sampled_from([" shoes", " a red dress", " tent", " coffee beans"]), max_size=6)
@@ -111,9 +130,7 @@ def test_loglik_agent_ctr_is_the_documented_map(causal):
     )
     ctr = agent.predict_ctr([a.text for a in ADS], 0.5)
     for c, ad in zip(ctr, ADS, strict=True):
-        cont = " " + ad.text
-        rel = naive_loglik(causal, prompt, cont)
-        rel -= BASELINE_WEIGHT * naive_loglik(causal, NEUTRAL_PROMPT, cont)
+        rel = naive_relevance(causal, prompt, " " + ad.text, BASELINE_WEIGHT, CONTEXT_TOKENS)
         # initial head: scale 4, bias -4, prior weight 0 (the prior has no effect yet)
         assert c == pytest.approx(1 / (1 + math.exp(-(4 * rel - 4))), rel=1e-3)
     decision = agent.choose_ad(ADS, reserve=0.01, rng=0)
@@ -122,14 +139,15 @@ def test_loglik_agent_ctr_is_the_documented_map(causal):
     assert decision.price == pytest.approx(float(expected.prices[0]))
 
 
+@pytest.mark.parametrize("k", [1, 2, None])
 @pytest.mark.parametrize("w", [0.0, 0.5, 1.0])
-def test_the_agents_baseline_weight_is_the_ones_of_the_map(causal, w):
-    agent = Agent(causal, shopper(causal).context, scorer="loglik", baseline_weight=w)
+def test_the_agents_weight_and_context_tokens_are_the_ones_of_the_map(causal, w, k):
+    context = shopper(causal).context
+    agent = Agent(causal, context, scorer="loglik", baseline_weight=w, context_tokens=k)
     prompt = context_prompt(agent.context.scored_events())
     ctr = agent.predict_ctr([a.text for a in ADS])
     for c, ad in zip(ctr, ADS, strict=True):
-        cont = " " + ad.text
-        rel = naive_loglik(causal, prompt, cont) - w * naive_loglik(causal, NEUTRAL_PROMPT, cont)
+        rel = naive_relevance(causal, prompt, " " + ad.text, w, k)
         assert c == pytest.approx(1 / (1 + math.exp(-(4 * rel - 4))), rel=1e-3)
     agent.choose_ad(ADS, reserve=0.01, rng=0)
     assert agent.last_explanation is not None  # the explanation runs with the same weight
@@ -137,24 +155,27 @@ def test_the_agents_baseline_weight_is_the_ones_of_the_map(causal, w):
         Agent(causal, scorer="loglik", baseline_weight=1.5)
 
 
-def test_loglik_agent_caches_until_the_context_changes(causal):
-    agent = shopper(causal)
+@pytest.mark.parametrize(("k", "runs"), [(1, [1]), (None, [1, 3])])
+def test_loglik_agent_caches_until_the_context_changes(causal, k, runs):
+    causal.clear_cache()  # the other case's prompts are cached on this shared backbone
+    agent = Agent(causal, shopper(causal).context, scorer="loglik", context_tokens=k)
     agent.choose_ad(ADS, rng=0)
     with counting(causal) as calls:
-        _check_agent_counts(agent, calls)
+        _check_agent_counts(agent, calls, runs)
 
 
-def _check_agent_counts(agent: Agent, calls: list[int]) -> None:
+def _check_agent_counts(agent: Agent, calls: list[int], runs: list[int]) -> None:
     agent.choose_ad(ADS, rng=1)
     agent.predict_ctr([a.text for a in ADS])
     assert calls == []  # a repeated candidate list is a lookup
     before = agent.predict_ctr([a.text for a in ADS])
     agent.context.add("search", "camping tent", time=20.0)
     agent.choose_ad(ADS, rng=0)
-    assert calls == [1, 3]  # the new prompt once, the three ads once (the baseline is cached)
+    # the new prompt once; exact: the three ads once (the baseline is cached), k = 1: no ad
+    assert calls == runs
     after = agent.predict_ctr([a.text for a in ADS])
     # relative: with a baseline weight < 1 the initial head's CTRs are far below 0.018
-    assert calls == [1, 3] and not np.allclose(before, after, rtol=1e-6, atol=0.0)
+    assert calls == runs and not np.allclose(before, after, rtol=1e-6, atol=0.0)
     assert agent.last_explanation.predicted_ctr == pytest.approx(
         after[[a.ad_id for a in ADS].index(agent.choose_ad(ADS, rng=0).winner)]
     )
@@ -272,11 +293,12 @@ def test_baseline_weight_zero_is_plain_loglik_and_one_the_difference():
     bb = load_model("tiny-causal")
     plain = np.array([naive_loglik(bb, SHOPPER_PROMPT, " " + t) for t in RANKED])
     neutral = np.array([naive_loglik(bb, NEUTRAL_TEXT, " " + t) for t in RANKED])
+    exact = {"context_tokens": None}
     with counting(bb) as calls:
-        at0 = relevance(bb, SHOPPER_PROMPT, RANKED, baseline_weight=0.0)
+        at0 = relevance(bb, SHOPPER_PROMPT, RANKED, baseline_weight=0.0, **exact)
     assert calls == [1, len(RANKED)]  # w = 0 never runs the neutral prompt
-    at1 = relevance(bb, SHOPPER_PROMPT, RANKED, baseline_weight=1.0)
-    half = relevance(bb, SHOPPER_PROMPT, RANKED, baseline_weight=0.5)
+    at1 = relevance(bb, SHOPPER_PROMPT, RANKED, baseline_weight=1.0, **exact)
+    half = relevance(bb, SHOPPER_PROMPT, RANKED, baseline_weight=0.5, **exact)
     np.testing.assert_allclose(at0, plain, atol=1e-4)
     np.testing.assert_allclose(at1, plain - neutral, atol=1e-4)
     np.testing.assert_allclose(half, plain - 0.5 * neutral, atol=1e-4)
@@ -327,3 +349,40 @@ def test_explanation_shares_do_not_depend_on_the_baseline_weight(causal):
     # the CTRs differ by the neutral term in the logit: logit1 = logit0 - 4 * ll(ad | neutral)
     logit = [math.log(c / (1 - c)) for c in (at0.predicted_ctr, at1.predicted_ctr)]
     assert logit[1] - logit[0] == pytest.approx(-4 * neutral, abs=1e-3)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(conts, st.integers(1, 3), st.one_of(st.none(), st.integers(1, 5)))
+def test_token_logprobs_equal_the_whole_sequence_run(texts, batch_size, max_tokens):
+    bb = _BB
+    bb.clear_cache()
+    rows = bb.token_logprobs("viewed sneakers", texts, max_tokens=max_tokens, batch_size=batch_size)
+    for row, text in zip(rows, texts, strict=True):
+        want = naive_token_logprobs(bb, "viewed sneakers", text)[:max_tokens]
+        assert row.dtype == np.float64 and not row.flags.writeable
+        np.testing.assert_allclose(row, want, atol=1e-4)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(st.sampled_from(RANKED), min_size=1, max_size=4), st.integers(1, 4), st.floats(0, 1)
+)
+def test_context_tokens_score_the_first_tokens_after_the_context_the_rest_neutral(texts, k, w):
+    got = relevance(_BB, SHOPPER_PROMPT, texts, w, context_tokens=k)
+    want = [naive_relevance(_BB, SHOPPER_PROMPT, " " + t, w, k) for t in texts]
+    np.testing.assert_allclose(got, want, atol=1e-4)
+    longest = max(len(_BB.tokenizer(" " + t, add_special_tokens=False)["input_ids"]) for t in texts)
+    exact = relevance(_BB, SHOPPER_PROMPT, texts, w, context_tokens=None)
+    np.testing.assert_allclose(
+        relevance(_BB, SHOPPER_PROMPT, texts, w, context_tokens=longest), exact, atol=1e-5
+    )
+
+
+@pytest.mark.parametrize("k", [0, -1, 1.5, True, "1"])
+def test_bad_context_tokens_are_refused(causal, k):
+    with pytest.raises(AgentError, match=r"context_tokens must be an int >= 1"):
+        relevance(causal, SHOPPER_PROMPT, RANKED, context_tokens=k)
+    with pytest.raises(AgentError, match=r"context_tokens must be an int >= 1"):
+        Agent(causal, scorer="loglik", context_tokens=k)
+    with pytest.raises(AgentError, match=r"max_tokens must be an int >= 1"):
+        causal.token_logprobs(SHOPPER_PROMPT, RANKED, max_tokens=k)
