@@ -67,6 +67,7 @@ __all__ = [
     "average_students",
     "distill",
     "distill_federated",
+    "distill_lists",
     "loglik_teacher",
     "lora_teacher",
     "public_contexts",
@@ -310,10 +311,15 @@ class DistillResult:
 
 class _Problem:
     """Torch tensors of a distillation set: the hashed n-grams of every text (candidates and
-    context events), each context's events as (row, text, weight) triples, teacher logits."""
+    context events), each context's events as (row, text, weight) triples, teacher logits.
 
-    def __init__(self, contexts, ad_texts, priors, targets, buckets):
-        texts = dict.fromkeys(ad_texts)
+    ``ad_texts`` is one candidate list shared by every context (``ads`` (n,), ``priors``
+    (n,)) or, with ``per_context``, one list of m texts per context (``ads`` and ``priors``
+    (n_contexts, m))."""
+
+    def __init__(self, contexts, ad_texts, priors, targets, buckets, per_context=False):
+        flat_ads = [t for ads in ad_texts for t in ads] if per_context else list(ad_texts)
+        texts = dict.fromkeys(flat_ads)
         cols, weights, counts = [], [], []
         for ctx in contexts:
             events = ctx.scored_events()
@@ -325,7 +331,8 @@ class _Problem:
         grams = [ngram_ids(t, buckets) for t in texts]
         self.flat = torch.from_numpy(np.concatenate(grams))
         self.offsets = torch.from_numpy(np.cumsum([0] + [len(g) for g in grams[:-1]]))
-        self.ads = torch.tensor([index[t] for t in ad_texts], dtype=torch.long)
+        rows = [[index[t] for t in row] for row in ad_texts] if per_context else None
+        self.ads = torch.tensor(rows or [index[t] for t in flat_ads], dtype=torch.long)
         self.starts = np.cumsum([0, *counts])  # context i's events: starts[i]:starts[i + 1]
         self.cols = torch.tensor([index[t] for t in cols], dtype=torch.long)
         self.weights = torch.tensor(weights, dtype=torch.float32)
@@ -348,8 +355,13 @@ class _Problem:
             per_sample_weights=self.weights[take],
         )
         ctx = ctx / ctx.norm(dim=1, keepdim=True).clamp_min(1e-12)
-        s = p["student.scale"] * (ctx @ vec[self.ads].T)
-        return s + p["student.prior"] * self.priors + p["student.bias"]
+        if self.ads.ndim == 1:  # one shared list: a single (b, d) x (d, n) product
+            s, priors = ctx @ vec[self.ads].T, self.priors
+        else:  # each context's own list: (b, d) . (b, m, d) -> (b, m)
+            idx = torch.from_numpy(batch)
+            s = torch.einsum("bd,bmd->bm", ctx, vec[self.ads[idx]])
+            priors = self.priors[idx]
+        return p["student.scale"] * s + p["student.prior"] * priors + p["student.bias"]
 
     def loss(self, p: dict[str, torch.Tensor], batch: np.ndarray, cfg: DistillConfig):
         """The distillation loss of the contexts ``batch`` under parameters ``p``."""
@@ -452,11 +464,78 @@ def distill(
         shape or non-finite logits, ``init`` of another size.
     """
     cfg = config or DistillConfig()
+    return _solve(_prepare(teacher, contexts, ad_texts, priors, cfg), cfg, init, rng)
+
+
+def _solve(problem: _Problem, cfg: DistillConfig, init: Student | None, rng: RngLike):
+    """The student fitted to every context of ``problem`` (seeded by ``rng``)."""
     gen = np.random.default_rng(rng)
-    problem = _prepare(teacher, contexts, ad_texts, priors, cfg)
     state = _start(problem, cfg, init, gen)
-    state, losses = _fit(problem, state, np.arange(len(contexts)), cfg, gen, cfg.epochs)
+    every = np.arange(len(problem.starts) - 1)
+    state, losses = _fit(problem, state, every, cfg, gen, cfg.epochs)
     return DistillResult(Student(state), tuple(losses))
+
+
+def distill_lists(
+    teacher: Teacher,
+    contexts: Sequence[PrivateContext],
+    candidates: Sequence[Sequence[str]],
+    priors: Sequence[np.ndarray] | None = None,
+    *,
+    config: DistillConfig | None = None,
+    init: Student | None = None,
+    rng: RngLike = None,
+) -> DistillResult:
+    """:func:`distill` with each context's own candidate list: context ``i`` is labelled by
+    the teacher on ``candidates[i]`` only, and the listwise loss ranks within that list.
+
+    For an expensive teacher (a causal LM's log-likelihood costs about linearly in candidate
+    tokens) many contexts with short random lists cover far more of the catalogue than the
+    same teacher calls spent on one shared list.
+
+    Args:
+        teacher: ``(context, ad_texts, priors) -> (m,) logits``.
+        contexts: n public pseudo-contexts (:func:`public_contexts`) or the device's own.
+        candidates: n lists of the same length m >= 2 (public texts), one per context.
+        priors: n arrays (m,) of the ads' public priors (default 0).
+        config, init, rng: as :func:`distill`.
+
+    Raises:
+        AgentError: as :func:`distill`; ``candidates`` (or ``priors``) not one list per
+        context, or lists of different lengths or shorter than 2.
+
+    Example:
+        >>> ctxs = public_contexts(["a red dress", "red shoes", "coffee", "tea"], 2, 1, rng=0)
+        >>> lists = [["a red dress", "coffee"], ["red shoes", "tea"]]
+        >>> def teacher(c, ads, p):
+        ...     return np.array([1.0 if "red" in a else 0.0 for a in ads])
+        >>> cfg = DistillConfig(buckets=32, dim=4, epochs=2)
+        >>> distill_lists(teacher, ctxs, lists, config=cfg, rng=0).student.dim
+        4
+    """
+    cfg = config or DistillConfig()
+    n = len(contexts)
+    if n < 1 or not all(isinstance(c, PrivateContext) for c in contexts):
+        raise AgentError("contexts must be at least one PrivateContext")
+    lengths = {len(row) for row in candidates}
+    if len(candidates) != n or len(lengths) != 1 or min(lengths) < 2:
+        raise AgentError(
+            f"candidates must be {n} lists (one per context) of one length >= 2, got "
+            f"{len(candidates)} lists of lengths {sorted(lengths)}"
+        )
+    if priors is not None and len(priors) != n:
+        raise AgentError(f"priors must be {n} arrays (one per context), got {len(priors)}")
+    m = lengths.pop()
+    pri = np.stack([_priors(None if priors is None else priors[i], m) for i in range(n)])
+    targets = np.concatenate(
+        [
+            teacher_logits(teacher, [c], list(ads), pri[i])
+            for i, (c, ads) in enumerate(zip(contexts, candidates, strict=True))
+        ]
+    )
+    lists = [list(row) for row in candidates]
+    problem = _Problem(contexts, lists, pri, targets, cfg.buckets, per_context=True)
+    return _solve(problem, cfg, init, rng)
 
 
 def average_students(states: Sequence[Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
