@@ -92,6 +92,7 @@ class Backbone:
         self._ll: OrderedDict[tuple[str, str, str, int | None], np.ndarray] = OrderedDict()
         self._ll_lists: OrderedDict[tuple[str, str, tuple[str, ...]], np.ndarray] = OrderedDict()
         self._prefixes: OrderedDict[tuple[str, str], tuple[torch.Tensor, list]] = OrderedDict()
+        self._token_ids: dict[str, tuple[int, ...]] = {}  # continuation -> ids (any adapter)
         self._dim = int(model.config.hidden_size)  # read once: peft's attribute chain is slow
         self._cache = RowStore(self._dim, cache_size)  # per (adapter version, text)
 
@@ -282,6 +283,19 @@ class Backbone:
             self._prefixes.popitem(last=False)
         return found
 
+    def _continuation_ids(self, continuations: Sequence[str]) -> list[tuple[int, ...]]:
+        """Token ids of each continuation (no special tokens), cached per text: a new context
+        re-reads the same candidates, and tokenizing 100 of them costs more than a small
+        model's forward pass."""
+        ids = self._token_ids
+        todo = list(dict.fromkeys(t for t in continuations if t not in ids))
+        if todo:
+            encoded = self.tokenizer(todo, add_special_tokens=False)["input_ids"]
+            ids.update(zip(todo, map(tuple, encoded), strict=True))
+            while len(ids) > self.cache_size:
+                ids.pop(next(iter(ids)))
+        return [ids[t] for t in continuations]
+
     def _token_rows(
         self, context: str, continuations: list[str], max_tokens: int | None
     ) -> list[np.ndarray]:
@@ -295,12 +309,13 @@ class Backbone:
         from transformers import DynamicCache
 
         last, kv = self._prefix(context)
-        cont = self.tokenizer(
-            continuations, add_special_tokens=False, padding=True, return_tensors="pt"
-        )
-        ids, mask = cont["input_ids"][:, :max_tokens], cont["attention_mask"][:, :max_tokens]
+        tokens = [t[:max_tokens] for t in self._continuation_ids(continuations)]
+        n, width, length = len(tokens), max(1, *map(len, tokens)), kv[0][0].shape[-2]
+        ids = torch.full((n, width), self.tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((n, width), dtype=torch.long)
+        for i, t in enumerate(tokens):  # right padding, as the tokenizer's
+            ids[i, : len(t)], mask[i, : len(t)] = torch.tensor(t), 1
         real = mask.bool()
-        n, width, length = ids.shape[0], ids.shape[1], kv[0][0].shape[-2]
         out = torch.zeros(n, width)
         with torch.no_grad():
             # token 0 is predicted by the context's last position, token t + 1 by position t
@@ -323,7 +338,7 @@ class Backbone:
                 picked = torch.log_softmax(logits, -1).gather(-1, ids[:, 1:][nxt][:, None])
                 out[:, 1:][nxt] = picked[:, 0]
         rows = out.double().numpy()
-        kept = []
+        kept: list[np.ndarray] = []
         for row, count in zip(rows, real.sum(1).tolist(), strict=True):
             row = row[:count]
             row.flags.writeable = False
@@ -342,6 +357,7 @@ class Backbone:
         self._ll.clear()
         self._ll_lists.clear()
         self._prefixes.clear()
+        self._token_ids.clear()
 
 
 def _keep_list(lists: OrderedDict[Any, np.ndarray], key: Any, out: np.ndarray) -> np.ndarray:

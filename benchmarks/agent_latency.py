@@ -16,9 +16,12 @@
   distinct states vs N copies, resident memory above the model);
 - scorers: ``choose_ad`` over 100 candidates by the log-likelihood scorer on a causal LM vs
   the embedding scorer on an encoder of similar size (tiny-causal vs tiny-encoder; with
-  ``--smollm2`` also SmolLM2-135M vs MiniLM-L6): the first call (empty caches: every ad and
-  the context through the model), warm calls (nothing changed) and context-changed calls (a new
-  event before each), p50/p95 ms, and the loglik / embedding ratio per path.
+  ``--smollm2`` also SmolLM2-135M vs MiniLM-L6), exact and with ``context_tokens = 1`` (an ad's
+  first token after the context prompt, the rest after the neutral prompt), and the embedding
+  scorer on the causal LM itself: the first call (empty caches: every ad and the context
+  through the model), warm calls (nothing changed) and context-changed calls (a new event
+  before each), p50/p95 ms, and each loglik row's ratio per path to the encoder's and to the
+  same model's embedding agent.
 
     bash .ci/env python benchmarks/agent_latency.py [--quick] [--smollm2] [--scorers-only]
 """
@@ -242,12 +245,20 @@ def shared_adapters(n_agents: int) -> dict:
     }
 
 
-def scorer_run(name: str, scorer: str, repeats: int, rng: np.random.Generator) -> dict:
-    """choose_ad over 100 candidates with ``scorer`` on a fresh ``name`` backbone: the first
-    call, warm calls and context-changed calls (ms), and memory."""
+def scorer_run(
+    name: str,
+    scorer: str,
+    repeats: int,
+    rng: np.random.Generator,
+    context_tokens: int | None = None,
+) -> dict:
+    """choose_ad over 100 candidates with ``scorer`` (and the loglik scorer's
+    ``context_tokens``) on a fresh ``name`` backbone: the first call, warm calls and
+    context-changed calls (ms), and memory."""
     gc.collect()
     before = rss_mb()
-    agent = Agent(load_model(name), scorer=scorer)
+    kwargs = {"context_tokens": context_tokens} if scorer == "loglik" else {}
+    agent = Agent(load_model(name), scorer=scorer, **kwargs)
     for i, text in enumerate(phrases(30, 4, rng)):
         agent.context.add("view", text, time=float(i))
     ads = [Ad(f"ad{i}", t, float(rng.uniform(0.5, 3))) for i, t in enumerate(phrases(100, 6, rng))]
@@ -267,7 +278,7 @@ def scorer_run(name: str, scorer: str, repeats: int, rng: np.random.Generator) -
     w, c = percentiles(warm), percentiles(cold)
     return {
         "model": name,
-        "scorer": scorer,
+        "scorer": scorer if context_tokens is None else f"{scorer} k={context_tokens}",
         "first_ms": first * 1e3,
         "warm_p50_ms": w["p50_ms"],
         "warm_p95_ms": w["p95_ms"],
@@ -279,14 +290,22 @@ def scorer_run(name: str, scorer: str, repeats: int, rng: np.random.Generator) -
 
 
 def scorers(pairs: list[tuple[str, str]], repeats: int, rng: np.random.Generator) -> list[dict]:
-    """For each (encoder, causal LM) pair: the embedding agent, the loglik agent, and their
-    ratio per path (loglik / embedding; the target is <= 2)."""
+    """For each (encoder, causal LM) pair: the embedding agent on the encoder, the loglik agent
+    (exact, and ``context_tokens = 1``) and the embedding agent on the causal LM itself (the
+    same model as an encoder), with each loglik row's ratio per path to the encoder's and to
+    the same model's embedding agent (the target is <= 2)."""
     rows = []
     for encoder, causal in pairs:
         emb = scorer_run(encoder, "embedding", repeats, rng)
-        ll = scorer_run(causal, "loglik", repeats, rng)
-        ratio = {k: ll[k] / emb[k] for k in emb if k.endswith("_ms")}
-        rows += [emb, ll, {"model": f"{causal} / {encoder}", "scorer": "ratio", **ratio}]
+        same = scorer_run(causal, "embedding", repeats, rng)
+        rows += [emb, same]
+        for k in (None, 1):
+            ll = scorer_run(causal, "loglik", repeats, rng, context_tokens=k)
+            rows.append(ll)
+            for base in (emb, same):
+                ratio = {key: ll[key] / base[key] for key in base if key.endswith("_ms")}
+                label = f"{causal} {ll['scorer']} / {base['model']} embedding"
+                rows.append({"model": label, "scorer": "ratio", **ratio})
     return rows
 
 
