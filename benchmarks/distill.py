@@ -24,8 +24,23 @@ students are timed interleaved in this process, one thread; ``cold`` embeds the 
 anew (the teacher's transformer forward). FLOPs: teacher warm ``2 * 100 * 384``, cold adds
 ``2 * (non-embedding parameters) * tokens`` per ad; the student's from ``Student.flops``.
 
+With ``--teacher smollm2`` (issue 19's fast path), the teacher is SmolLM2-135M's exact
+log-likelihood scorer (``agents.distill.loglik_teacher``: each ad's mean token log-probability
+after the agent's scoring prompt, ``Agent(scorer="loglik")``'s relevance at ``w = 0``). The
+student is distilled without any user's data: ``--pseudo`` public pseudo-contexts of
+``--pseudo-size`` MovieLens titles (drawn by public popularity), each labelled by the teacher
+on its own ``--list`` titles drawn uniformly (``distill_lists``, listwise, ``pointwise = 0``:
+the teacher's values are log-probabilities, not CTR logits). Evaluated on the protocol of
+``agent_quality.py --baseline-sweep`` (the report pool, even user ids; per seed
+``--eval-users`` users and their 100 sampled candidates): popularity, the MiniLM embedding
+agent, the teacher and the student, with the student's NDCG kept vs the teacher and its
+agreement with the teacher (Spearman, top-10 overlap). Latency per decision after a context
+change (a new ``view`` event before every decision, 100 candidates, one thread, interleaved):
+teacher, MiniLM (warm ad cache) and student, over ``--latency-repeats`` decisions.
+
     bash .ci/env python benchmarks/distill.py [--quick] [--seeds 0,1,2]
     bash .ci/env python benchmarks/distill.py --smollm2 5   # SmolLM2's latency alone
+    bash .ci/env python benchmarks/distill.py --teacher smollm2   # SmolLM2's student
 """
 
 from __future__ import annotations
@@ -40,20 +55,30 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from agents import enable_lora, load_model, train
-from agents.datasets import movielens, positive_counts
+from agents import Agent, enable_lora, load_model, train
+from agents.datasets import movielens, movielens_users, positive_counts, precision_ndcg_at_k
 from agents.distill import (
     DistillConfig,
     Student,
     distill,
     distill_federated,
+    distill_lists,
     loglik_teacher,
     lora_teacher,
     public_contexts,
 )
 from agents.scoring import initial_head
 from benchmarks._report import machine_note, print_table, write_json
-from benchmarks.agent_quality import K, make_context, metrics, split, training_set
+from benchmarks.agent_quality import (
+    HISTORY,
+    POOLS,
+    K,
+    make_context,
+    metrics,
+    sampled_candidates,
+    split,
+    training_set,
+)
 
 CANDIDATES = 100
 STUDENTS = ("student (public)", "student (federated)", "student (FedDF)", "student (federated, DP)")
@@ -278,6 +303,213 @@ def smollm2(args, ratings, text) -> None:
     print(f"wrote {write_json('distill_smollm2', {**payload, 'load_after': load})}")
 
 
+SMOL_RANKERS = ("popularity", "MiniLM (embedding)", "SmolLM2 loglik (teacher)", "student")
+
+
+class Labeller:
+    """The teacher, memoised in memory per (context object, candidate list) so that several
+    students can be fitted on one labelling; a progress line every ``every`` new calls."""
+
+    def __init__(self, teacher, total: int, every: int = 10) -> None:
+        self.teacher, self.total, self.every = teacher, total, every
+        self.memo: dict[tuple, np.ndarray] = {}
+        self.seconds = 0.0
+
+    def __call__(self, ctx, ads, priors) -> np.ndarray:
+        key = (id(ctx), tuple(ads))
+        if key not in self.memo:
+            start = time.perf_counter()
+            self.memo[key] = np.asarray(self.teacher(ctx, ads, priors), np.float32)
+            self.seconds += time.perf_counter() - start
+            done = len(self.memo)
+            if done % self.every == 0 or done == self.total:
+                eta = self.seconds / done * (self.total - done)
+                print(f"  labelled {done}/{self.total} in {self.seconds:.0f} s (eta {eta:.0f} s)")
+        return self.memo[key]
+
+
+def smol_student(args, texts: list[str], pop: np.ndarray, prior: np.ndarray, teacher):
+    """The public student: ``args.pseudo`` pseudo-contexts, each with its own ``args.list``
+    uniformly drawn titles labelled by ``teacher`` (seeded by the first seed). The temperature
+    is chosen among ``args.temperatures`` by the Spearman agreement with the teacher on the
+    last fifth of the pseudo-contexts (fitted on the rest), then the student is fitted on all.
+    Returns the student and the labelling / fitting facts."""
+    seed = args.seeds[0]
+    gen = np.random.default_rng(seed)
+    pseudo = public_contexts(texts, args.pseudo, args.pseudo_size, weights=pop + 1, rng=seed)
+    picks = [gen.choice(len(texts), args.list, replace=False) for _ in pseudo]
+    lists, pri = [[texts[i] for i in p] for p in picks], [prior[p] for p in picks]
+    labeller = Labeller(teacher, len(pseudo))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(args.label_threads)  # labelling only: the timed decisions use one
+    labels = [labeller(c, a, p) for c, a, p in zip(pseudo, lists, pri, strict=True)]
+    torch.set_num_threads(threads)
+    start, cut, grid = time.perf_counter(), len(pseudo) - max(1, len(pseudo) // 5), {}
+    for tau in args.temperatures:
+        cfg = DistillConfig(args.buckets, args.dim, tau, 0.0, args.epochs)
+        held = distill_lists(labeller, pseudo[:cut], lists[:cut], pri[:cut], config=cfg, rng=seed)
+        rho = [
+            agreement(held.student.logits(c, a, p), t)[0]
+            for c, a, p, t in zip(pseudo[cut:], lists[cut:], pri[cut:], labels[cut:], strict=True)
+        ]
+        grid[tau] = float(np.mean(rho))
+    tau = max(grid, key=grid.get)
+    cfg = DistillConfig(args.buckets, args.dim, tau, 0.0, args.epochs)
+    res = distill_lists(labeller, pseudo, lists, pri, config=cfg, rng=seed)
+    fit_s = time.perf_counter() - start
+    print(f"student: labelled in {labeller.seconds:.0f} s, fitted in {fit_s:.0f} s; held-out "
+          f"Spearman vs teacher by temperature {grid}, chose {tau}")  # fmt: skip
+    facts = {"label_s": labeller.seconds, "fit_s": fit_s, "loss": res.losses[-1]}
+    return res.student, {**facts, "temperature": tau, "heldout_spearman_by_temperature": grid}
+
+
+def agreement(student: np.ndarray, teacher: np.ndarray) -> tuple[float, float]:
+    """(Spearman rank correlation, top-K overlap share) of two score lists (n,)."""
+    rs, rt = np.argsort(np.argsort(student)), np.argsort(np.argsort(teacher))
+    rho = float(np.corrcoef(rs, rt)[0, 1])
+    top = len(set(np.argsort(-student)[:K]) & set(np.argsort(-teacher)[:K])) / K
+    return rho, top
+
+
+def picked_users(users, item_ids: np.ndarray, seed: int, n_users: int) -> list:
+    """The users and candidates of ``agent_quality.py --baseline-sweep --pool report --seed
+    seed`` (same draws in the same order)."""
+    rng = np.random.default_rng(seed)
+    pool = [u for u in sorted(users) if u % 2 == POOLS["report"]]
+    return [
+        (int(uid), sampled_candidates(users[uid], item_ids, CANDIDATES, rng))
+        for uid in rng.permutation(pool)[:n_users]
+    ]
+
+
+def smol_quality(rankers: dict, users, picked, text, prior_of) -> tuple[list[dict], dict]:
+    """NDCG@10 / P@10 of every ranker on ``picked`` and the student's agreement with the
+    teacher; one torch thread."""
+    per: dict[str, list] = {name: [] for name in rankers}
+    agree = []
+    for uid, ids in picked:
+        ctx, texts = make_context(users[uid], text), [text[int(i)] for i in ids]
+        priors = np.array([prior_of[i] for i in ids], np.float32)
+        scores = {name: np.asarray(fn(ctx, texts, priors)) for name, fn in rankers.items()}
+        for name, s in scores.items():
+            per[name].append(precision_ndcg_at_k(s, ids, users[uid].test, k=K))
+        agree.append(agreement(scores["student"], scores["SmolLM2 loglik (teacher)"]))
+    rows = []
+    for name, vals in per.items():
+        p, n = np.mean(vals, axis=0)
+        rows.append({"ranker": name, "P@10": float(p), "NDCG@10": float(n)})
+        rows[-1]["NDCG@10 per user"] = [float(v[1]) for v in vals]
+    rho, top = np.mean(agree, axis=0)
+    return rows, {"spearman_vs_teacher": float(rho), "top10_overlap_vs_teacher": float(top)}
+
+
+def smol_latency(scorers: dict, users, picked, text, prior_of, repeats: int, seed: int):
+    """ms per decision of each ``scorers[name](ctx, texts, priors)`` after a context change:
+    before every decision a new ``view`` of a random title, an hour after the newest event,
+    joins the user's context (persistent per user); 100 candidates; interleaved."""
+    gen = np.random.default_rng(seed)
+    titles = list(text.values())
+    contexts = {uid: make_context(users[uid], text) for uid, _ in picked}
+    out: dict[str, list[float]] = {name: [] for name in scorers}
+    for r in range(repeats):
+        uid, ids = picked[r % len(picked)]
+        ctx = contexts[uid]
+        newest = max(e.time for e in ctx.events)
+        ctx.add("view", titles[int(gen.integers(len(titles)))], time=newest + 3600.0)
+        texts = [text[int(i)] for i in ids]
+        priors = np.array([prior_of[i] for i in ids], np.float32)
+        for name, fn in scorers.items():
+            start = time.perf_counter()
+            fn(ctx, texts, priors)
+            out[name].append(1000 * (time.perf_counter() - start))
+    return {k: np.array(v) for k, v in out.items()}
+
+
+def smol_run(args, ratings, text) -> None:
+    """``--teacher smollm2``: distil, evaluate, time, print the tables, write the JSON."""
+    load_before, started = os.getloadavg(), time.perf_counter()
+    command = " ".join(["bash .ci/env python benchmarks/distill.py", *sys.argv[1:]])
+    users = movielens_users(ratings, history=HISTORY)
+    item_ids = np.array(sorted(text))
+    texts = [text[int(i)] for i in item_ids]
+    pop = positive_counts(users, item_ids).astype(float)
+    prior = np.log1p(pop).astype(np.float32)
+    prior_of = dict(zip(item_ids.tolist(), prior.tolist(), strict=True))
+    smol, minilm = load_model("smollm2", max_length=32), load_model("minilm", max_length=32)
+    teacher = loglik_teacher(smol)
+    student, fit = smol_student(args, texts, pop, prior, teacher)
+    agents: dict[int, tuple] = {}  # one MiniLM agent per context (held: ids stay unique)
+
+    def minilm_score(ctx, ads, priors):
+        if id(ctx) not in agents:
+            agents[id(ctx)] = (ctx, Agent(minilm, ctx))
+        return agents[id(ctx)][1].predict_ctr(ads, priors)
+
+    rankers = {
+        "popularity": lambda c, a, p: p,
+        "MiniLM (embedding)": minilm_score,
+        "SmolLM2 loglik (teacher)": teacher,
+        "student": student.logits,  # its CTR's order; the logits never saturate to ties
+    }
+    rows, first = [], None
+    for seed in args.seeds:
+        picked = picked_users(users, item_ids, seed, args.eval_users)
+        first = first or picked
+        q, agree = smol_quality(rankers, users, picked, text, prior_of)
+        rows += [{"seed": seed, **r, **(agree if r["ranker"] == "student" else {})} for r in q]
+        print_table(rows[-len(q) :], ["seed", "ranker", "P@10", "NDCG@10"])
+        print(f"seed {seed}: student vs teacher {agree}", flush=True)
+    ms = smol_latency(rankers, users, first, text, prior_of, args.latency_repeats, args.seeds[0])
+    smol_report(rows, ms, fit, args, command, load_before, time.perf_counter() - started)
+
+
+def smol_report(rows, ms, fit, args, command, load_before, seconds) -> None:
+    """Mean quality over seeds, latency percentiles and ratios; the tables and the JSON."""
+    table = []
+    for name in SMOL_RANKERS:
+        mine = [r for r in rows if r["ranker"] == name]
+        row = {"ranker": name}
+        for key in ("P@10", "NDCG@10", "spearman_vs_teacher", "top10_overlap_vs_teacher"):
+            if key in mine[0]:
+                row[key] = float(np.mean([r[key] for r in mine]))
+        row["NDCG@10 per seed"] = [r["NDCG@10"] for r in mine]
+        table.append(row)
+    teacher = table[2]["NDCG@10"]
+    for row in table:
+        row["kept_vs_teacher"] = row["NDCG@10"] / teacher
+    timed = [
+        {"scorer": name, "ms_p50": float(np.median(v)), "ms_p95": float(np.percentile(v, 95))}
+        for name, v in ms.items()
+        if name != "popularity"
+    ]
+    base = next(t for t in timed if t["scorer"].startswith("MiniLM"))
+    for t in timed:
+        t["p50_vs_minilm"] = t["ms_p50"] / base["ms_p50"]
+    load = os.getloadavg()
+    print()
+    cols = ["ranker", "P@10", "NDCG@10", "kept_vs_teacher", "spearman_vs_teacher"]
+    print_table(table, [*cols, "top10_overlap_vs_teacher"])
+    print()
+    print_table(timed, ["scorer", "ms_p50", "ms_p95", "p50_vs_minilm"])
+    print(f"{machine_note(load_before, load)}; {seconds:.0f} s; command: {command}")
+    payload = {
+        "command": command,
+        "args": vars(args),
+        "teacher": "SmolLM2-135M loglik, exact (w = 0, context_tokens None), max_length 32",
+        "eval": {"pool": "report", "users_per_seed": args.eval_users, "k": K},
+        "candidates_per_decision": CANDIDATES,
+        "distillation": fit,
+        "quality": table,
+        "per_seed": rows,
+        "latency": timed,
+        "latency_repeats": args.latency_repeats,
+        "load_before": load_before,
+        "load_after": load,
+        "seconds": seconds,
+    }
+    print(f"wrote {write_json('distill_smollm2_student', payload)}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="100 users, 120 trainers, 1 epoch")
@@ -299,12 +531,32 @@ def main() -> None:
     parser.add_argument(
         "--smollm2", type=int, default=0, help="only time SmolLM2 over this many decisions"
     )
+    parser.add_argument(
+        "--teacher",
+        choices=("minilm", "smollm2"),
+        default="minilm",
+        help="smollm2: distil SmolLM2's loglik scorer on public pseudo-contexts (docstring)",
+    )
+    parser.add_argument("--pseudo", type=int, default=160, help="smollm2: pseudo-contexts")
+    parser.add_argument("--pseudo-size", type=int, default=10, help="smollm2: titles each")
+    parser.add_argument("--list", type=int, default=24, help="smollm2: candidates per context")
+    parser.add_argument(
+        "--temperatures",
+        type=lambda t: [float(x) for x in t.split(",")],
+        default=[0.5, 1.0, 2.0],
+        help="smollm2: distillation temperatures tried (held-out pseudo-contexts choose)",
+    )
+    parser.add_argument("--label-threads", type=int, default=1, help="smollm2: labelling")
+    parser.add_argument("--eval-users", type=int, default=20, help="smollm2: users per seed")
+    parser.add_argument("--latency-repeats", type=int, default=10, help="smollm2: decisions")
     args = parser.parse_args()
     torch.set_num_threads(1)
     load_before = os.getloadavg()
     ratings, text = movielens()
     if args.smollm2:
         return smollm2(args, ratings, text)
+    if args.teacher == "smollm2":
+        return smol_run(args, ratings, text)
     rows = []
     for seed in args.seeds:
         seed_rows, backbone, students, texts = one_seed(seed, args, ratings, text)
