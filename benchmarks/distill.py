@@ -303,7 +303,14 @@ def smollm2(args, ratings, text) -> None:
     print(f"wrote {write_json('distill_smollm2', {**payload, 'load_after': load})}")
 
 
-SMOL_RANKERS = ("popularity", "MiniLM (embedding)", "SmolLM2 loglik (teacher)", "student")
+SMOL_RANKERS = (
+    "popularity",
+    "MiniLM (embedding)",
+    "SmolLM2 loglik (teacher)",
+    "student",
+    "student, prior term off",
+)
+TEACHER = SMOL_RANKERS[2]
 
 
 class Labeller:
@@ -360,6 +367,7 @@ def smol_student(args, texts: list[str], pop: np.ndarray, prior: np.ndarray, tea
     print(f"student: labelled in {labeller.seconds:.0f} s, fitted in {fit_s:.0f} s; held-out "
           f"Spearman vs teacher by temperature {grid}, chose {tau}")  # fmt: skip
     facts = {"label_s": labeller.seconds, "fit_s": fit_s, "loss": res.losses[-1]}
+    facts["head"] = {k: float(v[0]) for k, v in res.student.state().items() if v.size == 1}
     return res.student, {**facts, "temperature": tau, "heldout_spearman_by_temperature": grid}
 
 
@@ -383,24 +391,27 @@ def picked_users(users, item_ids: np.ndarray, seed: int, n_users: int) -> list:
 
 
 def smol_quality(rankers: dict, users, picked, text, prior_of) -> tuple[list[dict], dict]:
-    """NDCG@10 / P@10 of every ranker on ``picked`` and the student's agreement with the
+    """NDCG@10 / P@10 of every ranker on ``picked`` and each one's agreement with the
     teacher; one torch thread."""
     per: dict[str, list] = {name: [] for name in rankers}
-    agree = []
+    agree: dict[str, list] = {name: [] for name in rankers if name != TEACHER}
     for uid, ids in picked:
         ctx, texts = make_context(users[uid], text), [text[int(i)] for i in ids]
         priors = np.array([prior_of[i] for i in ids], np.float32)
         scores = {name: np.asarray(fn(ctx, texts, priors)) for name, fn in rankers.items()}
         for name, s in scores.items():
             per[name].append(precision_ndcg_at_k(s, ids, users[uid].test, k=K))
-        agree.append(agreement(scores["student"], scores["SmolLM2 loglik (teacher)"]))
+        for name in agree:
+            agree[name].append(agreement(scores[name], scores[TEACHER]))
     rows = []
     for name, vals in per.items():
         p, n = np.mean(vals, axis=0)
         rows.append({"ranker": name, "P@10": float(p), "NDCG@10": float(n)})
         rows[-1]["NDCG@10 per user"] = [float(v[1]) for v in vals]
-    rho, top = np.mean(agree, axis=0)
-    return rows, {"spearman_vs_teacher": float(rho), "top10_overlap_vs_teacher": float(top)}
+        if name in agree:
+            rho, top = np.mean(agree[name], axis=0)
+            rows[-1].update(spearman_vs_teacher=float(rho), top10_overlap_vs_teacher=float(top))
+    return rows
 
 
 def smol_latency(scorers: dict, users, picked, text, prior_of, repeats: int, seed: int):
@@ -448,17 +459,17 @@ def smol_run(args, ratings, text) -> None:
     rankers = {
         "popularity": lambda c, a, p: p,
         "MiniLM (embedding)": minilm_score,
-        "SmolLM2 loglik (teacher)": teacher,
+        TEACHER: teacher,
         "student": student.logits,  # its CTR's order; the logits never saturate to ties
     }
+    ablation = {"student, prior term off": lambda c, a, p: student.logits(c, a, 0.0)}
     rows, first = [], None
     for seed in args.seeds:
         picked = picked_users(users, item_ids, seed, args.eval_users)
         first = first or picked
-        q, agree = smol_quality(rankers, users, picked, text, prior_of)
-        rows += [{"seed": seed, **r, **(agree if r["ranker"] == "student" else {})} for r in q]
-        print_table(rows[-len(q) :], ["seed", "ranker", "P@10", "NDCG@10"])
-        print(f"seed {seed}: student vs teacher {agree}", flush=True)
+        q = smol_quality({**rankers, **ablation}, users, picked, text, prior_of)
+        rows += [{"seed": seed, **r} for r in q]
+        print_table(rows[-len(q) :], ["seed", "ranker", "P@10", "NDCG@10", "spearman_vs_teacher"])
     ms = smol_latency(rankers, users, first, text, prior_of, args.latency_repeats, args.seeds[0])
     smol_report(rows, ms, fit, args, command, load_before, time.perf_counter() - started)
 
@@ -474,7 +485,7 @@ def smol_report(rows, ms, fit, args, command, load_before, seconds) -> None:
                 row[key] = float(np.mean([r[key] for r in mine]))
         row["NDCG@10 per seed"] = [r["NDCG@10"] for r in mine]
         table.append(row)
-    teacher = table[2]["NDCG@10"]
+    teacher = table[SMOL_RANKERS.index(TEACHER)]["NDCG@10"]
     for row in table:
         row["kept_vs_teacher"] = row["NDCG@10"] / teacher
     timed = [
@@ -548,7 +559,7 @@ def main() -> None:
     )
     parser.add_argument("--label-threads", type=int, default=1, help="smollm2: labelling")
     parser.add_argument("--eval-users", type=int, default=20, help="smollm2: users per seed")
-    parser.add_argument("--latency-repeats", type=int, default=10, help="smollm2: decisions")
+    parser.add_argument("--latency-repeats", type=int, default=20, help="smollm2: decisions")
     args = parser.parse_args()
     torch.set_num_threads(1)
     load_before = os.getloadavg()
