@@ -158,6 +158,31 @@ class Cohort:
     lr: float = 2e-3
     lr_min: float = 2e-4
 
+    def __post_init__(self) -> None:
+        """Refuse a cohort the runs cannot take, naming the field and what is allowed.
+
+        >>> Cohort(nodes=0)
+        Traceback (most recent call last):
+        ...
+        ValueError: --nodes = 0; allowed: an integer >= 1
+        """
+        checks = {
+            "--nodes": (self.nodes, "an integer >= 1", self.nodes >= 1),
+            "--rounds": (self.rounds, "an integer >= 1", self.rounds >= 1),
+            "--users-per-client": (
+                self.users_per_client,
+                ">= 0 (0: all)",
+                self.users_per_client >= 0,
+            ),
+            "--lora-rank": (self.rank, "an integer >= 1", self.rank >= 1),
+            "--clip": (self.clip, "a finite number > 0", np.isfinite(self.clip) and self.clip > 0),
+            "--smol-lr": (self.lr, "a finite number > 0", np.isfinite(self.lr) and self.lr > 0),
+            "--smol-lr-min": (self.lr_min, "in 0..--smol-lr", 0 <= self.lr_min <= self.lr),
+        }
+        for flag, (value, allowed, ok) in checks.items():
+            if not ok:
+                raise ValueError(f"{flag} = {value!r}; allowed: {allowed}")
+
     def config(self) -> dict[str, Any]:
         """The run-config keys this cohort sets (both models; targets reach the instruct task)."""
         return {
@@ -457,16 +482,19 @@ def main() -> None:
     parser.add_argument("--only-steps", action="store_true", help="part 1 alone")
     parser.add_argument("--step-child", choices=("on", "off"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    shape = Cohort(
-        args.nodes,
-        args.rounds,
-        args.users_per_client,
-        args.lora_rank,
-        args.lora_targets,
-        args.clip,
-        args.smol_lr,
-        args.smol_lr_min,
-    )
+    try:
+        shape = Cohort(
+            args.nodes,
+            args.rounds,
+            args.users_per_client,
+            args.lora_rank,
+            args.lora_targets,
+            args.clip,
+            args.smol_lr,
+            args.smol_lr_min,
+        )
+    except ValueError as err:
+        parser.error(str(err))
     if args.step_child:
         print(json.dumps(step_child(args.step_child == "on", args.steps)))
         return
