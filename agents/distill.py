@@ -22,7 +22,9 @@ pointwise term that keeps the student's CTR calibrated (the auction multiplies b
 
     loss = tau^2 KL(softmax(t / tau) || softmax(s / tau)) + pointwise * BCE(sigmoid(s), sigmoid(t))
 
-(Hinton et al. 2015). The privacy rule: the contexts are either public pseudo-contexts built
+(Hinton et al. 2015). :func:`distill_lists` gives each context its own candidate list (the
+teacher labels context i on its list only), for teachers that cost per candidate, such as
+SmolLM2's log-likelihood. The privacy rule: the contexts are either public pseudo-contexts built
 from public ad texts (:func:`public_contexts`) or, in :func:`distill_federated`, each device's
 own context, distilled on the device and averaged by the server (FedAvg over student states,
 McMahan et al. 2017), optionally followed by FedDF's server-side ensemble distillation on
