@@ -34,6 +34,7 @@ import auction
 from . import privacy
 from ._errors import AgentError, BudgetExhaustedError
 from .context import Budget, Event, PrivateContext
+from .distill import Student
 from .explain_text import explain_in_words
 from .loglik_scoring import (
     BASELINE_WEIGHT,
@@ -67,8 +68,8 @@ from .training import RngLike, plan, train
 
 # Quality must be > 0 for the auction; float32 sigmoids of very negative logits round to 0.
 _MIN_QUALITY = 1e-12
-Scorer = Literal["embedding", "loglik"]
-SCORERS = ("embedding", "loglik")
+Scorer = Literal["embedding", "loglik", "student"]
+SCORERS = ("embedding", "loglik", "student")
 _RELEVANCE_LISTS = 4  # candidate lists whose log-likelihood relevances an agent keeps
 
 
@@ -123,7 +124,10 @@ class Agent:
         rank: LoRA rank, if the backbone has no LoRA yet.
         scorer: ``"embedding"`` (default: the context vector and the linear head of
             :mod:`agents.scoring`) or ``"loglik"`` (a causal backbone's log-likelihood of each
-            ad after a prompt from the context, :mod:`agents.loglik_scoring`).
+            ad after a prompt from the context, :mod:`agents.loglik_scoring`) or ``"student"``
+            (``student``'s CTR: a device-sized scorer distilled from a teacher such as the
+            loglik scorer, :mod:`agents.distill`; the LM's ranking at a fraction of its cost,
+            for agents that decide often; the backbone still words explanations).
         baseline_weight: the loglik scorer's ``w`` in ``ll(ad | context) - w ll(ad | neutral)``,
             in [0, 1] (default :data:`agents.loglik_scoring.BASELINE_WEIGHT` = 0, the plain
             log-likelihood; 1 is the PMI). Unused by the embedding scorer.
@@ -133,6 +137,8 @@ class Agent:
             rest after the neutral prompt (cached once per ad): at ``k = 1`` a new context
             costs one prompt run instead of every candidate's tokens, at some loss of ranking
             quality (:mod:`agents.loglik_scoring`). Unused by the embedding scorer.
+        student: the :class:`agents.distill.Student` of ``scorer="student"`` (required there,
+            refused elsewhere); shared, never written by the agent.
     """
 
     def __init__(
@@ -147,6 +153,7 @@ class Agent:
         scorer: Scorer = "embedding",
         baseline_weight: float = BASELINE_WEIGHT,
         context_tokens: int | None = CONTEXT_TOKENS,
+        student: Student | None = None,
     ) -> None:
         if not epsilon_budget > 0:
             raise AgentError(f"epsilon_budget must be > 0, got {epsilon_budget}")
@@ -154,7 +161,18 @@ class Agent:
             raise AgentError(f"scorer must be one of {SCORERS}, got {scorer!r}")
         if scorer == "loglik":
             backbone.require_causal("scorer='loglik'", " (use scorer='embedding')")
+        if (scorer == "student") != (student is not None):
+            raise AgentError(
+                "scorer='student' needs student= (an agents.distill.Student, e.g. distilled "
+                "from the loglik scorer) and student= needs scorer='student'; got "
+                f"scorer={scorer!r}, student={type(student).__name__}"
+            )
+        if student is not None and not isinstance(student, Student):
+            raise AgentError(f"student must be an agents.distill.Student, got {type(student)}")
         self.scorer = scorer
+        self.student = student
+        # the student's scalars in the head form of agents.scoring (gain 1): one logit formula
+        self._student_head = {} if student is None else _head_of(student)
         self.baseline_weight = check_baseline_weight(baseline_weight)
         self.context_tokens = check_context_tokens(context_tokens)
         if backbone.lora is None:
@@ -284,6 +302,8 @@ class Agent:
         """
         if self.scorer == "loglik":
             return self._loglik_ctr(list(ad_texts), priors)
+        if self.student is not None:
+            return self.student.predict_ctr(self._context, list(ad_texts), priors)
         _, _, cvec = self._context_parts()
         activate(self.backbone, self._adapter, self._version)
         return predict_ctr(cvec, self.backbone.embed(list(ad_texts)), self._state, priors)
@@ -356,6 +376,8 @@ class Agent:
                 return why
 
             return ctr, bind_loglik
+        if self.student is not None:
+            return self._student_score(candidates, priors)
         events, weights, cvec = self._context_parts()
         activate(self.backbone, self._adapter, self._version)
         ads = self.backbone.embed([c.text for c in candidates])
@@ -372,6 +394,29 @@ class Agent:
             return why
 
         return predict_ctr(cvec, ads, state, priors), bind_embedding
+
+    def _student_score(
+        self, candidates: Sequence[Ad], priors: np.ndarray
+    ) -> tuple[np.ndarray, Callable[[int], Callable[[], Explanation]]]:
+        """:meth:`_score` for ``scorer="student"``: the student's CTRs; the explanation is the
+        embedding scorer's exact per-event shares on the student's vectors."""
+        student, head = self.student, self._student_head
+        texts = [c.text for c in candidates]
+        events = self._context.scored_events()
+        weights = self._context.weights(events)
+        ctr = student.predict_ctr(self._context, texts, priors)
+
+        def bind_student(w: int) -> Callable[[], Explanation]:
+            text, prior = texts[w], priors[w]
+
+            def why() -> Explanation:
+                emb = student.embed([e.text for e in events])
+                ids = [e.event_id for e in events]
+                return explain(emb, weights, ids, student.embed([text])[0], head, prior=prior)
+
+            return why
+
+        return ctr, bind_student
 
     def audit(self, explanation: Explanation | None = None) -> list[Event]:
         """The context events an explanation points to (default: the last decision's), for
@@ -427,13 +472,18 @@ class Agent:
 
         Raises:
             BudgetExhaustedError: the run would cost more than the agent's remaining budget.
-            AgentError: a ``scorer="loglik"`` agent (this loop fits the embedding scorer's
-                objective, which would not tune what the log-likelihood scorer ranks by).
+            AgentError: a ``scorer="loglik"`` or ``"student"`` agent (this loop fits the
+                embedding scorer's objective, which would not tune what those rank by).
         """
         if self.scorer == "loglik":
             raise AgentError(
                 "train_local fits the embedding scorer; a scorer='loglik' agent is tuned by "
                 "causal-LM fine-tuning (issue 19 item 2), not by this loop"
+            )
+        if self.scorer == "student":
+            raise AgentError(
+                "train_local fits the embedding scorer; a scorer='student' agent's student is "
+                "tuned by distillation (agents.distill: distill, distill_federated)"
             )
         knobs = {
             "epochs": epochs,
@@ -480,3 +530,15 @@ class Agent:
         return LocalUpdate(
             delta, len(rows), fit.plan.steps, fit.plan.epsilon, self.delta, state_nbytes(delta)
         )
+
+
+def _head_of(student: Student) -> dict[str, np.ndarray]:
+    """The student's scale, prior weight and bias as an :mod:`agents.scoring` head (gain 1):
+    its logit ``scale <ad, context> + prior r + bias`` is that head's."""
+    state = student.state()
+    return {
+        "head.gain": np.ones(student.dim, dtype=np.float32),
+        "head.scale": state["student.scale"],
+        "head.prior": state["student.prior"],
+        "head.bias": state["student.bias"],
+    }
