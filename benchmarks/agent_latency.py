@@ -21,7 +21,9 @@
   scorer on the causal LM itself: the first call (empty caches: every ad and the context
   through the model), warm calls (nothing changed) and context-changed calls (a new event
   before each), p50/p95 ms, and each loglik row's ratio per path to the encoder's and to the
-  same model's embedding agent.
+  same model's embedding agent; and the agent deciding by a distilled student
+  (``scorer="student"``, 4,096 x 32, the size ``benchmarks/distill.py --teacher smollm2``
+  distils; untrained here: the cost does not depend on the values).
 
     bash .ci/env python benchmarks/agent_latency.py [--quick] [--smollm2] [--scorers-only]
 """
@@ -42,6 +44,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import auction
 from agents import Ad, Agent, enable_lora, load_model, train
+from agents.distill import Student
 from agents.scoring import initial_head
 from benchmarks._report import machine_note, print_table, write_json
 from benchmarks.auction_throughput import interleaved
@@ -257,7 +260,9 @@ def scorer_run(
     context-changed calls (ms), and memory."""
     gc.collect()
     before = rss_mb()
-    kwargs = {"context_tokens": context_tokens} if scorer == "loglik" else {}
+    kwargs: dict = {"context_tokens": context_tokens} if scorer == "loglik" else {}
+    if scorer == "student":  # the size benchmarks/distill.py distils; its cost not its values
+        kwargs["student"] = Student.initial(rng=0)
     agent = Agent(load_model(name), scorer=scorer, **kwargs)
     for i, text in enumerate(phrases(30, 4, rng)):
         agent.context.add("view", text, time=float(i))
@@ -291,20 +296,24 @@ def scorer_run(
 
 def scorers(pairs: list[tuple[str, str]], repeats: int, rng: np.random.Generator) -> list[dict]:
     """For each (encoder, causal LM) pair: the embedding agent on the encoder, the loglik agent
-    (exact, and ``context_tokens = 1``) and the embedding agent on the causal LM itself (the
-    same model as an encoder), with each loglik row's ratio per path to the encoder's and to
-    the same model's embedding agent (the target is <= 2)."""
+    (exact, and ``context_tokens = 1``), the student agent and the embedding agent on the
+    causal LM itself (the same model as an encoder), with each loglik / student row's ratio
+    per path to the encoder's and to the same model's embedding agent (the target is <= 2)."""
     rows = []
     for encoder, causal in pairs:
         emb = scorer_run(encoder, "embedding", repeats, rng)
         same = scorer_run(causal, "embedding", repeats, rng)
         rows += [emb, same]
-        for k in (None, 1):
-            ll = scorer_run(causal, "loglik", repeats, rng, context_tokens=k)
+        for k in (None, 1, "student"):
+            if k == "student":
+                ll = scorer_run(causal, "student", repeats, rng)
+            else:
+                ll = scorer_run(causal, "loglik", repeats, rng, context_tokens=k)
             rows.append(ll)
             for base in (emb, same):
                 ratio = {key: ll[key] / base[key] for key in base if key.endswith("_ms")}
                 label = f"{causal} {ll['scorer']} / {base['model']} embedding"
+                label = label.replace(f"{causal} student", "student")
                 rows.append({"model": label, "scorer": "ratio", **ratio})
     return rows
 
