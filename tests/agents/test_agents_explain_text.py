@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from agents import Ad, Agent, PrivateContext, load_model
 from agents import explain_text as et
 from agents.context import Event
+from agents.distill import Student
 
 ADS = [
     Ad("a1", "running shoes for the trail", 2.0),
@@ -29,7 +30,8 @@ def causal():
 
 
 def user(backbone, name: str, scorer: str) -> Agent:
-    agent = Agent(backbone, PrivateContext(), scorer=scorer)
+    student = Student.initial(buckets=64, dim=8, rng=0) if scorer == "student" else None
+    agent = Agent(backbone, PrivateContext(), scorer=scorer, student=student)
     for t, (kind, text) in enumerate(HISTORIES[name]):
         agent.context.add(kind, text, time=float(t))
     return agent
@@ -39,7 +41,7 @@ def other_texts(name: str) -> list[str]:
     return [text for other, h in HISTORIES.items() if other != name for _, text in h]
 
 
-@pytest.mark.parametrize("scorer", ["embedding", "loglik"])
+@pytest.mark.parametrize("scorer", ["embedding", "loglik", "student"])
 def test_each_user_hears_only_of_their_own_events(causal, scorer):
     for name in HISTORIES:
         agent = user(causal, name, scorer)
