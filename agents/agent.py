@@ -171,8 +171,6 @@ class Agent:
             raise AgentError(f"student must be an agents.distill.Student, got {type(student)}")
         self.scorer = scorer
         self.student = student
-        # the student's scalars in the head form of agents.scoring (gain 1): one logit formula
-        self._student_head = {} if student is None else _head_of(student)
         self.baseline_weight = check_baseline_weight(baseline_weight)
         self.context_tokens = check_context_tokens(context_tokens)
         if backbone.lora is None:
@@ -400,7 +398,7 @@ class Agent:
     ) -> tuple[np.ndarray, Callable[[int], Callable[[], Explanation]]]:
         """:meth:`_score` for ``scorer="student"``: the student's CTRs; the explanation is the
         embedding scorer's exact per-event shares on the student's vectors."""
-        student, head = self.student, self._student_head
+        student, head = self.student, self.student.head
         texts = [c.text for c in candidates]
         events = self._context.scored_events()
         weights = self._context.weights(events)
@@ -530,15 +528,3 @@ class Agent:
         return LocalUpdate(
             delta, len(rows), fit.plan.steps, fit.plan.epsilon, self.delta, state_nbytes(delta)
         )
-
-
-def _head_of(student: Student) -> dict[str, np.ndarray]:
-    """The student's scale, prior weight and bias as an :mod:`agents.scoring` head (gain 1):
-    its logit ``scale <ad, context> + prior r + bias`` is that head's."""
-    state = student.state()
-    return {
-        "head.gain": np.ones(student.dim, dtype=np.float32),
-        "head.scale": state["student.scale"],
-        "head.prior": state["student.prior"],
-        "head.bias": state["student.bias"],
-    }

@@ -58,7 +58,7 @@ from .dp_sgd import private_gradient
 from .lora import activate, state_version
 from .models import Backbone
 from .prompts import MAX_EVENTS, ad_continuation, context_prompt
-from .scoring import HEAD_KEYS, context_vector, logits
+from .scoring import HEAD_KEYS, context_vector, logits, predict_ctr
 from .training import RngLike
 
 __all__ = [
@@ -117,12 +117,23 @@ class Student:
         state: ``student.table`` (buckets, dim), ``student.scale``, ``student.prior``,
             ``student.bias`` (each (1,)); fp32 arrays (copied).
 
+    Attributes:
+        head: its scale, prior weight and bias as an :mod:`agents.scoring` head with gain 1
+            (read only): :meth:`logits` is :func:`agents.scoring.logits` under it.
+
     Raises:
         AgentError: missing or extra keys, wrong shapes, non-finite values.
     """
 
     def __init__(self, state: Mapping[str, np.ndarray]) -> None:
         self._state = _check_state(state)
+        s = self._state
+        self.head = {
+            "head.gain": np.ones(self.dim, dtype=np.float32),
+            "head.scale": s["student.scale"],
+            "head.prior": s["student.prior"],
+            "head.bias": s["student.bias"],
+        }
         self._vectors: dict[str, np.ndarray] = {}
         self._ctx_key: tuple[int, int] | None = None
         self._ctx = np.zeros(0, np.float32)
@@ -188,15 +199,13 @@ class Student:
         self, context: PrivateContext, ad_texts: Sequence[str], priors: np.ndarray | float = 0.0
     ) -> np.ndarray:
         """(n,) logits of ``ad_texts`` for ``context``; ``priors`` (n,) or scalar."""
-        s = self._state
-        rel = s["student.scale"][0] * (self.embed(ad_texts) @ self.context_vector(context))
-        return rel + s["student.prior"][0] * np.asarray(priors) + s["student.bias"][0]
+        return logits(self.context_vector(context), self.embed(ad_texts), self.head, priors)
 
     def predict_ctr(
         self, context: PrivateContext, ad_texts: Sequence[str], priors: np.ndarray | float = 0.0
     ) -> np.ndarray:
         """(n,) predicted click probabilities, in (0, 1)."""
-        return 1.0 / (1.0 + np.exp(-self.logits(context, ad_texts, priors)))
+        return predict_ctr(self.context_vector(context), self.embed(ad_texts), self.head, priors)
 
     def flops(self, n_candidates: int = 100, *, cached: bool = True) -> int:
         """FLOPs of one decision over ``n_candidates`` ads: ``2 n dim`` with cached ad vectors
