@@ -59,7 +59,7 @@ import numpy as np
 
 from ._errors import AgentError
 from .context import Event
-from .models import Backbone
+from .models import Backbone, check_token_count
 from .prompts import NEUTRAL_PROMPT, ad_continuation, context_prompt
 from .scoring import Explanation
 
@@ -76,12 +76,8 @@ neutral prompt (faster after a context change, less accurate: module docstring).
 
 def check_context_tokens(k: int | None) -> int | None:
     """``k`` after checking it is None or an int >= 1."""
-    if k is not None and (not isinstance(k, int) or isinstance(k, bool) or k < 1):
-        raise AgentError(
-            f"context_tokens must be an int >= 1 (first tokens of each ad scored after the "
-            f"context prompt) or None (every token: the exact score), got {k!r}"
-        )
-    return k
+    meaning = " (first tokens of each ad scored after the context prompt)"
+    return check_token_count(k, "context_tokens", meaning, "every token: the exact score")
 
 
 def check_baseline_weight(w: float) -> float:

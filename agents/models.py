@@ -246,10 +246,7 @@ class Backbone:
         self.require_causal("token_logprobs")
         if isinstance(continuations, str):
             raise AgentError("continuations must be a sequence of strings, got a single str")
-        if max_tokens is not None and (
-            not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1
-        ):
-            raise AgentError(f"max_tokens must be an int >= 1 or None (all), got {max_tokens!r}")
+        check_token_count(max_tokens, "max_tokens", "", "all")
         cache, version = self._ll, self.active_version
         keys = [(version, context, text, max_tokens) for text in continuations]
         todo = list(dict.fromkeys(k[2] for k in keys if k not in cache))
@@ -358,6 +355,14 @@ class Backbone:
         self._ll_lists.clear()
         self._prefixes.clear()
         self._token_ids.clear()
+
+
+def check_token_count(k: int | None, name: str, int_means: str, none_means: str) -> int | None:
+    """``k`` after checking it is None or an int >= 1 (not a bool); the error names ``name``
+    and what an int (``int_means``, may be empty) and None (``none_means``) mean."""
+    if k is not None and (not isinstance(k, int) or isinstance(k, bool) or k < 1):
+        raise AgentError(f"{name} must be an int >= 1{int_means} or None ({none_means}), got {k!r}")
+    return k
 
 
 def _keep_list(lists: OrderedDict[Any, np.ndarray], key: Any, out: np.ndarray) -> np.ndarray:
