@@ -195,16 +195,22 @@ def zero_shot_sampled(users, eval_ids, text, item_ids, prior, args, rng) -> list
 POOLS = {"tune": 1, "report": 0}  # user id % 2 of each pool: disjoint by construction
 
 
+def pool_users(
+    users, item_ids: np.ndarray, pool: str, seed: int, n_users: int, candidates: int
+) -> list[tuple[int, np.ndarray]]:
+    """``n_users`` users of ``pool`` drawn with ``seed`` and each one's sampled candidates
+    (:func:`sampled_candidates`, the same generator in the same order): the users of
+    ``--baseline-sweep --pool pool --seed seed``."""
+    rng = np.random.default_rng(seed)
+    drawn = rng.permutation([u for u in sorted(users) if u % 2 == POOLS[pool]])[:n_users]
+    return [(int(uid), sampled_candidates(users[uid], item_ids, candidates, rng)) for uid in drawn]
+
+
 def baseline_sweep(users, text, item_ids, prior, args) -> list[dict]:
     """NDCG@10 / P@10 of the SmolLM2 loglik relevance for each ``w`` in ``args.weights`` and of
     popularity and MiniLM, on ``args.smollm2_users`` users of ``args.pool`` drawn with
     ``args.seed`` and their sampled candidates; one torch thread."""
-    rng = np.random.default_rng(args.seed)
-    pool = [u for u in sorted(users) if u % 2 == POOLS[args.pool]]
-    picked = [
-        (int(uid), sampled_candidates(users[uid], item_ids, args.candidates, rng))
-        for uid in rng.permutation(pool)[: args.smollm2_users]
-    ]
+    picked = pool_users(users, item_ids, args.pool, args.seed, args.smollm2_users, args.candidates)
     prior_of = dict(zip(item_ids.tolist(), prior.tolist(), strict=True))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -71,11 +71,10 @@ from agents.scoring import initial_head
 from benchmarks._report import machine_note, print_table, write_json
 from benchmarks.agent_quality import (
     HISTORY,
-    POOLS,
     K,
     make_context,
     metrics,
-    sampled_candidates,
+    pool_users,
     split,
     training_set,
 )
@@ -379,17 +378,6 @@ def agreement(student: np.ndarray, teacher: np.ndarray) -> tuple[float, float]:
     return rho, top
 
 
-def picked_users(users, item_ids: np.ndarray, seed: int, n_users: int) -> list:
-    """The users and candidates of ``agent_quality.py --baseline-sweep --pool report --seed
-    seed`` (same draws in the same order)."""
-    rng = np.random.default_rng(seed)
-    pool = [u for u in sorted(users) if u % 2 == POOLS["report"]]
-    return [
-        (int(uid), sampled_candidates(users[uid], item_ids, CANDIDATES, rng))
-        for uid in rng.permutation(pool)[:n_users]
-    ]
-
-
 def smol_quality(rankers: dict, users, picked, text, prior_of) -> tuple[list[dict], dict]:
     """NDCG@10 / P@10 of every ranker on ``picked`` and each one's agreement with the
     teacher; one torch thread."""
@@ -465,7 +453,7 @@ def smol_run(args, ratings, text) -> None:
     ablation = {"student, prior term off": lambda c, a, p: student.logits(c, a, 0.0)}
     rows, first = [], None
     for seed in args.seeds:
-        picked = picked_users(users, item_ids, seed, args.eval_users)
+        picked = pool_users(users, item_ids, "report", seed, args.eval_users, CANDIDATES)
         first = first or picked
         q = smol_quality({**rankers, **ablation}, users, picked, text, prior_of)
         rows += [{"seed": seed, **r} for r in q]

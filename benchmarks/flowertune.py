@@ -342,12 +342,13 @@ def quality_rows(
             summary, final, wall = simulate(cfg, cohort.nodes, run_dir)
             row = f"{label[name]}, federated" + ("" if noise == 0 else f", z = {noise:g}")
             runs.append((row, partial(scores, final), summary, wall, noise))
-            shape[row] = dp_shape(task.initial_arrays(), round_one(run_dir), noise, cohort)
+            first = round_one(run_dir)
+            shape[row] = dp_shape(task.initial_arrays(), first, noise, cohort)
             if noise == 0:
-                reference[name] = (row, round_one(run_dir))
+                reference[name] = (row, first)
             elif name in reference:
                 ref_row, ref_arrays = reference[name]
-                noise_norm = distance(round_one(run_dir), ref_arrays)
+                noise_norm = distance(first, ref_arrays)
                 shape[row]["|noise| r1"] = noise_norm
                 shape[row]["signal/noise r1"] = shape[ref_row]["|r1 - r0|"] / noise_norm
     rows = []
