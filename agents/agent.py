@@ -251,14 +251,13 @@ class Agent:
         """Scored events, their weights (m,) and the context vector (d,).
 
         Recomputed when the context or the adapter changed (embeddings come from the
-        backbone's cache, so only new event texts run through the model). The events'
+        backbone's cache, or the student's, so only new event texts are embedded). The events'
         (m, d) embeddings are not kept: an explanation reads them again from the cache.
         """
         key = (self._version, self._context.version)
         if key != self._ctx_key:
-            activate(self.backbone, self._adapter, self._version)
             events = self._context.scored_events()
-            emb = self.backbone.embed([e.text for e in events])
+            emb = self._embed([e.text for e in events], self._adapter, self._version)
             weights = self._context.weights(events)
             self._ctx = (events, weights, context_vector(emb, weights))
             self._ctx_key = key
@@ -300,11 +299,10 @@ class Agent:
         """
         if self.scorer == "loglik":
             return self._loglik_ctr(list(ad_texts), priors)
-        if self.student is not None:
-            return self.student.predict_ctr(self._context, list(ad_texts), priors)
         _, _, cvec = self._context_parts()
-        activate(self.backbone, self._adapter, self._version)
-        return predict_ctr(cvec, self.backbone.embed(list(ad_texts)), self._state, priors)
+        ads = self._embed(list(ad_texts), self._adapter, self._version)
+        head = self._state if self.student is None else self.student.head
+        return predict_ctr(cvec, ads, head, priors)
 
     def choose_ad(
         self,
@@ -374,47 +372,33 @@ class Agent:
                 return why
 
             return ctr, bind_loglik
-        if self.student is not None:
-            return self._student_score(candidates, priors)
+        # the embedding scorer, or the student: the same form (its vectors, its head)
         events, weights, cvec = self._context_parts()
-        activate(self.backbone, self._adapter, self._version)
-        ads = self.backbone.embed([c.text for c in candidates])
+        head = state if self.student is None else self.student.head
+        ads = self._embed([c.text for c in candidates], adapter, version)
 
         def bind_embedding(w: int) -> Callable[[], Explanation]:
             ad, prior = ads[w].copy(), priors[w]
 
             def why() -> Explanation:
-                activate(self.backbone, adapter, version)  # the decision's adapter
-                emb = self.backbone.embed([e.text for e in events])
+                emb = self._embed([e.text for e in events], adapter, version)
                 ids = [e.event_id for e in events]
-                return explain(emb, weights, ids, ad, state, prior=prior)
+                return explain(emb, weights, ids, ad, head, prior=prior)
 
             return why
 
-        return predict_ctr(cvec, ads, state, priors), bind_embedding
+        return predict_ctr(cvec, ads, head, priors), bind_embedding
 
-    def _student_score(
-        self, candidates: Sequence[Ad], priors: np.ndarray
-    ) -> tuple[np.ndarray, Callable[[int], Callable[[], Explanation]]]:
-        """:meth:`_score` for ``scorer="student"``: the student's CTRs; the explanation is the
-        embedding scorer's exact per-event shares on the student's vectors."""
-        student, head = self.student, self.student.head
-        texts = [c.text for c in candidates]
-        events = self._context.scored_events()
-        weights = self._context.weights(events)
-        ctr = student.predict_ctr(self._context, texts, priors)
-
-        def bind_student(w: int) -> Callable[[], Explanation]:
-            text, prior = texts[w], priors[w]
-
-            def why() -> Explanation:
-                emb = student.embed([e.text for e in events])
-                ids = [e.event_id for e in events]
-                return explain(emb, weights, ids, student.embed([text])[0], head, prior=prior)
-
-            return why
-
-        return ctr, bind_student
+    def _embed(
+        self, texts: list[str], adapter: Mapping[str, np.ndarray], version: str
+    ) -> np.ndarray:
+        """(n, d) unit vectors of ``texts`` for the embedding form: the student's or, for the
+        embedding scorer, the backbone's under ``adapter`` (activated first: other agents
+        share the backbone)."""
+        if self.student is not None:
+            return self.student.embed(texts)
+        activate(self.backbone, adapter, version)
+        return self.backbone.embed(texts)
 
     def audit(self, explanation: Explanation | None = None) -> list[Event]:
         """The context events an explanation points to (default: the last decision's), for
